@@ -1,0 +1,43 @@
+# The two README commands are `make run` and `make test`; `.ci/run` runs `make lint` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format services-up services-down clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --frozen --quiet
+
+run: install
+	$(BIN)/agent-eval dev
+
+test: install
+	scripts/services up
+	source .services/env && $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff format --check service consumers schemas tests scripts
+	$(BIN)/ruff check service consumers schemas tests scripts
+	$(BIN)/mypy service consumers schemas tests
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format service consumers schemas tests scripts
+	$(BIN)/ruff check --fix service consumers schemas tests scripts
+
+services-up: install
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+clean: services-down
+	rm -rf .venv .tools .services .mypy_cache .ruff_cache

@@ -1,0 +1,351 @@
+"""The one consumer loop: fetch, filter on `ce_type`, decode, handle, commit — on either bus.
+
+Records of one partition are handled strictly in order by that partition's worker; partitions
+are handled concurrently. A record's offset is committed only after its handler returned (the
+handler commits its own database transaction first), in batches every `commit_interval` or
+`commit_batch` records. Records whose `ce_type` the role does not handle are skipped and
+committed without decoding. A record that cannot be decoded, or whose handler keeps failing, is
+copied to `<topic>.dlq` with the reason in its headers and then committed, so one poison record
+never blocks a partition. A handler that fails because a dependency is down (database, bus) is
+retried until it succeeds or the runner stops: that is an outage, not a poison record.
+
+Stopping (SIGTERM): stop fetching, let each worker finish the record in hand, commit, leave the
+group. Records fetched but not handled are not committed; the next member receives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from schemas.events import Event, decode_event
+from service.bus.base import (
+    Bus,
+    BusError,
+    CommitFailed,
+    Message,
+    OutgoingRecord,
+    Subscription,
+    TopicPartition,
+)
+from service.bus.topics import dlq_name
+from service.db.core import DatabaseUnavailable
+from service.logging import get_logger
+from service.metrics import CONSUMED, CONSUMER_HANDLER_SECONDS, DLQ_RECORDS
+
+log = get_logger("consumers.runner")
+
+Handler = Callable[[Event], Awaitable[None]]
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, BusError, TimeoutError)
+MAX_BACKOFF_S = 5.0
+
+
+class Gate(Protocol):
+    """Capacity: while closed the runner pauses its partitions (and keeps polling the group)."""
+
+    def is_open(self) -> bool: ...
+
+
+class Beat(Protocol):
+    def beat(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    group: str
+    topics: Sequence[str]
+    types: frozenset[str]
+    commit_interval_s: float = 0.1
+    commit_batch: int = 100
+    handler_attempts: int = 5
+    retry_base_s: float = 0.2
+    fetch_timeout_s: float = 0.2
+    fetch_max_records: int = 500
+    max_buffered_per_partition: int = 500
+
+
+@dataclass
+class _Worker:
+    tp: TopicPartition
+    queue: deque[Message] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+    done_offset: int | None = None  # next offset to commit
+    committed_offset: int | None = None
+    revoked: bool = False
+    paused: bool = False
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        bus: Bus,
+        config: RunnerConfig,
+        handler: Handler,
+        *,
+        gate: Gate | None = None,
+        heartbeat: Beat | None = None,
+    ) -> None:
+        self._bus = bus
+        self._config = config
+        self._handler = handler
+        self._gate = gate
+        self._heartbeat = heartbeat
+        self._workers: dict[TopicPartition, _Worker] = {}
+        self._stopping = asyncio.Event()
+        self._started = asyncio.Event()
+        self._gate_paused = False
+        self._uncommitted = 0
+        self._last_commit = time.monotonic()
+        self._subscription: Subscription | None = None
+
+    @property
+    def started(self) -> asyncio.Event:
+        """Set once the runner has joined its group."""
+        return self._started
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member holds right now."""
+        return frozenset() if self._subscription is None else self._subscription.assignment()
+
+    def request_stop(self) -> None:
+        """Stop fetching; `run()` then drains, commits and leaves the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        sub = self._bus.subscribe(
+            self._config.group,
+            self._config.topics,
+            on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
+        )
+        self._subscription = sub
+        await sub.start()
+        self._started.set()
+        log.info("consumer_started", group=self._config.group, topics=list(self._config.topics))
+        try:
+            while not self._stopping.is_set():
+                await self._poll_once(sub)
+        finally:
+            await self._drain_and_leave(sub)
+
+    async def _poll_once(self, sub: Subscription) -> None:
+        self._apply_gate(sub)
+        try:
+            batch = await sub.fetch(self._config.fetch_timeout_s, self._config.fetch_max_records)
+        except BusError as exc:
+            log.warning("consumer_fetch_failed", group=self._config.group, error=str(exc))
+            await self._sleep(1.0)
+            return
+        assigned = sub.assignment()
+        for tp, messages in batch.items():
+            if tp in assigned and messages:
+                self._enqueue(sub, tp, messages)
+        await self._maybe_commit(sub)
+        if self._heartbeat is not None:
+            self._heartbeat.beat()
+
+    def _apply_gate(self, sub: Subscription) -> None:
+        if self._gate is None:
+            return
+        closed = not self._gate.is_open()
+        if closed and not self._gate_paused:
+            sub.pause(sub.assignment())
+        elif not closed and self._gate_paused:
+            sub.resume(frozenset(tp for tp in sub.assignment() if not self._worker(tp).paused))
+        self._gate_paused = closed
+
+    def _worker(self, tp: TopicPartition) -> _Worker:
+        worker = self._workers.get(tp)
+        if worker is None:
+            worker = self._workers[tp] = _Worker(tp)
+        return worker
+
+    def _enqueue(self, sub: Subscription, tp: TopicPartition, messages: Sequence[Message]) -> None:
+        worker = self._worker(tp)
+        worker.queue.extend(messages)
+        if len(worker.queue) >= self._config.max_buffered_per_partition and not worker.paused:
+            worker.paused = True
+            sub.pause(frozenset({tp}))
+        if worker.task is None or worker.task.done():
+            worker.task = asyncio.create_task(
+                self._work(sub, worker), name=f"consume-{tp.topic}-{tp.partition}"
+            )
+
+    async def _work(self, sub: Subscription, worker: _Worker) -> None:
+        while worker.queue and not worker.revoked and not self._stopping.is_set():
+            message = worker.queue.popleft()
+            if not await self._process(message, worker):
+                return  # stopped while retrying: leave the record uncommitted
+            worker.done_offset = message.offset + 1
+            self._uncommitted += 1
+            if worker.paused and len(worker.queue) <= self._config.max_buffered_per_partition // 2:
+                worker.paused = False
+                if not self._gate_paused:
+                    sub.resume(frozenset({worker.tp}))
+
+    async def _process(self, message: Message, worker: _Worker) -> bool:
+        """Handle one record; False if it was left unhandled (stopping, or partition revoked)."""
+        ce_type = message.header("ce_type")
+        if ce_type is not None and ce_type.decode("utf-8", "replace") not in self._config.types:
+            self._count(message, "skipped")
+            return True
+        try:
+            event = self._decode(message, ce_type)
+        except ValueError as exc:
+            return await self._dead_letter(message, worker, "undecodable", str(exc))
+        return await self._handle(message, worker, event)
+
+    @staticmethod
+    def _decode(message: Message, ce_type: bytes | None) -> Event:
+        if ce_type is None:
+            raise ValueError("missing ce_type header: not a CloudEvent")
+        try:
+            event = decode_event(message.value)
+        except ValidationError as exc:
+            raise ValueError(
+                f"invalid event body: {exc.error_count()} error(s): {exc.errors()[0]['msg']}"
+            ) from exc
+        if event.type != ce_type.decode():
+            raise ValueError(f"ce_type {ce_type.decode()!r} does not match body type {event.type!r}")
+        return event
+
+    def _active(self, worker: _Worker) -> bool:
+        return not self._stopping.is_set() and not worker.revoked
+
+    async def _handle(self, message: Message, worker: _Worker, event: Event) -> bool:
+        failures = 0
+        while self._active(worker):
+            started = time.monotonic()
+            try:
+                await self._handler(event)
+            except TRANSIENT_ERRORS as exc:
+                failures += 1
+                log.warning(
+                    "handler_transient_failure", event_id=str(event.id), error=str(exc), attempt=failures
+                )
+            except Exception as exc:
+                failures += 1
+                log.exception("handler_failed", event_id=str(event.id), type=event.type, attempt=failures)
+                if failures >= self._config.handler_attempts:
+                    detail = f"{type(exc).__name__}: {exc}"
+                    return await self._dead_letter(message, worker, "handler_failed", detail)
+            else:
+                CONSUMER_HANDLER_SECONDS.labels(self._config.group).observe(time.monotonic() - started)
+                self._count(message, "handled")
+                return True
+            await self._sleep(self._backoff(failures))
+        return False
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(MAX_BACKOFF_S, self._config.retry_base_s * 2.0 ** (failures - 1))
+        return delay * (0.5 + random.random() / 2)  # noqa: S311 — jitter, not security
+
+    async def _dead_letter(self, message: Message, worker: _Worker, reason: str, detail: str) -> bool:
+        """Copy the record to the DLQ (retrying until it is acknowledged), then let it be committed."""
+        headers = (
+            *message.headers,
+            ("dlq_reason", reason.encode()),
+            ("dlq_error", detail[:1000].encode()),
+            ("dlq_source_topic", message.topic.encode()),
+            ("dlq_source_partition", str(message.partition).encode()),
+            ("dlq_source_offset", str(message.offset).encode()),
+            ("dlq_group", self._config.group.encode()),
+            ("dlq_time", datetime.now(UTC).isoformat().encode()),
+        )
+        record = OutgoingRecord(dlq_name(message.topic), message.key, message.value, headers)
+        failures = 0
+        while self._active(worker):
+            try:
+                await self._bus.publish([record])
+            except BusError as exc:
+                failures += 1
+                log.warning("dlq_publish_failed", topic=record.topic, error=str(exc))
+                await self._sleep(self._backoff(failures))
+                continue
+            log.error(
+                "record_dead_lettered",
+                topic=message.topic,
+                offset=message.offset,
+                reason=reason,
+                error=detail,
+            )
+            DLQ_RECORDS.labels(message.topic, reason).inc()
+            self._count(message, reason)
+            return True
+        return False
+
+    def _count(self, message: Message, outcome: str) -> None:
+        CONSUMED.labels(self._config.group, message.topic, outcome).inc()
+
+    async def _maybe_commit(self, sub: Subscription, force: bool = False) -> None:
+        due = time.monotonic() - self._last_commit >= self._config.commit_interval_s
+        if not (force or due or self._uncommitted >= self._config.commit_batch):
+            return
+        await self._commit(sub, list(self._workers.values()))
+
+    async def _commit(self, sub: Subscription, workers: list[_Worker]) -> None:
+        offsets = {
+            w.tp: w.done_offset
+            for w in workers
+            if w.done_offset is not None and w.done_offset != w.committed_offset
+        }
+        self._last_commit = time.monotonic()
+        if not offsets:
+            return
+        try:
+            await sub.commit(offsets)
+        except CommitFailed as exc:
+            log.warning("commit_failed_after_rebalance", group=self._config.group, error=str(exc))
+            return
+        except BusError as exc:
+            log.warning("commit_failed", group=self._config.group, error=str(exc))
+            return
+        for worker in workers:
+            if worker.tp in offsets:
+                worker.committed_offset = offsets[worker.tp]
+        self._uncommitted = 0
+
+    async def _on_assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        log.info("partitions_assigned", group=self._config.group, partitions=_names(partitions))
+        if self._gate_paused and self._subscription is not None:
+            self._subscription.pause(partitions)
+
+    async def _on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        """Finish the record in hand on each revoked partition and commit before they move."""
+        log.info("partitions_revoked", group=self._config.group, partitions=_names(partitions))
+        workers = [self._workers.pop(tp) for tp in partitions if tp in self._workers]
+        for worker in workers:
+            worker.revoked = True
+        await self._finish(workers)
+        if self._subscription is not None:
+            await self._commit(self._subscription, workers)
+
+    async def _finish(self, workers: list[_Worker]) -> None:
+        tasks = [w.task for w in workers if w.task is not None and not w.task.done()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _drain_and_leave(self, sub: Subscription) -> None:
+        self._stopping.set()
+        workers = list(self._workers.values())
+        await self._finish(workers)
+        await self._commit(sub, workers)
+        await sub.stop()
+        log.info("consumer_stopped", group=self._config.group)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _names(partitions: frozenset[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]

@@ -1,0 +1,41 @@
+"""The gateway's aiohttp application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.db.core import Pool, create_pool
+from service.keys import POOL, SETTINGS
+from service.middlewares import body_limit, errors, request_context
+from service.routes import setup_routes
+from service.settings import Settings
+
+
+def create_app(settings: Settings, *, pool: Pool | None = None) -> web.Application:
+    """The gateway. Given a pool (dev mode shares one), the app uses it and leaves it open."""
+    app = web.Application(
+        middlewares=[request_context, errors, body_limit],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    if pool is not None:
+        app[POOL] = pool
+    else:
+        app.cleanup_ctx.append(_pool_context)
+    setup_routes(app)
+    return app
+
+
+async def _pool_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(
+        settings.require_database_url(),
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        command_timeout_s=settings.db_command_timeout_s,
+    )
+    app[POOL] = pool
+    yield
+    await pool.close()

@@ -1,0 +1,23 @@
+"""Publish/subscribe: one interface (`base`), a Kafka and an in-process implementation."""
+
+from service.bus.base import (
+    Bus,
+    BusError,
+    CommitFailed,
+    Message,
+    OutgoingRecord,
+    Subscription,
+    TopicPartition,
+    TopicSpec,
+)
+
+__all__ = [
+    "Bus",
+    "BusError",
+    "CommitFailed",
+    "Message",
+    "OutgoingRecord",
+    "Subscription",
+    "TopicPartition",
+    "TopicSpec",
+]

@@ -1,0 +1,299 @@
+"""`agent-eval`: the entry point and composition root of every role (the one module of `service`
+allowed to import `consumers`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID
+
+from consumers.roles import ROLES, Role, RoleContext
+from consumers.runner import ConsumerRunner, RunnerConfig
+from service import accounts, dlq
+from service.app import create_app
+from service.bus.base import Bus, BusError
+from service.bus.topics import topic_name, topic_specs
+from service.db.core import DatabaseError, Pool, close_quietly, connect
+from service.db.migrate import MigrationError, apply_migrations
+from service.devmode import RoleRunner, run_dev
+from service.domain.keys import SCOPES
+from service.errors import ServiceError, ValidationFailed
+from service.health import Heartbeat, bus_check, database_check, start_health_server
+from service.lifecycle import kafka_bus, pool_from, serving, stop_on_signals
+from service.logging import configure_logging, get_logger
+from service.maintenance import maintenance_jobs, run_scheduler
+from service.relay import Relay
+from service.settings import Settings, SettingsError
+
+log = get_logger("service.cli")
+Command = Callable[[Settings, argparse.Namespace], Coroutine[object, object, int]]
+
+
+def say(message: str) -> None:
+    print(f"agent-eval: {message}", flush=True)
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+async def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    async with serving(create_app(settings), settings.host, settings.port) as url:
+        log.info("gateway_listening", url=url)
+        await stop.wait()
+    return 0
+
+
+async def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    async with pool_from(settings) as pool, kafka_bus(settings, "agent-eval-relay") as bus:
+        relay = Relay(
+            settings, bus, maintenance=lambda halt: run_scheduler(maintenance_jobs(pool, settings), halt)
+        )
+        checks = {"database": database_check(pool), "kafka": bus_check(bus)}
+        health = await start_health_server(
+            settings.host, settings.health_port, {"relay": relay.heartbeat}, checks
+        )
+        try:
+            await relay.run(stop)
+        finally:
+            await health.cleanup()
+    return 0
+
+
+def consumer_runner(
+    role: Role, settings: Settings, pool: Pool, bus: Bus, heartbeat: Heartbeat
+) -> ConsumerRunner:
+    built = role.build(RoleContext(settings=settings, pool=pool, bus=bus))
+    config = RunnerConfig(
+        group=role.group(settings.topic_prefix),
+        topics=[topic_name(settings.topic_prefix, t) for t in role.topics],
+        types=frozenset(role.types),
+        commit_interval_s=settings.consumer_commit_interval_ms / 1000,
+        commit_batch=settings.consumer_commit_batch,
+        handler_attempts=settings.consumer_handler_attempts,
+        retry_base_s=settings.consumer_retry_base_s,
+    )
+    return ConsumerRunner(bus, config, built.handler, gate=built.gate, heartbeat=heartbeat)
+
+
+async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
+    role = ROLES.get(args.role)
+    if role is None:
+        available = ", ".join(sorted(ROLES)) or "none are registered yet"
+        say(f"unknown role {args.role!r}; available roles: {available}")
+        return 2
+    stop = stop_on_signals()
+    async with pool_from(settings) as pool, kafka_bus(settings, f"agent-eval-{role.name}") as bus:
+        heartbeat = Heartbeat()
+        runner = consumer_runner(role, settings, pool, bus, heartbeat)
+        checks = {"database": database_check(pool), "kafka": bus_check(bus)}
+        health = await start_health_server(
+            settings.host, settings.health_port, {role.name: heartbeat}, checks
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            runner.request_stop()
+            await task
+        finally:
+            await health.cleanup()
+    return 0
+
+
+async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    def factory(role: Role) -> Callable[[Settings, Pool, Bus], RoleRunner]:
+        return lambda s, pool, bus: consumer_runner(role, s, pool, bus, Heartbeat())
+
+    await run_dev(
+        settings,
+        data_dir=args.data_dir or settings.data_dir,
+        port=settings.port if args.port is None else args.port,
+        consumers=[factory(role) for role in ROLES.values()],
+        say=say,
+    )
+    return 0
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+
+async def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    conn = await connect(settings.require_database_url(), application_name="agent-eval-migrate")
+    try:
+        applied = await apply_migrations(conn)
+    finally:
+        await close_quietly(conn)
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
+    say(f"applied {len(applied)} migration(s): {names}" if applied else "database is up to date")
+    return 0
+
+
+async def cmd_kafka_init(settings: Settings, _: argparse.Namespace) -> int:
+    specs = topic_specs(settings.topic_prefix, settings.topic_partitions, settings.topic_replication_factor)
+    async with kafka_bus(settings, "agent-eval-admin") as bus:
+        created = await bus.create_topics(specs)
+    for spec in specs:
+        state = "created" if spec.name in created else "exists"
+        say(f"{state}: {spec.name} (partitions={spec.partitions}, replication={spec.replication_factor})")
+    return 0
+
+
+async def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
+    async with kafka_bus(settings, "agent-eval-dlq") as bus:
+        letters = await dlq.list_dead_letters(bus, settings.topic_prefix, args.topic)
+    for letter in letters:
+        print(json.dumps(asdict(letter)))
+    if not letters:
+        say("no dead letters")
+    return 0
+
+
+async def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
+    async with kafka_bus(settings, "agent-eval-dlq") as bus:
+        count = await dlq.replay(bus, settings.topic_prefix, args.topic)
+    say(f"replayed {count} record(s)")
+    return 0
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+async def cmd_create_company(settings: Settings, args: argparse.Namespace) -> int:
+    async with pool_from(settings) as pool:
+        company = await accounts.create_company(pool, args.name, credits_cents=args.credits_cents)
+    print(json.dumps({"id": str(company.id), "name": company.name, "balance_cents": company.balance_cents}))
+    return 0
+
+
+async def cmd_grant_credits(settings: Settings, args: argparse.Namespace) -> int:
+    async with pool_from(settings) as pool:
+        balance = await accounts.adjust_credits(pool, args.company, args.amount_cents, args.reason)
+    print(json.dumps({"company_id": str(args.company), "balance_cents": balance}))
+    return 0
+
+
+async def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
+    scopes = list(SCOPES) if args.all_scopes else [s for s in args.scopes.split(",") if s]
+    async with pool_from(settings) as pool:
+        issued = await accounts.issue_api_key(
+            pool,
+            args.company,
+            name=args.name,
+            scopes=scopes,
+            rate_limit_per_minute=args.rate_limit,
+            expires_at=args.expires_at,
+        )
+    key = issued.api_key
+    print(json.dumps({"id": str(key.id), "key": issued.key, "prefix": key.prefix, "scopes": key.scopes}))
+    return 0
+
+
+async def cmd_reconcile(settings: Settings, _: argparse.Namespace) -> int:
+    async with pool_from(settings) as pool:
+        mismatches = await accounts.reconcile(pool)
+    for m in mismatches:
+        say(f"MISMATCH company {m.company_id}: balance {m.balance_cents} != ledger {m.ledger_sum_cents}")
+    if mismatches:
+        return 1
+    say("every company's balance equals the sum of its ledger entries")
+    return 0
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def _aware(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a timezone, e.g. 2027-01-01T00:00:00Z")
+    return parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent-eval", description="Agent evals: API, pipeline roles, tools."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def add(
+        name: str, func: Command, help_: str, on: argparse._SubParsersAction[argparse.ArgumentParser] = sub
+    ) -> argparse.ArgumentParser:
+        command = on.add_parser(name, help=help_, description=help_)
+        command.set_defaults(func=func)
+        return command
+
+    add("migrate", cmd_migrate, "apply pending database migrations")
+    add("serve", cmd_serve, "run the HTTP gateway")
+    add("relay", cmd_relay, "run the outbox relay and the maintenance jobs")
+    consume = add("consume", cmd_consume, "run a consumer role (executor, scorer, biller, notifier)")
+    consume.add_argument("role")
+    dev = add("dev", cmd_dev, "run everything in one process on an embedded PostgreSQL")
+    dev.add_argument("--port", type=int, default=None, help="HTTP port (default AGENT_EVAL_PORT, 8080)")
+    dev.add_argument("--data-dir", type=Path, default=None, help="where the database lives (~/.agent-eval)")
+
+    kafka = sub.add_parser("kafka", help="Kafka tools").add_subparsers(dest="kafka", required=True)
+    add("init", cmd_kafka_init, "create the topics (prefix, partitions, replication from settings)", kafka)
+
+    dlq_cmds = sub.add_parser("dlq", help="dead-letter topics").add_subparsers(dest="dlq", required=True)
+    for name, func, help_ in (
+        ("list", cmd_dlq_list, "print dead-lettered records as JSON lines"),
+        ("replay", cmd_dlq_replay, "republish dead-lettered records to their source topic"),
+    ):
+        add(name, func, help_, dlq_cmds).add_argument("--topic", help="one topic (default: all)")
+
+    admin = sub.add_parser("admin", help="companies, credits, keys").add_subparsers(
+        dest="admin", required=True
+    )
+    company = add("create-company", cmd_create_company, "create a company", admin)
+    company.add_argument("--name", required=True)
+    company.add_argument("--credits-cents", type=int, default=0)
+    grant = add("grant-credits", cmd_grant_credits, "grant (or, negative, deduct) credits", admin)
+    grant.add_argument("--company", type=UUID, required=True)
+    grant.add_argument("--amount-cents", type=int, required=True)
+    grant.add_argument("--reason", default="admin adjustment")
+    key = add("create-key", cmd_create_key, "create an API key (printed once)", admin)
+    key.add_argument("--company", type=UUID, required=True)
+    key.add_argument("--name", required=True)
+    scopes = key.add_mutually_exclusive_group(required=True)
+    scopes.add_argument("--scopes", help=f"comma-separated, from: {', '.join(SCOPES)}")
+    scopes.add_argument("--all-scopes", action="store_true")
+    key.add_argument("--rate-limit", type=int, default=60, help="requests per minute")
+    key.add_argument("--expires-at", type=_aware, default=None, help="ISO 8601 with timezone")
+    add("reconcile", cmd_reconcile, "check every balance equals the sum of its ledger entries", admin)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        say(f"invalid settings: {exc}")
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        command: Command = args.func
+        return asyncio.run(command(settings, args))
+    except SettingsError as exc:
+        say(str(exc))
+        return 2
+    except ValidationFailed as exc:
+        details = "; ".join(f"{f.field}: {f.message}" for f in exc.fields)
+        say(f"error: {exc.message}{': ' + details if details else ''}")
+        return 1
+    except (ServiceError, DatabaseError, MigrationError, BusError) as exc:
+        say(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Companies and their API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from uuid import UUID
+
+from service.db.core import Connection, Record
+from service.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Company:
+    """One `companies` row; `balance_cents` moves only through the ledger."""
+
+    id: UUID
+    name: str
+    balance_cents: int
+    currency: str
+    is_suspended: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One `api_keys` row (never the key itself: only its hash and visible prefix)."""
+
+    id: UUID
+    company_id: UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    rate_limit_per_minute: int
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+COMPANY_COLUMNS = ", ".join(f.name for f in fields(Company))
+API_KEY_COLUMNS = ", ".join(f.name for f in fields(ApiKey))
+
+_INSERT_COMPANY = f"INSERT INTO companies (id, name) VALUES ($1, $2) RETURNING {COMPANY_COLUMNS}"
+_SELECT_COMPANY = f"SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1"
+_COUNT_COMPANIES = "SELECT count(*) FROM companies"
+_INSERT_API_KEY = f"""
+INSERT INTO api_keys (id, company_id, name, key_sha256, prefix, scopes, rate_limit_per_minute, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING {API_KEY_COLUMNS}
+"""
+_SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE company_id = $1 ORDER BY created_at, id"
+
+
+def _company(record: Record) -> Company:
+    return Company(**dict(record))
+
+
+def _api_key(record: Record) -> ApiKey:
+    return ApiKey(**dict(record))
+
+
+async def insert_company(conn: Connection, company_id: UUID, name: str) -> Company:
+    """Create a company with a zero balance (credit it through the ledger)."""
+    record = await conn.fetchrow(_INSERT_COMPANY, company_id, name)
+    assert record is not None  # INSERT … RETURNING always returns the row
+    return _company(record)
+
+
+async def fetch_company(conn: Connection, company_id: UUID) -> Company | None:
+    record = await conn.fetchrow(_SELECT_COMPANY, company_id)
+    return None if record is None else _company(record)
+
+
+async def get_company(conn: Connection, company_id: UUID) -> Company:
+    """The company, or NotFound."""
+    company = await fetch_company(conn, company_id)
+    if company is None:
+        raise NotFound(f"Company {company_id} not found")
+    return company
+
+
+async def count_companies(conn: Connection) -> int:
+    count = await conn.fetchval(_COUNT_COMPANIES)
+    return int(count)
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    id: UUID
+    company_id: UUID
+    name: str
+    key_sha256: bytes
+    prefix: str
+    scopes: list[str]
+    rate_limit_per_minute: int = 60
+    expires_at: datetime | None = None
+
+
+async def insert_api_key(conn: Connection, new: NewApiKey) -> ApiKey:
+    """Store a key's hash and prefix; the key itself is never stored."""
+    record = await conn.fetchrow(
+        _INSERT_API_KEY,
+        new.id,
+        new.company_id,
+        new.name,
+        new.key_sha256,
+        new.prefix,
+        new.scopes,
+        new.rate_limit_per_minute,
+        new.expires_at,
+    )
+    assert record is not None  # INSERT … RETURNING always returns the row
+    return _api_key(record)
+
+
+async def list_api_keys(conn: Connection, company_id: UUID) -> list[ApiKey]:
+    """The company's keys, oldest first, revoked ones included."""
+    return [_api_key(r) for r in await conn.fetch(_SELECT_API_KEYS, company_id)]

@@ -1,0 +1,154 @@
+"""The narrow seam to PostgreSQL: the pool, JSON codecs, transactions, and driver-error translation.
+
+Code above `service.db` never sees an asyncpg exception: leaving `transaction()` or
+`connection()` turns a lost connection into `DatabaseUnavailable` and a constraint violation
+into `ConstraintViolation` (with the constraint's name), so callers branch on our own types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A dedicated connection or a pooled one: both answer the same query methods.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+Record: TypeAlias = asyncpg.Record
+
+
+class DatabaseError(Exception):
+    """Base of the errors the db layer raises to the code above it."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The connection was lost or could not be made; the operation may be retried."""
+
+
+class ConstraintViolation(DatabaseError):
+    """A write broke a constraint; `constraint` names it (e.g. `companies_balance_cents_check`)."""
+
+    def __init__(self, message: str, constraint: str | None, sqlstate: str) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+        self.sqlstate = sqlstate
+
+
+class LockTimeout(DatabaseError):
+    """A lock or statement timeout fired; the caller decides whether to retry."""
+
+
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def translate(exc: BaseException) -> DatabaseError | None:
+    """Our error for a driver error, or None if it is not one we translate."""
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return ConstraintViolation(str(exc), exc.constraint_name, exc.sqlstate)
+    if isinstance(exc, asyncpg.LockNotAvailableError | asyncpg.QueryCanceledError):
+        return LockTimeout(str(exc))
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
+    return None
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """Re-raise driver errors from the block as `DatabaseError`s."""
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except Exception as exc:
+        ours = translate(exc)
+        if ours is None:
+            raise
+        raise ours from exc
+
+
+async def _init_connection(conn: Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20, command_timeout_s: float = 30.0
+) -> Pool:
+    """A pool whose connections speak UTC and decode JSON/JSONB to Python values."""
+    async with translated():
+        pool: Pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=command_timeout_s,
+            init=_init_connection,
+            server_settings={"timezone": "UTC", "application_name": "agent-eval"},
+        )
+    return pool
+
+
+async def connect(dsn: str, *, application_name: str = "agent-eval", keepalive_s: int = 5) -> Connection:
+    """One dedicated connection (the relay's lock holder). TCP keepalives make a dead peer
+    visible to the server within seconds, so its session locks are released promptly."""
+    settings = {
+        "timezone": "UTC",
+        "application_name": application_name,
+        "tcp_keepalives_idle": str(keepalive_s),
+        "tcp_keepalives_interval": "1",
+        "tcp_keepalives_count": "3",
+    }
+    async with translated():
+        conn: Connection = await asyncpg.connect(dsn, server_settings=settings)
+        await _init_connection(conn)
+    return conn
+
+
+@asynccontextmanager
+async def transaction(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection inside one transaction; commits on success, rolls back on error."""
+    async with translated(), pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+@asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection in autocommit mode (each statement is its own transaction)."""
+    async with translated(), pool.acquire() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def in_transaction(conn: Connection) -> AsyncIterator[Connection]:
+    """A transaction on a connection the caller already holds."""
+    async with translated(), conn.transaction():
+        yield conn
+
+
+async def ping(conn: Connection) -> bool:
+    """True when the connection answers a trivial query."""
+    return bool(await conn.fetchval("SELECT 1") == 1)
+
+
+async def close_quietly(conn: Connection) -> None:
+    """Close a dedicated connection, or terminate it if closing fails (it may already be dead)."""
+    try:
+        await conn.close(timeout=2)
+    except Exception:  # closing a broken connection is best effort by nature
+        conn.terminate()

@@ -1,0 +1,109 @@
+"""The credit ledger: append-only entries; balances move only through `post_ledger_entry()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from service.db.core import Connection, ConstraintViolation, DatabaseError, Record, translate
+
+LedgerKind = Literal["grant", "deduction", "eval_run_charge", "refund"]
+
+BALANCE_CONSTRAINT = "companies_balance_cents_check"
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+class InsufficientBalance(DatabaseError):
+    """The entry would make the company's balance negative; the transaction must roll back."""
+
+
+class UnknownCompany(DatabaseError):
+    """The entry names a company that does not exist."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One `credit_ledger` row; `amount_cents` is signed (credits positive)."""
+
+    id: UUID
+    company_id: UUID
+    kind: LedgerKind
+    amount_cents: int
+    balance_after_cents: int
+    run_id: UUID | None
+    reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A company whose balance differs from the sum of its ledger entries."""
+
+    company_id: UUID
+    balance_cents: int
+    ledger_sum_cents: int
+
+
+LEDGER_COLUMNS = ", ".join(f.name for f in fields(LedgerEntry))
+
+_POST = "SELECT post_ledger_entry($1, $2, $3, $4, $5, $6)"
+_SELECT_ENTRIES = f"SELECT {LEDGER_COLUMNS} FROM credit_ledger WHERE company_id = $1 ORDER BY created_at, id"
+_RECONCILE = """
+SELECT c.id AS company_id, c.balance_cents, coalesce(l.total, 0) AS ledger_sum_cents
+FROM companies c
+LEFT JOIN (SELECT company_id, sum(amount_cents) AS total FROM credit_ledger GROUP BY company_id) l
+       ON l.company_id = c.id
+WHERE c.balance_cents <> coalesce(l.total, 0)
+ORDER BY c.id
+"""
+
+
+def kind_for_amount(amount_cents: int) -> LedgerKind:
+    """An admin adjustment: a positive amount is a grant, a negative one a deduction."""
+    if amount_cents == 0:
+        raise ValueError("a ledger entry cannot be zero")
+    return "grant" if amount_cents > 0 else "deduction"
+
+
+async def post_ledger_entry(
+    conn: Connection,
+    *,
+    entry_id: UUID,
+    company_id: UUID,
+    kind: LedgerKind,
+    amount_cents: int,
+    run_id: UUID | None = None,
+    reason: str | None = None,
+) -> int | None:
+    """Insert an entry and move the balance in the caller's transaction.
+
+    Returns the new balance in cents, or None when the entry already exists (the same id, or
+    this run's charge): then nothing changed. Raises InsufficientBalance rather than let a
+    balance go below zero, and UnknownCompany for a missing company.
+    """
+    try:
+        balance = await conn.fetchval(_POST, entry_id, company_id, kind, amount_cents, run_id, reason)
+    except Exception as exc:
+        ours = translate(exc)
+        if isinstance(ours, ConstraintViolation) and ours.constraint == BALANCE_CONSTRAINT:
+            raise InsufficientBalance(str(ours)) from exc
+        if isinstance(ours, ConstraintViolation) and ours.sqlstate == FOREIGN_KEY_VIOLATION:
+            raise UnknownCompany(str(ours)) from exc
+        raise
+    return None if balance is None else int(balance)
+
+
+async def list_ledger_entries(conn: Connection, company_id: UUID) -> list[LedgerEntry]:
+    """A company's entries in the order they were posted."""
+    return [_entry(r) for r in await conn.fetch(_SELECT_ENTRIES, company_id)]
+
+
+async def reconcile(conn: Connection) -> list[Mismatch]:
+    """Every company whose balance is not the sum of its entries (empty when the books balance)."""
+    return [Mismatch(**dict(r)) for r in await conn.fetch(_RECONCILE)]
+
+
+def _entry(record: Record) -> LedgerEntry:
+    return LedgerEntry(**dict(record))

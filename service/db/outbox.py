@@ -1,0 +1,194 @@
+"""The outbox: every event is written here in the transaction of the state change it announces.
+
+`append_event` allocates the run's next `sequence` with an UPDATE of the run row, so events of
+one run are numbered in commit order (the row lock serialises them). The relay publishes rows in
+id order and marks them sent; sent rows stay `event_retention_hours` as the event store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from schemas.api import RunSummary, Turn
+from schemas.events import (
+    EVENT_ADAPTER,
+    RUN_EVENTS,
+    Event,
+    EventType,
+    RunRequest,
+    topic_of,
+)
+from service.db.core import Connection, Record
+from service.errors import NotFound
+from service.ids import new_id
+from service.tracing import child_traceparent
+
+NOTIFY_CHANNEL = "agent_eval_outbox"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An event waiting to be (or already) published; `payload` is its JSON body as text."""
+
+    id: int
+    event_id: UUID
+    topic: str
+    key: str
+    type: str
+    run_id: UUID | None
+    sequence: int | None
+    payload: str
+    traceparent: str | None
+    created_at: datetime
+
+
+_NEXT_SEQUENCE = """
+UPDATE eval_runs SET last_event_seq = last_event_seq + 1 WHERE id = $1 RETURNING company_id, last_event_seq
+"""
+_INSERT = """
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+_SELECT_UNSENT = """
+SELECT id, event_id, topic, key, type, run_id, sequence, payload::text AS payload, traceparent, created_at
+FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
+"""
+_MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+_PURGE_SENT = """
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)
+"""
+_UNSENT_STATS = "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL"
+_SELECT_RUN_EVENTS = """
+SELECT payload::text FROM outbox WHERE run_id = $1 AND sequence > $2 ORDER BY sequence
+"""
+
+
+async def append_event(
+    conn: Connection, run_id: UUID, type: EventType, data: RunSummary | Turn, *, now: datetime | None = None
+) -> Event:
+    """Write a run event in the caller's transaction; its sequence is the run's next number."""
+    if type not in RUN_EVENTS:
+        raise ValueError(f"{type} is not a run event")
+    record = await conn.fetchrow(_NEXT_SEQUENCE, run_id)
+    if record is None:
+        raise NotFound(f"Run {run_id} not found")
+    event = _build(
+        type,
+        company_id=record["company_id"],
+        run_id=run_id,
+        sequence=record["last_event_seq"],
+        data=data,
+        now=now,
+    )
+    await _insert(conn, event, key=str(run_id))
+    return event
+
+
+async def append_entity_event(
+    conn: Connection,
+    type: EventType,
+    company_id: UUID,
+    key: UUID,
+    data: BaseModel,
+    *,
+    now: datetime | None = None,
+) -> Event:
+    """Write a non-run event (suite run done, endpoint disabled), keyed by its entity id."""
+    if type in RUN_EVENTS or type is EventType.RUN_REQUESTED:
+        raise ValueError(f"{type} is not an entity event")
+    event = _build(type, company_id=company_id, run_id=None, sequence=None, data=data, now=now)
+    await _insert(conn, event, key=str(key))
+    return event
+
+
+async def append_run_request(
+    conn: Connection, run_id: UUID, company_id: UUID, *, now: datetime | None = None
+) -> Event:
+    """Ask an executor to run (or resume) a released run: a command on the run-requests topic."""
+    event = _build(
+        EventType.RUN_REQUESTED,
+        company_id=company_id,
+        run_id=run_id,
+        sequence=None,
+        data=RunRequest(run_id=run_id),
+        now=now,
+    )
+    await _insert(conn, event, key=str(run_id))
+    return event
+
+
+def _build(
+    type: EventType,
+    *,
+    company_id: UUID,
+    run_id: UUID | None,
+    sequence: int | None,
+    data: BaseModel,
+    now: datetime | None,
+) -> Event:
+    return EVENT_ADAPTER.validate_python(
+        {
+            "id": new_id(),
+            "type": type,
+            "time": now or datetime.now(UTC),
+            "company_id": company_id,
+            "run_id": run_id,
+            "sequence": sequence,
+            "data": data,
+        }
+    )
+
+
+async def _insert(conn: Connection, event: Event, *, key: str) -> None:
+    payload = EVENT_ADAPTER.dump_python(event, mode="json")
+    await conn.execute(
+        _INSERT,
+        event.id,
+        topic_of(EventType(event.type)).value,
+        key,
+        event.type,
+        event.company_id,
+        event.run_id,
+        event.sequence,
+        payload,
+        child_traceparent(),
+        event.time,
+    )
+
+
+def _row(record: Record) -> OutboxRow:
+    return OutboxRow(**dict(record))
+
+
+async def fetch_unsent(conn: Connection, limit: int) -> list[OutboxRow]:
+    """The oldest unsent rows, in publish (id) order."""
+    return [_row(r) for r in await conn.fetch(_SELECT_UNSENT, limit)]
+
+
+async def mark_sent(conn: Connection, ids: list[int]) -> None:
+    """Mark published rows; they stay as the event store until purged."""
+    await conn.execute(_MARK_SENT, ids)
+
+
+async def purge_sent(conn: Connection, older_than_s: float, batch: int = 10_000) -> int:
+    """Delete up to `batch` rows sent more than `older_than_s` seconds ago; returns how many."""
+    status = await conn.execute(_PURGE_SENT, older_than_s, batch)
+    return int(status.split()[-1])
+
+
+async def unsent_stats(conn: Connection) -> tuple[int, datetime | None]:
+    """How many rows wait to be published, and when the oldest was written."""
+    record = await conn.fetchrow(_UNSENT_STATS)
+    assert record is not None  # an aggregate always returns one row
+    return int(record["n"]), record["oldest"]
+
+
+async def list_run_event_bodies(conn: Connection, run_id: UUID, after_sequence: int = 0) -> list[str]:
+    """A run's event bodies (JSON text) after `after_sequence`, in sequence order."""
+    return [r[0] for r in await conn.fetch(_SELECT_RUN_EVENTS, run_id, after_sequence)]

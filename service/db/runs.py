@@ -1,0 +1,181 @@
+"""Runs (`eval_runs`): insert and fetch, the summary events carry, and the stuck-run census."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from schemas.api import QueueStatus, RunStatus, RunSummary, TerminationReason
+from service.db.core import Connection, Record
+from service.errors import NotFound
+
+JsonObject = dict[str, JsonValue]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One `eval_runs` row."""
+
+    id: UUID
+    company_id: UUID
+    case_id: UUID | None
+    suite_id: UUID | None
+    suite_run_id: UUID | None
+    agent_id: UUID | None
+    persona_id: UUID | None
+    mode: str
+    config: JsonObject
+    agent_overrides: JsonObject | None
+    labels: dict[str, str]
+    status: RunStatus
+    queue_status: QueueStatus
+    termination_reason: TerminationReason | None
+    released_at: datetime | None
+    position: int | None
+    claimed_by: str | None
+    lease_expires_at: datetime | None
+    attempt: int
+    cancel_requested_at: datetime | None
+    last_event_seq: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_ms: int | None
+    done_at: datetime | None
+    score: float | None
+    pass_fail: bool | None
+    evaluation: JsonObject | None
+    agent_model: str | None
+    persona_model: str | None
+    agent_input_tokens: int
+    agent_output_tokens: int
+    persona_input_tokens: int
+    persona_output_tokens: int
+    judge_input_tokens: int
+    judge_output_tokens: int
+    agent_cost_cents: int
+    persona_cost_cents: int
+    judge_cost_cents: int
+    total_cost_cents: int
+    uncollected_cents: int
+    error: str | None
+    error_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def summary(self) -> RunSummary:
+        """The run fields every run lifecycle event carries."""
+        return RunSummary(
+            id=self.id,
+            case_id=self.case_id,
+            suite_id=self.suite_id,
+            suite_run_id=self.suite_run_id,
+            status=self.status,
+            queue_status=self.queue_status,
+            termination_reason=self.termination_reason,
+            score=self.score,
+            pass_fail=self.pass_fail,
+            total_cost_cents=self.total_cost_cents,
+            error_code=self.error_code,
+            labels=self.labels,
+        )
+
+
+RUN_COLUMNS = ", ".join(f.name for f in fields(Run))
+
+
+def run_from_record(record: Record) -> Run:
+    return Run(**dict(record))
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What creating a run needs; status starts queued/pending."""
+
+    id: UUID
+    company_id: UUID
+    config: JsonObject
+    case_id: UUID | None = None
+    suite_id: UUID | None = None
+    suite_run_id: UUID | None = None
+    agent_id: UUID | None = None
+    persona_id: UUID | None = None
+    agent_overrides: JsonObject | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    released: bool = True
+    position: int | None = None
+    agent_model: str | None = None
+    persona_model: str | None = None
+
+
+_INSERT_RUN = f"""
+INSERT INTO eval_runs (id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, config,
+                       agent_overrides, labels, released_at, position, agent_model, persona_model)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END, $12, $13, $14)
+RETURNING {RUN_COLUMNS}
+"""
+_SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1"
+_SELECT_COMPANY_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 AND company_id = $2"
+
+# Runs that should be moving but are not (DESIGN.md §2): released but unclaimed for 30 s, a
+# claimed run whose lease expired, a finished conversation not finalised within 2 minutes.
+_COUNT_STUCK = """
+SELECT
+    count(*) FILTER (WHERE queue_status = 'pending' AND status = 'queued'
+                     AND released_at < now() - interval '30 seconds') AS unclaimed,
+    count(*) FILTER (WHERE queue_status = 'claimed' AND status IN ('queued', 'running')
+                     AND lease_expires_at < now()) AS lease_expired,
+    count(*) FILTER (WHERE queue_status <> 'done' AND status IN ('completed', 'failed', 'cancelled')
+                     AND ended_at < now() - interval '2 minutes') AS unfinalised
+FROM eval_runs
+WHERE queue_status <> 'done'
+"""
+
+
+async def insert_run(conn: Connection, new: NewRun) -> Run:
+    """Create a run (queued, pending), released now unless `new.released` is false."""
+    record = await conn.fetchrow(
+        _INSERT_RUN,
+        new.id,
+        new.company_id,
+        new.case_id,
+        new.suite_id,
+        new.suite_run_id,
+        new.agent_id,
+        new.persona_id,
+        new.config,
+        new.agent_overrides,
+        new.labels,
+        new.released,
+        new.position,
+        new.agent_model,
+        new.persona_model,
+    )
+    assert record is not None  # INSERT … RETURNING always returns the row
+    return run_from_record(record)
+
+
+async def fetch_run(conn: Connection, run_id: UUID, company_id: UUID | None = None) -> Run | None:
+    """The run, or None; with `company_id`, another company's run is None too."""
+    if company_id is None:
+        record = await conn.fetchrow(_SELECT_RUN, run_id)
+    else:
+        record = await conn.fetchrow(_SELECT_COMPANY_RUN, run_id, company_id)
+    return None if record is None else run_from_record(record)
+
+
+async def get_run(conn: Connection, run_id: UUID, company_id: UUID | None = None) -> Run:
+    """The run, or NotFound."""
+    run = await fetch_run(conn, run_id, company_id)
+    if run is None:
+        raise NotFound(f"Run {run_id} not found")
+    return run
+
+
+async def count_stuck_runs(conn: Connection) -> dict[str, int]:
+    """How many runs are stuck, by reason: `unclaimed`, `lease_expired`, `unfinalised`."""
+    record = await conn.fetchrow(_COUNT_STUCK)
+    assert record is not None  # an aggregate always returns one row
+    return {key: int(record[key]) for key in ("unclaimed", "lease_expired", "unfinalised")}

@@ -1,0 +1,126 @@
+"""Transcript rows (`eval_run_turns`): one per persona/agent message, tool result or flow event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from schemas.api import ToolCall, Turn, TurnRole
+from service.db.core import Connection, Record
+
+MICROCENTS_PER_CENT = 1_000_000
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    """One `eval_run_turns` row."""
+
+    id: UUID
+    run_id: UUID
+    turn_number: int
+    role: TurnRole
+    text: str | None
+    tool_calls: list[dict[str, JsonValue]] | None
+    tool_result: dict[str, JsonValue] | None
+    flow_event: dict[str, JsonValue] | None
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_microcents: int
+    rate_card_version: str | None
+    latency_ms: int | None
+    attempt: int
+    created_at: datetime
+
+    def to_api(self) -> Turn:
+        """The turn as `GET …/turns` and the `run.turn` event show it."""
+        return Turn(
+            id=self.id,
+            run_id=self.run_id,
+            turn_number=self.turn_number,
+            created_at=self.created_at,
+            role=self.role,
+            text=self.text,
+            tool_calls=None
+            if self.tool_calls is None
+            else [ToolCall.model_validate(c) for c in self.tool_calls],
+            tool_result=self.tool_result,
+            flow_event=self.flow_event,
+            model=self.model,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_microcents=self.cost_microcents,
+            cost_cents=-(-self.cost_microcents // MICROCENTS_PER_CENT),
+            rate_card_version=self.rate_card_version,
+            latency_ms=self.latency_ms,
+        )
+
+
+TURN_COLUMNS = ", ".join(f.name for f in fields(TurnRow))
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    """A transcript row to persist; the executor prices it before writing."""
+
+    id: UUID
+    run_id: UUID
+    turn_number: int
+    role: TurnRole
+    text: str | None = None
+    tool_calls: list[dict[str, JsonValue]] | None = None
+    tool_result: dict[str, JsonValue] | None = None
+    flow_event: dict[str, JsonValue] | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_microcents: int = 0
+    rate_card_version: str | None = None
+    latency_ms: int | None = None
+    attempt: int = 1
+
+
+_INSERT_TURN = f"""
+INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model,
+                            input_tokens, output_tokens, cost_microcents, rate_card_version, latency_ms,
+                            attempt)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+RETURNING {TURN_COLUMNS}
+"""
+_SELECT_TURNS = f"SELECT {TURN_COLUMNS} FROM eval_run_turns WHERE run_id = $1 ORDER BY turn_number"
+
+
+def turn_from_record(record: Record) -> TurnRow:
+    return TurnRow(**dict(record))
+
+
+async def insert_turn(conn: Connection, new: NewTurn) -> TurnRow:
+    """Persist one transcript row; a taken `(run_id, turn_number)` raises ConstraintViolation."""
+    record = await conn.fetchrow(
+        _INSERT_TURN,
+        new.id,
+        new.run_id,
+        new.turn_number,
+        new.role,
+        new.text,
+        new.tool_calls,
+        new.tool_result,
+        new.flow_event,
+        new.model,
+        new.input_tokens,
+        new.output_tokens,
+        new.cost_microcents,
+        new.rate_card_version,
+        new.latency_ms,
+        new.attempt,
+    )
+    assert record is not None  # INSERT … RETURNING always returns the row
+    return turn_from_record(record)
+
+
+async def list_turns(conn: Connection, run_id: UUID) -> list[TurnRow]:
+    """Every transcript row of a run, in turn order."""
+    return [turn_from_record(r) for r in await conn.fetch(_SELECT_TURNS, run_id)]

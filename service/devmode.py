@@ -1,0 +1,115 @@
+"""`agent-eval dev`: every role in one process, on an embedded PostgreSQL and the in-process bus.
+
+The database lives under the data directory, so a restart keeps agents, cases and runs. Nothing
+is seeded silently: on the very first start one company with credits and one API key are created
+and printed (the key only this once); later starts say they reuse the existing data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from service import accounts, localpg
+from service.app import create_app
+from service.bus.base import Bus
+from service.bus.memory import InProcessBus
+from service.bus.topics import topic_specs
+from service.db.core import Pool, close_quietly, connect
+from service.db.migrate import apply_migrations
+from service.domain.keys import SCOPES
+from service.lifecycle import pool_from, serving, stop_on_signals
+from service.maintenance import maintenance_jobs, run_scheduler
+from service.relay import Relay
+from service.settings import Settings
+
+DATABASE = "agent_eval"
+DEV_COMPANY = "Local development"
+DEV_CREDITS_CENTS = 10_000
+
+
+class RoleRunner(Protocol):
+    async def run(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+
+ConsumerFactory = Callable[[Settings, Pool, Bus], RoleRunner]
+Say = Callable[[str], None]
+
+
+async def run_dev(
+    settings: Settings, *, data_dir: Path, port: int, consumers: Sequence[ConsumerFactory], say: Say
+) -> None:
+    """Run until SIGINT/SIGTERM, then stop every role and the embedded PostgreSQL."""
+    data_dir = await asyncio.to_thread(lambda: data_dir.expanduser().resolve())
+    pg_dir = data_dir / "postgres"
+    server = await asyncio.to_thread(
+        localpg.start, pg_dir, settings=localpg.DEV_SETTINGS, databases=[DATABASE]
+    )
+    say(f"data directory: {data_dir}")
+    say(f"database: {server.describe()}")
+    settings = settings.model_copy(update={"database_url": SecretStr(server.url(DATABASE))})
+    stop = stop_on_signals()
+    try:
+        await _migrate(server.url(DATABASE))
+        async with pool_from(settings) as pool:
+            await _first_start(pool, say)
+            await _run_roles(settings, pool=pool, port=port, consumers=consumers, stop=stop, say=say)
+    finally:
+        await asyncio.to_thread(localpg.stop, pg_dir)
+        say("stopped")
+
+
+async def _migrate(dsn: str) -> None:
+    conn = await connect(dsn, application_name="agent-eval-migrate")
+    try:
+        await apply_migrations(conn)
+    finally:
+        await close_quietly(conn)
+
+
+async def _first_start(pool: Pool, say: Say) -> None:
+    if await accounts.count_companies(pool):
+        say("reusing the existing data (create more keys with `agent-eval admin create-key`)")
+        return
+    company = await accounts.create_company(pool, DEV_COMPANY, credits_cents=DEV_CREDITS_CENTS)
+    issued = await accounts.issue_api_key(pool, company.id, name="dev", scopes=list(SCOPES))
+    say(
+        f"first start: created company {company.id} ({DEV_COMPANY!r}) "
+        f"with {DEV_CREDITS_CENTS} cents of credit"
+    )
+    say(f"API key (shown once, keep it): {issued.key}")
+
+
+async def _run_roles(
+    settings: Settings,
+    *,
+    pool: Pool,
+    port: int,
+    consumers: Sequence[ConsumerFactory],
+    stop: asyncio.Event,
+    say: Say,
+) -> None:
+    bus = InProcessBus()
+    await bus.create_topics(topic_specs(settings.topic_prefix, settings.topic_partitions, 1))
+    relay = Relay(
+        settings, bus, maintenance=lambda halt: run_scheduler(maintenance_jobs(pool, settings), halt)
+    )
+    runners = [factory(settings, pool, bus) for factory in consumers]
+    tasks = [asyncio.create_task(relay.run(stop), name="relay")]
+    tasks += [asyncio.create_task(runner.run(), name="consumer") for runner in runners]
+    try:
+        async with serving(create_app(settings, pool=pool), settings.host, port) as url:
+            say(f"serving {url}  (Ctrl-C to stop)")
+            await stop.wait()
+    finally:
+        stop.set()
+        for runner in runners:
+            runner.request_stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.stop()

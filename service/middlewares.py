@@ -1,0 +1,115 @@
+"""Request context (id, trace, one log line, metrics), the body size limit, and the one place
+where errors become HTTP responses. Nothing else turns exceptions into statuses."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import ValidationError
+
+from service.db.core import DatabaseUnavailable
+from service.errors import (
+    FieldError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    Unavailable,
+    ValidationFailed,
+)
+from service.keys import REQUEST_ID, SETTINGS
+from service.logging import bound_context, get_logger
+from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from service.tracing import start_trace
+
+log = get_logger("service.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_for(header: str | None) -> str:
+    """The caller's `X-Request-ID` when it is sane, else a fresh one."""
+    if header and _REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind request_id (echoed as X-Request-ID) and the trace; log one line and count the request."""
+    request_id = request_id_for(request.headers.get("X-Request-ID"))
+    request[REQUEST_ID] = request_id
+    start_trace(request.headers.get("traceparent"))
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    with bound_context(request_id=request_id):
+        response = await handler(request)
+        elapsed = time.perf_counter() - started
+        response.headers["X-Request-ID"] = request_id
+        HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        log.info(
+            "request_handled",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round(elapsed * 1000, 1),
+        )
+        return response
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared oversized body before reading it (aiohttp enforces the same limit on read)."""
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
+    return await handler(request)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map the ServiceError tree (and aiohttp's own routing errors) to JSON error bodies."""
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return error_response(exc)
+    except ValidationError as exc:
+        return error_response(validation_failed(exc, "body"))
+    except DatabaseUnavailable as exc:
+        log.warning("database_unavailable", error=str(exc))
+        return error_response(Unavailable())
+    except web.HTTPException as exc:
+        return error_response(from_http_exception(exc))
+    except Exception:
+        log.exception("unhandled_error", method=request.method, path=request.path)
+        return error_response(ServiceError())
+
+
+def error_response(exc: ServiceError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.status, headers=dict(exc.headers()))
+
+
+def validation_failed(exc: ValidationError, location: str) -> ValidationFailed:
+    """A pydantic error as a 400 naming each offending field (`body.tools.0.name`)."""
+    fields = [
+        FieldError(".".join([location, *(str(part) for part in error["loc"])]), error["msg"], error["type"])
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    return ValidationFailed(fields=fields)
+
+
+def from_http_exception(exc: web.HTTPException) -> ServiceError:
+    """aiohttp raises these itself: no route, wrong method, body over client_max_size."""
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("No such endpoint")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(sorted(exc.allowed_methods))
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge()
+    if exc.status < 500:
+        return ValidationFailed(exc.reason)
+    return ServiceError()

@@ -1,0 +1,82 @@
+"""Settings: the only reader of the environment. Built once by the CLI and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+class Settings(BaseSettings):
+    """Every `AGENT_EVAL_*` variable the service reads, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_EVAL_", frozen=True, extra="ignore")
+
+    # Connections.
+    database_url: SecretStr | None = None
+    db_pool_min_size: int = Field(default=2, ge=1)
+    db_pool_max_size: int = Field(default=20, ge=1)
+    db_command_timeout_s: float = Field(default=30.0, gt=0)
+    kafka_bootstrap: str | None = None
+
+    # Topics (DESIGN.md §5).
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=12, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    health_port: int = Field(default=9100, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    admin_token: SecretStr | None = None
+
+    # `agent-eval dev`.
+    data_dir: Path = Path("~/.agent-eval")
+
+    # Run lifecycle and money.
+    default_wait_s: float = Field(default=55.0, ge=0, le=60)
+    run_timeout_s: float = Field(default=600.0, gt=0)
+    min_run_balance_cents: int = Field(default=1, ge=0)
+    max_inflight_runs_per_company: int = Field(default=50, ge=1)
+    webhook_allow_private: bool = False
+
+    # Outbox relay and maintenance (DESIGN.md §2, §5).
+    event_retention_hours: float = Field(default=72.0, gt=0)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_busy_poll_s: float = Field(default=0.02, gt=0)
+    relay_idle_poll_s: float = Field(default=1.0, gt=0)
+    relay_lock_poll_s: float = Field(default=1.0, gt=0)
+    maintenance_interval_s: float = Field(default=5.0, gt=0)
+    maintenance_hourly_s: float = Field(default=3600.0, gt=0)
+
+    # Consumers.
+    consumer_commit_interval_ms: int = Field(default=100, ge=1)
+    consumer_commit_batch: int = Field(default=100, ge=1)
+    consumer_handler_attempts: int = Field(default=5, ge=1)
+    consumer_retry_base_s: float = Field(default=0.2, gt=0)
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100)
+
+    # Logging.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: LogFormat = "auto"
+
+    def require_database_url(self) -> str:
+        """The database URL, or a clear error naming the variable to set."""
+        if self.database_url is None:
+            raise SettingsError("AGENT_EVAL_DATABASE_URL is not set")
+        return self.database_url.get_secret_value()
+
+    def require_kafka_bootstrap(self) -> str:
+        if not self.kafka_bootstrap:
+            raise SettingsError("AGENT_EVAL_KAFKA_BOOTSTRAP is not set")
+        return self.kafka_bootstrap
+
+
+class SettingsError(RuntimeError):
+    """A setting the chosen command needs is missing or unusable."""
