@@ -39,7 +39,7 @@ from service.bus.base import (
 )
 from service.bus.topics import dlq_name
 from service.db.core import DatabaseUnavailable
-from service.logging import get_logger
+from service.logging import bound_context, get_logger
 from service.metrics import CONSUMED, CONSUMER_HANDLER_SECONDS, DLQ_RECORDS
 
 log = get_logger("consumers.runner")
@@ -222,6 +222,11 @@ class ConsumerRunner:
         return not self._stopping.is_set() and not worker.revoked
 
     async def _handle(self, message: Message, worker: _Worker, event: Event) -> bool:
+        run_id = None if event.run_id is None else str(event.run_id)
+        with bound_context(run_id=run_id, event_id=str(event.id), event_type=event.type):
+            return await self._handle_bound(message, worker, event)
+
+    async def _handle_bound(self, message: Message, worker: _Worker, event: Event) -> bool:
         failures = 0
         while self._active(worker):
             started = time.monotonic()

@@ -12,7 +12,6 @@ sequence, never sent to webhooks or SSE), but it travels the same outbox and env
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
@@ -176,7 +175,7 @@ class EndpointDisabled(BaseModel):
     endpoint_id: UUID
     url: str
     reason: str
-    disabled_at: datetime
+    disabled_at: AwareDatetime
 
 
 class WebhookEndpointDisabled(_Envelope):

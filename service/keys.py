@@ -9,4 +9,4 @@ from service.settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 POOL: web.AppKey[Pool] = web.AppKey("pool")
-REQUEST_ID: str = "request_id"  # request-scoped value, set by the request-context middleware
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)  # set by the request-context middleware

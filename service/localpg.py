@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import signal
 import socket
 import stat
@@ -100,7 +101,10 @@ def _install_at(kind: Kind, bin_dir: Path) -> Install | None:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return Install(kind=kind, bin_dir=bin_dir, major=int(out.split()[-1].split(".")[0]))
+    version = re.match(r"\d+", out.split()[-1]) if out.split() else None
+    if version is None:
+        return None
+    return Install(kind=kind, bin_dir=bin_dir, major=int(version.group()))
 
 
 def candidate_installs(prefer: Prefer) -> list[Install]:
@@ -265,11 +269,20 @@ def _pg_ctl(install: Install, data_dir: Path, args: list[str]) -> None:
 
 
 def _run_as_owner(cmd: list[str], *, timeout: float) -> None:
-    user = SYSTEM_USER if os.geteuid() == 0 else None
+    # As root, drop to the system user *and* its group: keeping gid 0 would make the root group's
+    # (usually empty) permission bits apply to every root-owned parent directory.
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] | None = None
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(SYSTEM_USER)
+        uid, gid, groups = entry.pw_uid, entry.pw_gid, []
     try:
         result = subprocess.run(
             cmd,
-            user=user,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

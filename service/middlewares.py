@@ -27,12 +27,13 @@ from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from service.tracing import start_trace
 
 log = get_logger("service.http")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug level
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def request_id_for(header: str | None) -> str:
     """The caller's `X-Request-ID` when it is sane, else a fresh one."""
-    if header and _REQUEST_ID.match(header):
+    if header and _REQUEST_ID.fullmatch(header):
         return header
     return uuid.uuid4().hex
 
@@ -51,7 +52,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["X-Request-ID"] = request_id
         HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
         HTTP_LATENCY.labels(request.method, route).observe(elapsed)
-        log.info(
+        emit = log.debug if request.path in QUIET_PATHS else log.info
+        emit(
             "request_handled",
             method=request.method,
             path=request.path,

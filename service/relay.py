@@ -43,7 +43,7 @@ def outbox_record(row: outbox.OutboxRow, prefix: str) -> OutgoingRecord:
         "source": EVENT_SOURCE,
         "type": row.type,
         "specversion": "1.0",
-        "time": row.created_at,
+        "time": row.created_at.astimezone(UTC),
         "subject": row.key,
         "datacontenttype": "application/json",
         "partitionkey": row.key,

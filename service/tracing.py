@@ -6,7 +6,7 @@ import re
 import secrets
 from contextvars import ContextVar
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _current_trace_id: ContextVar[str | None] = ContextVar("trace_id", default=None)
 
 
@@ -14,8 +14,9 @@ def parse_trace_id(traceparent: str | None) -> str | None:
     """The trace id of a valid `traceparent` header, else None."""
     if not traceparent:
         return None
-    match = _TRACEPARENT.match(traceparent.strip().lower())
-    if match is None or match.group(1) == "0" * 32:
+    match = _TRACEPARENT.fullmatch(traceparent.strip().lower())
+    # W3C: an all-zero trace id or parent id makes the whole header invalid.
+    if match is None or match.group(1) == "0" * 32 or match.group(2) == "0" * 16:
         return None
     return match.group(1)
 

@@ -11,7 +11,7 @@ KEY_BODY_LENGTH = 32
 SHOWN_PREFIX_LENGTH = 12
 RANDOM_BYTES = 32  # 256 bits drawn, 190 bits kept: the modulo bias is below 2^-60
 _BASE62 = string.digits + string.ascii_letters
-_KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}[0-9A-Za-z]{{{KEY_BODY_LENGTH}}}$")
+_KEY_PATTERN = re.compile(rf"{KEY_PREFIX}[0-9A-Za-z]{{{KEY_BODY_LENGTH}}}")
 
 SCOPES: tuple[str, ...] = (
     "agent_eval:read",
@@ -43,7 +43,7 @@ def format_api_key(random_bytes: bytes) -> str:
 
 def is_well_formed(key: str) -> bool:
     """True when `key` has the shape of an API key (checked before any lookup)."""
-    return _KEY_PATTERN.match(key) is not None
+    return _KEY_PATTERN.fullmatch(key) is not None
 
 
 def shown_prefix(key: str) -> str:

@@ -23,7 +23,9 @@ async def read_json(request: web.Request) -> JsonValue:
         raise UnsupportedMediaType()
     try:
         value: JsonValue = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers past Python's digit limit; RecursionError
+        # is absurdly deep nesting. All are the client's malformed input, never a 500.
         raise ValidationFailed("Malformed JSON body", [FieldError("body", str(exc), "json_invalid")]) from exc
     return value
 

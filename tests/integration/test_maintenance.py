@@ -1,0 +1,63 @@
+"""Maintenance jobs against real rows: the stuck-run census and the outbox purge."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from schemas.events import EventType
+from service.db import outbox
+from service.db.core import Pool, connection, transaction
+from service.maintenance import maintenance_jobs
+from service.settings import Settings
+from tests.support.factories import make_company, make_run
+
+
+def _gauge(reason: str) -> float | None:
+    return REGISTRY.get_sample_value("agent_eval_runs_stuck", {"reason": reason})
+
+
+async def _job(pool: Pool, settings: Settings, name: str) -> object:
+    (job,) = [j for j in maintenance_jobs(pool, settings) if j.name == name]
+    return await job.run()
+
+
+async def test_stuck_runs_are_counted_by_reason(pool: Pool, settings: Settings) -> None:
+    company = await make_company(pool)
+    unclaimed, expired, unfinalised, healthy = [await make_run(pool, company.id) for _ in range(4)]
+    await make_run(pool, company.id, released=False)  # held runs are not stuck: nobody should run them yet
+    async with connection(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET released_at = now() - interval '1 minute' WHERE id = $1", unclaimed.id
+        )
+        await conn.execute(
+            "UPDATE eval_runs SET status = 'running', queue_status = 'claimed', claimed_by = 'x',"
+            " attempt = 1, lease_expires_at = now() - interval '1 second' WHERE id = $1",
+            expired.id,
+        )
+        await conn.execute(
+            "UPDATE eval_runs SET status = 'completed', termination_reason = 'max_turns',"
+            " queue_status = 'claimed', claimed_by = 'x', lease_expires_at = now(),"
+            " ended_at = now() - interval '3 minutes' WHERE id = $1",
+            unfinalised.id,
+        )
+    counts = await _job(pool, settings, "runs_stuck")
+    assert counts == {"unclaimed": 1, "lease_expired": 1, "unfinalised": 1}
+    assert (_gauge("unclaimed"), _gauge("lease_expired"), _gauge("unfinalised")) == (1.0, 1.0, 1.0)
+    del healthy
+
+
+async def test_the_purge_deletes_only_sent_rows_past_retention(pool: Pool, settings: Settings) -> None:
+    company = await make_company(pool)
+    run = await make_run(pool, company.id)
+    async with transaction(pool) as conn:
+        for _ in range(3):
+            await outbox.append_event(conn, run.id, EventType.RUN_QUEUED, run.summary())
+    async with connection(pool) as conn:
+        rows = await outbox.fetch_unsent(conn, 10)
+        old, recent, unsent = rows
+        await outbox.mark_sent(conn, [old.id, recent.id])
+        await conn.execute("UPDATE outbox SET sent_at = now() - interval '73 hours' WHERE id = $1", old.id)
+    assert await _job(pool, settings, "outbox_purge") == 1
+    async with connection(pool) as conn:
+        left = await conn.fetch("SELECT id FROM outbox ORDER BY id")
+    assert [r["id"] for r in left] == [recent.id, unsent.id]
