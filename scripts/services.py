@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -38,7 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from service import localpg  # noqa: E402
 
-STATE = ROOT / ".services"
+STATE = Path(os.environ.get("AGENT_EVAL_SERVICES_DIR", ROOT / ".services")).resolve()
 PG_DIR = STATE / "postgres"
 KAFKA_DIR = STATE / "kafka"
 KAFKA_LIB = KAFKA_DIR / "lib"
@@ -47,7 +48,8 @@ M2_REPO = STATE / "m2"
 POM = ROOT / "scripts" / "kafka" / "pom.xml"
 ENV_FILE = STATE / "env"
 DATABASE = "agent_eval"
-MAVEN_REPO_URL = os.environ.get("AGENT_EVAL_MAVEN_REPO_URL", "https://repo.maven.apache.org/maven2/")
+MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2/"
+MAVEN_REPO_URL = os.environ.get("AGENT_EVAL_MAVEN_REPO_URL") or MAVEN_CENTRAL
 REACH_TIMEOUT_S = 10.0
 DOWNLOAD_TIMEOUT_S = 600.0
 READY_TIMEOUT_S = 90.0
@@ -156,6 +158,7 @@ def ensure_jars() -> None:
         "mvn",
         "-B",
         "-q",
+        *maven_mirror_args(),
         f"-Dmaven.repo.local={M2_REPO}",
         "-Dmaven.wagon.http.connectionTimeout=10000",
         "-Dmaven.wagon.http.readTimeout=30000",
@@ -175,22 +178,44 @@ def ensure_jars() -> None:
 
 
 def check_maven_central() -> None:
-    """Fail fast (well inside 30 s) with a clear message when Maven Central is unreachable."""
+    """Fail fast (well inside 30 s) with a clear message when Maven Central is unreachable.
+
+    Asks for the Kafka POM itself: a proxy or captive portal that answers every URL with an
+    error page must count as "unreachable", not as "the host answered".
+    """
     if not MAVEN_REPO_URL.startswith(("https://", "http://")):
         raise ServicesError(f"AGENT_EVAL_MAVEN_REPO_URL must be an http(s) URL, not {MAVEN_REPO_URL!r}")
-    request = urllib.request.Request(MAVEN_REPO_URL, method="HEAD")  # noqa: S310 — scheme checked above
+    version = kafka_version_in_pom()
+    url = f"{MAVEN_REPO_URL.rstrip('/')}/org/apache/kafka/kafka_2.13/{version}/kafka_2.13-{version}.pom"
+    request = urllib.request.Request(url, method="HEAD")  # noqa: S310 — scheme checked above
     try:
         with urllib.request.urlopen(request, timeout=REACH_TIMEOUT_S):  # noqa: S310 — scheme checked above
             return
-    except urllib.error.HTTPError:
-        return  # the host answered; Maven will deal with the details
     except (urllib.error.URLError, OSError) as exc:
         raise ServicesError(
-            f"Kafka: Maven Central ({MAVEN_REPO_URL}) cannot be reached: {exc}. The broker jars are "
-            f"not cached in {KAFKA_LIB}; connect this machine to Maven Central (or point "
-            "AGENT_EVAL_MAVEN_REPO_URL at a mirror), or set AGENT_EVAL_KAFKA_BOOTSTRAP to an existing "
-            "cluster."
+            f"Kafka: Maven Central cannot be reached ({url}: {exc}). The broker jars are not cached in "
+            f"{KAFKA_LIB}; connect this machine to Maven Central (or point AGENT_EVAL_MAVEN_REPO_URL at "
+            "a mirror), or set AGENT_EVAL_KAFKA_BOOTSTRAP to an existing cluster."
         ) from exc
+
+
+def maven_mirror_args() -> list[str]:
+    """With AGENT_EVAL_MAVEN_REPO_URL set, a settings file that mirrors Central to it."""
+    if MAVEN_REPO_URL == MAVEN_CENTRAL:
+        return []
+    settings = STATE / "maven-settings.xml"
+    settings.write_text(
+        "<settings><mirrors><mirror><id>agent-eval-mirror</id><mirrorOf>central</mirrorOf>"
+        f"<url>{MAVEN_REPO_URL}</url></mirror></mirrors></settings>\n"
+    )
+    return ["-s", str(settings)]
+
+
+def kafka_version_in_pom() -> str:
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
+    if match is None:
+        raise ServicesError(f"{POM} does not define kafka.version")
+    return match.group(1)
 
 
 def start_broker() -> str | None:

@@ -28,9 +28,11 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self._last = time.monotonic()
+        self.beats = 0
 
     def beat(self) -> None:
         self._last = time.monotonic()
+        self.beats += 1
 
     def age_s(self) -> float:
         return time.monotonic() - self._last

@@ -172,7 +172,8 @@ async def test_only_one_relay_is_active_and_a_standby_takes_over(
     first_task = asyncio.create_task(first.run(stop_first))
     await asyncio.wait_for(first.active.wait(), 30)
     async with relaying(second):
-        await _relay_ticks()
+        polls = second.heartbeat.beats
+        await eventually(lambda: _beats(second), until=lambda n: n >= polls + 3, what="the standby to poll")
         assert not second.active.is_set()
         stop_first.set()  # the active relay goes away; its connection closes and frees the lock
         await first_task
@@ -183,9 +184,8 @@ async def test_only_one_relay_is_active_and_a_standby_takes_over(
         await eventually(lambda: unsent(pool), until=lambda n: n == 0, what="the standby to publish")
 
 
-async def _relay_ticks() -> None:
-    for _ in range(10):
-        await asyncio.sleep(0.05)
+async def _beats(relay: Relay) -> int:
+    return relay.heartbeat.beats
 
 
 async def _metric(port: int) -> float | None:
