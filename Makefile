@@ -26,7 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff format --check service consumers schemas tests scripts
 	$(BIN)/ruff check service consumers schemas tests scripts
-	$(BIN)/mypy service consumers schemas tests
+	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py
 	$(BIN)/lint-imports
 
 format: install

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from consumers.runner import Gate, Handler
+from consumers.processing import Handler
+from consumers.runner import Gate
 from schemas.events import EventType, Topic
 from service.bus.base import Bus
 from service.db.core import Pool

@@ -17,36 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
-from pydantic import ValidationError
-
-from schemas.events import Event, decode_event
+from consumers.processing import Handler, RecordProcessor
 from service.bus.base import (
     Bus,
     BusError,
     CommitFailed,
     Message,
-    OutgoingRecord,
     Subscription,
     TopicPartition,
 )
-from service.bus.topics import dlq_name
-from service.db.core import DatabaseUnavailable
-from service.logging import bound_context, get_logger
-from service.metrics import CONSUMED, CONSUMER_HANDLER_SECONDS, DLQ_RECORDS
+from service.logging import get_logger
 
 log = get_logger("consumers.runner")
-
-Handler = Callable[[Event], Awaitable[None]]
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, BusError, TimeoutError)
-MAX_BACKOFF_S = 5.0
 
 
 class Gate(Protocol):
@@ -106,6 +94,7 @@ class ConsumerRunner:
         self._uncommitted = 0
         self._last_commit = time.monotonic()
         self._subscription: Subscription | None = None
+        self._records = RecordProcessor(bus, config, handler, self._stopping)
 
     @property
     def started(self) -> asyncio.Event:
@@ -183,7 +172,7 @@ class ConsumerRunner:
     async def _work(self, sub: Subscription, worker: _Worker) -> None:
         while worker.queue and not worker.revoked and not self._stopping.is_set():
             message = worker.queue.popleft()
-            if not await self._process(message, worker):
+            if not await self._records.process(message, lambda: self._active(worker)):
                 return  # stopped while retrying: leave the record uncommitted
             worker.done_offset = message.offset + 1
             self._uncommitted += 1
@@ -192,104 +181,8 @@ class ConsumerRunner:
                 if not self._gate_paused:
                     sub.resume(frozenset({worker.tp}))
 
-    async def _process(self, message: Message, worker: _Worker) -> bool:
-        """Handle one record; False if it was left unhandled (stopping, or partition revoked)."""
-        ce_type = message.header("ce_type")
-        if ce_type is not None and ce_type.decode("utf-8", "replace") not in self._config.types:
-            self._count(message, "skipped")
-            return True
-        try:
-            event = self._decode(message, ce_type)
-        except ValueError as exc:
-            return await self._dead_letter(message, worker, "undecodable", str(exc))
-        return await self._handle(message, worker, event)
-
-    @staticmethod
-    def _decode(message: Message, ce_type: bytes | None) -> Event:
-        if ce_type is None:
-            raise ValueError("missing ce_type header: not a CloudEvent")
-        try:
-            event = decode_event(message.value)
-        except ValidationError as exc:
-            raise ValueError(
-                f"invalid event body: {exc.error_count()} error(s): {exc.errors()[0]['msg']}"
-            ) from exc
-        if event.type != ce_type.decode():
-            raise ValueError(f"ce_type {ce_type.decode()!r} does not match body type {event.type!r}")
-        return event
-
     def _active(self, worker: _Worker) -> bool:
         return not self._stopping.is_set() and not worker.revoked
-
-    async def _handle(self, message: Message, worker: _Worker, event: Event) -> bool:
-        run_id = None if event.run_id is None else str(event.run_id)
-        with bound_context(run_id=run_id, event_id=str(event.id), event_type=event.type):
-            return await self._handle_bound(message, worker, event)
-
-    async def _handle_bound(self, message: Message, worker: _Worker, event: Event) -> bool:
-        failures = 0
-        while self._active(worker):
-            started = time.monotonic()
-            try:
-                await self._handler(event)
-            except TRANSIENT_ERRORS as exc:
-                failures += 1
-                log.warning(
-                    "handler_transient_failure", event_id=str(event.id), error=str(exc), attempt=failures
-                )
-            except Exception as exc:
-                failures += 1
-                log.exception("handler_failed", event_id=str(event.id), type=event.type, attempt=failures)
-                if failures >= self._config.handler_attempts:
-                    detail = f"{type(exc).__name__}: {exc}"
-                    return await self._dead_letter(message, worker, "handler_failed", detail)
-            else:
-                CONSUMER_HANDLER_SECONDS.labels(self._config.group).observe(time.monotonic() - started)
-                self._count(message, "handled")
-                return True
-            await self._sleep(self._backoff(failures))
-        return False
-
-    def _backoff(self, failures: int) -> float:
-        delay = min(MAX_BACKOFF_S, self._config.retry_base_s * 2.0 ** (failures - 1))
-        return delay * (0.5 + random.random() / 2)  # noqa: S311 — jitter, not security
-
-    async def _dead_letter(self, message: Message, worker: _Worker, reason: str, detail: str) -> bool:
-        """Copy the record to the DLQ (retrying until it is acknowledged), then let it be committed."""
-        headers = (
-            *message.headers,
-            ("dlq_reason", reason.encode()),
-            ("dlq_error", detail[:1000].encode()),
-            ("dlq_source_topic", message.topic.encode()),
-            ("dlq_source_partition", str(message.partition).encode()),
-            ("dlq_source_offset", str(message.offset).encode()),
-            ("dlq_group", self._config.group.encode()),
-            ("dlq_time", datetime.now(UTC).isoformat().encode()),
-        )
-        record = OutgoingRecord(dlq_name(message.topic), message.key, message.value, headers)
-        failures = 0
-        while self._active(worker):
-            try:
-                await self._bus.publish([record])
-            except BusError as exc:
-                failures += 1
-                log.warning("dlq_publish_failed", topic=record.topic, error=str(exc))
-                await self._sleep(self._backoff(failures))
-                continue
-            log.error(
-                "record_dead_lettered",
-                topic=message.topic,
-                offset=message.offset,
-                reason=reason,
-                error=detail,
-            )
-            DLQ_RECORDS.labels(message.topic, reason).inc()
-            self._count(message, reason)
-            return True
-        return False
-
-    def _count(self, message: Message, outcome: str) -> None:
-        CONSUMED.labels(self._config.group, message.topic, outcome).inc()
 
     async def _maybe_commit(self, sub: Subscription, force: bool = False) -> None:
         due = time.monotonic() - self._last_commit >= self._config.commit_interval_s

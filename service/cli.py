@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import TypeAlias
 from uuid import UUID
 
 from consumers.roles import ROLES, Role, RoleContext
@@ -216,49 +217,49 @@ def _aware(value: str) -> datetime:
     return parsed
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="agent-eval", description="Agent evals: API, pipeline roles, tools."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-    def add(
-        name: str, func: Command, help_: str, on: argparse._SubParsersAction[argparse.ArgumentParser] = sub
-    ) -> argparse.ArgumentParser:
-        command = on.add_parser(name, help=help_, description=help_)
-        command.set_defaults(func=func)
-        return command
 
-    add("migrate", cmd_migrate, "apply pending database migrations")
-    add("serve", cmd_serve, "run the HTTP gateway")
-    add("relay", cmd_relay, "run the outbox relay and the maintenance jobs")
-    consume = add("consume", cmd_consume, "run a consumer role (executor, scorer, biller, notifier)")
+def _add(on: Subcommands, name: str, func: Command, help_: str) -> argparse.ArgumentParser:
+    command = on.add_parser(name, help=help_, description=help_)
+    command.set_defaults(func=func)
+    return command
+
+
+def _add_roles(sub: Subcommands) -> None:
+    _add(sub, "serve", cmd_serve, "run the HTTP gateway")
+    _add(sub, "relay", cmd_relay, "run the outbox relay and the maintenance jobs")
+    consume = _add(sub, "consume", cmd_consume, "run a consumer role (executor, scorer, biller, notifier)")
     consume.add_argument("role")
-    dev = add("dev", cmd_dev, "run everything in one process on an embedded PostgreSQL")
+    dev = _add(sub, "dev", cmd_dev, "run everything in one process on an embedded PostgreSQL")
     dev.add_argument("--port", type=int, default=None, help="HTTP port (default AGENT_EVAL_PORT, 8080)")
     dev.add_argument("--data-dir", type=Path, default=None, help="where the database lives (~/.agent-eval)")
 
-    kafka = sub.add_parser("kafka", help="Kafka tools").add_subparsers(dest="kafka", required=True)
-    add("init", cmd_kafka_init, "create the topics (prefix, partitions, replication from settings)", kafka)
 
+def _add_tools(sub: Subcommands) -> None:
+    _add(sub, "migrate", cmd_migrate, "apply pending database migrations")
+    kafka = sub.add_parser("kafka", help="Kafka tools").add_subparsers(dest="kafka", required=True)
+    _add(kafka, "init", cmd_kafka_init, "create the topics (prefix, partitions, replication from settings)")
     dlq_cmds = sub.add_parser("dlq", help="dead-letter topics").add_subparsers(dest="dlq", required=True)
     for name, func, help_ in (
         ("list", cmd_dlq_list, "print dead-lettered records as JSON lines"),
         ("replay", cmd_dlq_replay, "republish dead-lettered records to their source topic"),
     ):
-        add(name, func, help_, dlq_cmds).add_argument("--topic", help="one topic (default: all)")
+        _add(dlq_cmds, name, func, help_).add_argument("--topic", help="one topic (default: all)")
 
+
+def _add_admin(sub: Subcommands) -> None:
     admin = sub.add_parser("admin", help="companies, credits, keys").add_subparsers(
         dest="admin", required=True
     )
-    company = add("create-company", cmd_create_company, "create a company", admin)
+    company = _add(admin, "create-company", cmd_create_company, "create a company")
     company.add_argument("--name", required=True)
     company.add_argument("--credits-cents", type=int, default=0)
-    grant = add("grant-credits", cmd_grant_credits, "grant (or, negative, deduct) credits", admin)
+    grant = _add(admin, "grant-credits", cmd_grant_credits, "grant (or, negative, deduct) credits")
     grant.add_argument("--company", type=UUID, required=True)
     grant.add_argument("--amount-cents", type=int, required=True)
     grant.add_argument("--reason", default="admin adjustment")
-    key = add("create-key", cmd_create_key, "create an API key (printed once)", admin)
+    key = _add(admin, "create-key", cmd_create_key, "create an API key (printed once)")
     key.add_argument("--company", type=UUID, required=True)
     key.add_argument("--name", required=True)
     scopes = key.add_mutually_exclusive_group(required=True)
@@ -266,7 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     scopes.add_argument("--all-scopes", action="store_true")
     key.add_argument("--rate-limit", type=int, default=60, help="requests per minute")
     key.add_argument("--expires-at", type=_aware, default=None, help="ISO 8601 with timezone")
-    add("reconcile", cmd_reconcile, "check every balance equals the sum of its ledger entries", admin)
+    _add(admin, "reconcile", cmd_reconcile, "check every balance equals the sum of its ledger entries")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent-eval", description="Agent evals: API, pipeline roles, tools."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    _add_roles(sub)
+    _add_tools(sub)
+    _add_admin(sub)
     return parser
 
 

