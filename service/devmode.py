@@ -65,6 +65,16 @@ async def run_dev(
         say("stopped")
 
 
+async def _until_stopped_or_crashed(stop: asyncio.Event, tasks: list[asyncio.Task[None]], say: Say) -> None:
+    """Wait for Ctrl-C; a role that dies meanwhile stops everything rather than limp on without it."""
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    for task in done - {stopped}:
+        error = task.exception()
+        say(f"role {task.get_name()} stopped unexpectedly: {error!r}; shutting down")
+
+
 async def _migrate(dsn: str) -> None:
     conn = await connect(dsn, application_name="agent-eval-migrate")
     try:
@@ -106,7 +116,7 @@ async def _run_roles(
     try:
         async with serving(create_app(settings, pool=pool), settings.host, port) as url:
             say(f"serving {url}  (Ctrl-C to stop)")
-            await stop.wait()
+            await _until_stopped_or_crashed(stop, tasks, say)
     finally:
         stop.set()
         for runner in runners:

@@ -63,20 +63,29 @@ def health_app(heartbeats: Mapping[str, Heartbeat], checks: Mapping[str, Check])
         return web.json_response(body.model_dump(), status=503 if stale else 200)
 
     async def readyz(_: web.Request) -> web.Response:
-        results = await run_checks(checks)
-        ok = all(v == "ok" for v in results.values())
-        body = HealthBody(status="ok" if ok else "unavailable", checks=results)
-        return web.json_response(body.model_dump(), status=200 if ok else 503)
+        return await readiness_response(checks)
 
     async def metrics(_: web.Request) -> web.Response:
-        payload, content_type = render_metrics()
-        return web.Response(body=payload, headers={"Content-Type": content_type})
+        return metrics_response()
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+async def readiness_response(checks: Mapping[str, Check]) -> web.Response:
+    """200 when every check passes, else 503; the body names each check's outcome."""
+    results = await run_checks(checks)
+    ok = all(v == "ok" for v in results.values())
+    body = HealthBody(status="ok" if ok else "unavailable", checks=results)
+    return web.json_response(body.model_dump(), status=200 if ok else 503)
+
+
+def metrics_response() -> web.Response:
+    payload, content_type = render_metrics()
+    return web.Response(body=payload, headers={"Content-Type": content_type})
 
 
 async def start_health_server(

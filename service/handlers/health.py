@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from schemas.api import HealthBody
-from service.health import database_check, run_checks
+from service.health import database_check, metrics_response, readiness_response
 from service.keys import POOL
-from service.metrics import render_metrics
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -17,12 +16,8 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """The database pool is usable. The gateway writes events to the outbox; it needs no broker."""
-    results = await run_checks({"database": database_check(request.app[POOL])})
-    ok = all(value == "ok" for value in results.values())
-    body = HealthBody(status="ok" if ok else "unavailable", checks=results)
-    return web.json_response(body.model_dump(), status=200 if ok else 503)
+    return await readiness_response({"database": database_check(request.app[POOL])})
 
 
 async def metrics(_: web.Request) -> web.Response:
-    payload, content_type = render_metrics()
-    return web.Response(body=payload, headers={"Content-Type": content_type})
+    return metrics_response()
