@@ -22,14 +22,16 @@ class IssuedKey:
     key: str
 
 
-async def create_company(pool: Pool, name: str, *, credits_cents: int = 0) -> companies.Company:
+async def create_company(
+    pool: Pool, name: str, *, credits_cents: int = 0, billing_email: str | None = None
+) -> companies.Company:
     """A new company; an opening balance, if any, is posted as a ledger grant."""
     if not name.strip():
         raise ValidationFailed(fields=[FieldError("name", "must not be empty")])
     if credits_cents < 0:
         raise ValidationFailed(fields=[FieldError("credits_cents", "must not be negative")])
     async with transaction(pool) as conn:
-        company = await companies.insert_company(conn, new_id(), name.strip())
+        company = await companies.insert_company(conn, new_id(), name.strip(), billing_email)
         if credits_cents:
             await ledger.post_ledger_entry(
                 conn,
@@ -42,18 +44,19 @@ async def create_company(pool: Pool, name: str, *, credits_cents: int = 0) -> co
         return await companies.get_company(conn, company.id)
 
 
-async def adjust_credits(pool: Pool, company_id: UUID, amount_cents: int, reason: str) -> int:
-    """Grant (positive) or deduct (negative) credits as a ledger entry; returns the new balance.
+async def adjust_credits(pool: Pool, company_id: UUID, amount_cents: int, reason: str) -> tuple[UUID, int]:
+    """Grant (positive) or deduct (negative) credits as a ledger entry; returns it and the new balance.
 
     A deduction larger than the balance is refused: balances never go negative.
     """
     if amount_cents == 0:
         raise ValidationFailed(fields=[FieldError("amount_cents", "must not be zero")])
+    entry_id = new_id()
     async with transaction(pool) as conn:
         try:
             balance = await ledger.post_ledger_entry(
                 conn,
-                entry_id=new_id(),
+                entry_id=entry_id,
                 company_id=company_id,
                 kind=ledger.kind_for_amount(amount_cents),
                 amount_cents=amount_cents,
@@ -66,7 +69,7 @@ async def adjust_credits(pool: Pool, company_id: UUID, amount_cents: int, reason
                 "Deduction exceeds the balance", [FieldError("amount_cents", "exceeds the current balance")]
             ) from exc
     assert balance is not None  # a fresh entry id never collides
-    return balance
+    return entry_id, balance
 
 
 async def issue_api_key(

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from service.auth import KeyCache
 from service.db.core import Pool, create_pool
-from service.keys import POOL, SETTINGS
-from service.middlewares import body_limit, errors, request_context
+from service.keys import KEY_CACHE, POOL, SETTINGS
+from service.middlewares import access_control, body_limit, errors, request_context
 from service.routes import setup_routes
 from service.settings import Settings
 
@@ -16,10 +17,11 @@ from service.settings import Settings
 def create_app(settings: Settings, *, pool: Pool | None = None) -> web.Application:
     """The gateway. Given a pool (dev mode shares one), the app uses it and leaves it open."""
     app = web.Application(
-        middlewares=[request_context, errors, body_limit],
+        middlewares=[request_context, errors, body_limit, access_control],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[KEY_CACHE] = KeyCache(ttl_s=settings.api_key_cache_s)
     if pool is not None:
         app[POOL] = pool
     else:

@@ -175,7 +175,7 @@ async def cmd_create_company(settings: Settings, args: argparse.Namespace) -> in
 
 async def cmd_grant_credits(settings: Settings, args: argparse.Namespace) -> int:
     async with pool_from(settings) as pool:
-        balance = await accounts.adjust_credits(pool, args.company, args.amount_cents, args.reason)
+        _, balance = await accounts.adjust_credits(pool, args.company, args.amount_cents, args.reason)
     print(json.dumps({"company_id": str(args.company), "balance_cents": balance}))
     return 0
 

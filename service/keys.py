@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from service.db.core import Pool
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from service.auth import KeyCache, Principal
+    from service.endpoints import Endpoint
+
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 POOL: web.AppKey[Pool] = web.AppKey("pool")
+KEY_CACHE: web.AppKey[KeyCache] = web.AppKey("key_cache")
+OPENAPI: web.AppKey[str] = web.AppKey("openapi", str)  # the document as JSON text
+ENDPOINTS: web.AppKey[Mapping[str, Endpoint]] = web.AppKey("endpoints")  # by route name
+
+# Request-scoped values.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)  # set by the request-context middleware
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")  # set by the access middleware
+RATE_LIMIT_HEADERS: web.RequestKey[Mapping[str, str]] = web.RequestKey("rate_limit_headers")

@@ -11,7 +11,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
+from service.auth import authenticate, check_admin, count_request, enforce_limit, require_scope
 from service.db.core import DatabaseUnavailable
+from service.endpoints import Access
 from service.errors import (
     FieldError,
     MethodNotAllowed,
@@ -21,7 +23,7 @@ from service.errors import (
     Unavailable,
     ValidationFailed,
 )
-from service.keys import REQUEST_ID, SETTINGS
+from service.keys import ENDPOINTS, KEY_CACHE, POOL, PRINCIPAL, RATE_LIMIT_HEADERS, REQUEST_ID, SETTINGS
 from service.logging import bound_context, get_logger
 from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from service.tracing import start_trace
@@ -50,6 +52,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
         elapsed = time.perf_counter() - started
         response.headers["X-Request-ID"] = request_id
+        response.headers.update(request.get(RATE_LIMIT_HEADERS, {}))
         HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
         HTTP_LATENCY.labels(request.method, route).observe(elapsed)
         emit = log.debug if request.path in QUIET_PATHS else log.info
@@ -61,6 +64,26 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             ms=round(elapsed * 1000, 1),
         )
         return response
+
+
+@web.middleware
+async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Enforce the matched endpoint's access rule: API key, rate limit, scope — or the admin token."""
+    endpoint = request.app[ENDPOINTS].get(request.match_info.route.name or "")
+    if endpoint is None or endpoint.access is Access.PUBLIC:
+        return await handler(request)
+    settings, pool = request.app[SETTINGS], request.app[POOL]
+    if endpoint.access is Access.ADMIN:
+        token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        check_admin(request, token)
+        return await handler(request)
+    principal, key = await authenticate(request, pool, request.app[KEY_CACHE])
+    decision = await count_request(pool, key)
+    request[RATE_LIMIT_HEADERS] = decision.headers()
+    enforce_limit(decision)
+    require_scope(principal, endpoint.scope or "")
+    request[PRINCIPAL] = principal
+    return await handler(request)
 
 
 @web.middleware
@@ -98,10 +121,22 @@ def error_response(exc: ServiceError) -> web.Response:
 def validation_failed(exc: ValidationError, location: str) -> ValidationFailed:
     """A pydantic error as a 400 naming each offending field (`body.tools.0.name`)."""
     fields = [
-        FieldError(".".join([location, *(str(part) for part in error["loc"])]), error["msg"], error["type"])
+        FieldError(".".join([location, *_field_path(error["loc"])]), error["msg"], error["type"])
         for error in exc.errors(include_url=False, include_input=False)
     ]
     return ValidationFailed(fields=fields)
+
+
+_UNION_LABELS = ("constrained-", "function-", "tagged-union", "nullable", "json-or-python", "lax-")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> list[str]:
+    """The loc without pydantic's union-member labels (`constrained-int`, `function-after[…]`)."""
+    return [
+        str(part)
+        for part in loc
+        if not (isinstance(part, str) and ("[" in part or part.startswith(_UNION_LABELS)))
+    ]
 
 
 def from_http_exception(exc: web.HTTPException) -> ServiceError:

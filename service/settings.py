@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogFormat = Literal["auto", "json", "console"]
+
+
+class ProviderConfig(BaseModel):
+    """One OpenAI-compatible model provider (DESIGN.md §6): models are named `<provider>:<model>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str
+    api_key_env: str | None = None  # the variable holding its key (read through Settings only)
+    headers: dict[str, str] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):
@@ -62,6 +72,14 @@ class Settings(BaseSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
     consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100)
 
+    # Model providers (DESIGN.md §6): `openai` always exists; AGENT_EVAL_PROVIDERS adds more (JSON).
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+
+    # API keys.
+    api_key_cache_s: float = Field(default=5.0, ge=0, le=5.0)
+
     # Logging.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: LogFormat = "auto"
@@ -71,6 +89,14 @@ class Settings(BaseSettings):
         if self.database_url is None:
             raise SettingsError("AGENT_EVAL_DATABASE_URL is not set")
         return self.database_url.get_secret_value()
+
+    def provider_registry(self) -> dict[str, ProviderConfig]:
+        """Every configured provider by name; `openai` is built from OPENAI_BASE_URL / OPENAI_API_KEY."""
+        openai = ProviderConfig(base_url=self.openai_base_url, api_key_env="AGENT_EVAL_OPENAI_API_KEY")
+        return {"openai": openai, **self.providers}
+
+    def provider_names(self) -> frozenset[str]:
+        return frozenset(self.provider_registry())
 
     def require_kafka_bootstrap(self) -> str:
         if not self.kafka_bootstrap:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -95,14 +96,23 @@ def empty_database_url(server_url: str) -> Iterator[str]:
     asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
-def database_url(server_url: str, template_database: str) -> Iterator[str]:
-    """A fresh clone of the migrated template, dropped after the test."""
+@contextlib.contextmanager
+def cloned_database(server_url: str, template_database: str) -> Iterator[str]:
+    """A fresh clone of the migrated template (its URL), dropped afterwards."""
     name = f"agent_eval_test_{uuid.uuid4().hex[:12]}"
     clone = f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" STRATEGY FILE_COPY'
     asyncio.run(_admin_execute(server_url, clone))
-    yield with_database(server_url, name)
-    asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield with_database(server_url, name)
+    finally:
+        asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(server_url: str, template_database: str) -> Iterator[str]:
+    """A fresh clone of the migrated template, dropped after the test."""
+    with cloned_database(server_url, template_database) as url:
+        yield url
 
 
 @pytest.fixture

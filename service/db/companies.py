@@ -19,7 +19,24 @@ class Company:
     balance_cents: int
     currency: str
     is_suspended: bool
+    billing_email: str | None
+    has_payment_method: bool
+    auto_topup_enabled: bool
+    auto_topup_amount_cents: int | None
+    low_balance_threshold_cents: int | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyAuth:
+    """What authenticating a request needs to know about its key (cached briefly)."""
+
+    id: UUID
+    company_id: UUID
+    scopes: frozenset[str]
+    rate_limit_per_minute: int
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -40,7 +57,21 @@ class ApiKey:
 COMPANY_COLUMNS = ", ".join(f.name for f in fields(Company))
 API_KEY_COLUMNS = ", ".join(f.name for f in fields(ApiKey))
 
-_INSERT_COMPANY = f"INSERT INTO companies (id, name) VALUES ($1, $2) RETURNING {COMPANY_COLUMNS}"
+_INSERT_COMPANY = f"""
+INSERT INTO companies (id, name, billing_email) VALUES ($1, $2, $3) RETURNING {COMPANY_COLUMNS}
+"""
+_UPDATE_COMPANY = f"""
+UPDATE companies SET name = $2, is_suspended = $3, billing_email = $4, updated_at = now()
+WHERE id = $1 RETURNING {COMPANY_COLUMNS}
+"""
+_SELECT_KEY_AUTH = """
+SELECT id, company_id, scopes, rate_limit_per_minute, expires_at, revoked_at
+FROM api_keys WHERE key_sha256 = $1
+"""
+_REVOKE_KEY = f"""
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE id = $1 AND company_id = $2 RETURNING {API_KEY_COLUMNS}
+"""
 _SELECT_COMPANY = f"SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1"
 _COUNT_COMPANIES = "SELECT count(*) FROM companies"
 _INSERT_API_KEY = f"""
@@ -59,9 +90,11 @@ def _api_key(record: Record) -> ApiKey:
     return ApiKey(**dict(record))
 
 
-async def insert_company(conn: Connection, company_id: UUID, name: str) -> Company:
+async def insert_company(
+    conn: Connection, company_id: UUID, name: str, billing_email: str | None = None
+) -> Company:
     """Create a company with a zero balance (credit it through the ledger)."""
-    record = await conn.fetchrow(_INSERT_COMPANY, company_id, name)
+    record = await conn.fetchrow(_INSERT_COMPANY, company_id, name, billing_email)
     assert record is not None  # INSERT … RETURNING always returns the row
     return _company(record)
 
@@ -116,3 +149,35 @@ async def insert_api_key(conn: Connection, new: NewApiKey) -> ApiKey:
 async def list_api_keys(conn: Connection, company_id: UUID) -> list[ApiKey]:
     """The company's keys, oldest first, revoked ones included."""
     return [_api_key(r) for r in await conn.fetch(_SELECT_API_KEYS, company_id)]
+
+
+async def update_company(
+    conn: Connection, company_id: UUID, *, name: str, is_suspended: bool, billing_email: str | None
+) -> Company:
+    record = await conn.fetchrow(_UPDATE_COMPANY, company_id, name, is_suspended, billing_email)
+    if record is None:
+        raise NotFound(f"Company {company_id} not found")
+    return _company(record)
+
+
+async def fetch_key_auth(conn: Connection, key_sha256: bytes) -> KeyAuth | None:
+    """The key with this hash, revoked and expired ones included (the caller tells them apart)."""
+    record = await conn.fetchrow(_SELECT_KEY_AUTH, key_sha256)
+    if record is None:
+        return None
+    return KeyAuth(
+        id=record["id"],
+        company_id=record["company_id"],
+        scopes=frozenset(record["scopes"]),
+        rate_limit_per_minute=record["rate_limit_per_minute"],
+        expires_at=record["expires_at"],
+        revoked_at=record["revoked_at"],
+    )
+
+
+async def revoke_api_key(conn: Connection, company_id: UUID, key_id: UUID) -> ApiKey:
+    """Revoke the company's key (idempotent: a revoked key keeps its first revocation time)."""
+    record = await conn.fetchrow(_REVOKE_KEY, key_id, company_id)
+    if record is None:
+        raise NotFound(f"API key {key_id} not found")
+    return _api_key(record)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from typing import get_args
+
+from schemas.admin import Scope
 
 KEY_PREFIX = "ae_live_"
 KEY_BODY_LENGTH = 32
@@ -13,20 +16,7 @@ RANDOM_BYTES = 32  # 256 bits drawn, 190 bits kept: the modulo bias is below 2^-
 _BASE62 = string.digits + string.ascii_letters
 _KEY_PATTERN = re.compile(rf"{KEY_PREFIX}[0-9A-Za-z]{{{KEY_BODY_LENGTH}}}")
 
-SCOPES: tuple[str, ...] = (
-    "agent_eval:read",
-    "agent_eval:create",
-    "agent_eval:update",
-    "agent_eval:delete",
-    "agent_eval:run",
-    "agents:read",
-    "agents:create",
-    "agents:update",
-    "agents:delete",
-    "billing:read",
-    "webhooks:read",
-    "webhooks:manage",
-)
+SCOPES: tuple[str, ...] = get_args(Scope)
 
 
 def format_api_key(random_bytes: bytes) -> str:

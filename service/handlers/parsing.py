@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from typing import TypeVar
+from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, JsonValue, ValidationError
+from pydantic_core import to_json
 
 from service.errors import FieldError, UnsupportedMediaType, ValidationFailed
 from service.middlewares import validation_failed
@@ -37,12 +39,33 @@ def _is_json(content_type: str) -> bool:
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:
-    """The body validated against `model`; every problem is reported with its field path."""
-    value = await read_json(request)
+    """The body validated strictly against `model` (no "5" for 5); problems name their field path."""
+    raw = await request.read()  # aiohttp enforces client_max_size here (413)
+    if raw.strip() and not _is_json(request.content_type):
+        raise UnsupportedMediaType()
     try:
-        return model.model_validate(value)
+        return model.model_validate_json(raw if raw.strip() else b"{}", strict=True)
     except ValidationError as exc:
         raise validation_failed(exc, "body") from exc
+
+
+def revalidate(model: type[M], data: JsonValue) -> M:
+    """Validate merged data (a stored resource with a patch applied) as a whole request body."""
+    try:
+        return model.model_validate_json(to_json(data), strict=True)
+    except ValidationError as exc:
+        raise validation_failed(exc, "body") from exc
+
+
+def path_id(request: web.Request, name: str = "id") -> UUID:
+    """A UUID path parameter, or a 400 naming it."""
+    raw = request.match_info[name]
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationFailed(
+            "Invalid id", [FieldError(f"path.{name}", "must be a UUID", "uuid_parsing")]
+        ) from None
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:

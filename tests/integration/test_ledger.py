@@ -23,8 +23,8 @@ async def _balance(pool: Pool, company_id: object) -> int:
 
 async def test_a_grant_moves_the_balance_and_records_it(pool: Pool) -> None:
     company = await make_company(pool)
-    assert await accounts.adjust_credits(pool, company.id, 500, "top up") == 500
-    assert await accounts.adjust_credits(pool, company.id, -200, "correction") == 300
+    assert (await accounts.adjust_credits(pool, company.id, 500, "top up"))[1] == 500
+    assert (await accounts.adjust_credits(pool, company.id, -200, "correction"))[1] == 300
     async with connection(pool) as conn:
         entries = await ledger.list_ledger_entries(conn, company.id)
     assert [(e.kind, e.amount_cents, e.balance_after_cents) for e in entries] == [

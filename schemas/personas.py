@@ -1,0 +1,81 @@
+"""Personas (`/agent-eval/personas`): reusable simulated callers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from schemas.agents import ModelName
+from schemas.common import Body, JsonObject, Language, Name, Patch, ShortText
+
+ScriptLine = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+Script = Annotated[list[ScriptLine], Field(min_length=1, max_length=100)]
+IdentityPrompt = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+
+
+def _script_needed(model: str | None, script: list[str] | None) -> None:
+    if model == "scripted" and not script:
+        raise ValueError("a scripted persona needs a non-empty `script`")
+
+
+class PersonaFields(Body):
+    name: Name
+    identity_prompt: IdentityPrompt = Field(description="Second person: who the caller is and why they call.")
+    description: ShortText | None = None
+    behavior_traits: JsonObject = Field(
+        default_factory=dict, description="Knobs such as patience, verbosity."
+    )
+    language: Language = "en"
+    voice_config: JsonObject = Field(
+        default_factory=dict, description="Voice only: stored, ignored in text mode."
+    )
+    model: ModelName | None = Field(
+        default=None, description="The persona's model; `scripted` plays `script`."
+    )
+    script: Script | None = Field(
+        default=None, description="For `scripted`: messages said in order, then goodbye."
+    )
+
+
+class PersonaCreate(PersonaFields):
+    @model_validator(mode="after")
+    def _scripted_has_script(self) -> PersonaCreate:
+        _script_needed(self.model, self.script)
+        return self
+
+
+class PersonaPatch(Patch):
+    name: Name | SkipJsonSchema[None] = None
+    identity_prompt: IdentityPrompt | SkipJsonSchema[None] = None
+    description: ShortText | None = None
+    behavior_traits: JsonObject | SkipJsonSchema[None] = None
+    language: Language | SkipJsonSchema[None] = None
+    voice_config: JsonObject | SkipJsonSchema[None] = None
+    model: ModelName | None = None
+    script: Script | None = None
+
+    @field_validator("name", "identity_prompt", "behavior_traits", "language", "voice_config")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class Persona(PersonaFields):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    id: UUID
+    company_id: UUID
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+def check_persona(model: str | None, script: list[str] | None) -> None:
+    """The rule a merged (patched) persona must still satisfy."""
+    _script_needed(model, script)

@@ -1,0 +1,68 @@
+"""Regular expressions for assertions and scripted rules: RE2, so no pattern can hang the scorer.
+
+RE2 runs in time linear in the input and rejects what it cannot do that way (backreferences,
+lookaround); a pattern is checked with the same engine and options that will run it.
+Matching is case-insensitive; `(?-i:…)` inside a pattern turns that off for a part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import re2
+
+MAX_PROGRAM_BYTES = 8 << 20
+
+
+class PatternError(ValueError):
+    """The pattern does not compile in RE2; the message says why."""
+
+
+@dataclass(frozen=True)
+class Match:
+    start: int
+    end: int
+    text: str
+
+
+class Pattern:
+    """A compiled, case-insensitive RE2 pattern."""
+
+    def __init__(self, source: str) -> None:
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False
+        options.max_mem = MAX_PROGRAM_BYTES
+        try:
+            self._regexp = re2.compile(source, options)
+        except re2.error as exc:
+            raise PatternError(_message(exc)) from exc
+        self.source = source
+
+    def search(self, text: str) -> Match | None:
+        """The first match anywhere in `text`, or None."""
+        found = self._regexp.search(text)
+        if found is None:
+            return None
+        start, end = found.span()
+        return Match(int(start), int(end), str(found.group()))
+
+
+def compile_pattern(source: str) -> Pattern:
+    """Compile or raise PatternError."""
+    return Pattern(source)
+
+
+def pattern_error(source: str) -> str | None:
+    """Why `source` does not compile, or None when it does."""
+    try:
+        Pattern(source)
+    except PatternError as exc:
+        return str(exc)
+    return None
+
+
+def _message(exc: Exception) -> str:
+    detail = exc.args[0] if exc.args else exc
+    text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+    return f"not a valid RE2 pattern: {text}"

@@ -1,0 +1,35 @@
+"""API fixtures: the gateway on a fresh database with an admin token, and two tenants."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+from pytest_aiohttp.plugin import AiohttpClient
+
+from service.app import create_app
+from service.db.core import Pool
+from service.settings import Settings
+from tests.support.api import Client, Tenant, make_tenant
+from tests.support.live import ADMIN_TOKEN
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN), "webhook_allow_private": False})
+
+
+@pytest.fixture
+async def client(aiohttp_client: AiohttpClient, api_settings: Settings, pool: Pool) -> Client:
+    return await aiohttp_client(create_app(api_settings, pool=pool))
+
+
+@pytest.fixture
+async def tenant(pool: Pool) -> Tenant:
+    """A company with credits and an all-scopes key."""
+    return await make_tenant(pool, "Acme")
+
+
+@pytest.fixture
+async def stranger(pool: Pool) -> Tenant:
+    """Another company: its ids must look missing to `tenant`, and the reverse."""
+    return await make_tenant(pool, "Globex")
