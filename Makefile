@@ -24,14 +24,14 @@ test: install
 	source .services/env && $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff format --check service consumers schemas tests scripts
-	$(BIN)/ruff check service consumers schemas tests scripts
-	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py
+	$(BIN)/ruff format --check service consumers schemas tests scripts bench
+	$(BIN)/ruff check service consumers schemas tests scripts bench
+	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py bench
 	$(BIN)/lint-imports
 
 format: install
-	$(BIN)/ruff format service consumers schemas tests scripts
-	$(BIN)/ruff check --fix service consumers schemas tests scripts
+	$(BIN)/ruff format service consumers schemas tests scripts bench
+	$(BIN)/ruff check --fix service consumers schemas tests scripts bench
 
 services-up: install
 	scripts/services up

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.common import JsonObject
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 QueueStatus = Literal["pending", "claimed", "done"]
@@ -14,8 +16,6 @@ TerminationReason = Literal["agent_ended", "persona_goodbye", "max_turns", "time
 TurnRole = Literal["persona", "agent", "tool_result", "flow_event"]
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-
-JsonObject = dict[str, JsonValue]
 
 
 class ErrorBody(BaseModel):

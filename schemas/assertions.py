@@ -90,6 +90,14 @@ def accept_secondary_shape(value: object) -> object:
     return out
 
 
+ASSERTION_TYPES: tuple[str, ...] = (
+    "must_say",
+    "must_not_say",
+    "must_call_tool",
+    "must_reach_node",
+    "custom_llm_judge",
+)
+
 Assertion = Annotated[
     MustSay | MustNotSay | MustCallTool | MustReachNode | CustomLlmJudge,
     Field(discriminator="type"),

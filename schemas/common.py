@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -28,7 +30,22 @@ Language = Annotated[
     StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"),
     Field(description="ISO 639 language code, optionally with a region (`en`, `he`, `pt-BR`)."),
 ]
-JsonObject = dict[str, JsonValue]
+
+
+def _finite(value: JsonValue) -> JsonValue:
+    """JSON has no Infinity or NaN (1e400 parses to inf); refuse them anywhere in a document."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item)
+    return value
+
+
+JsonObject = Annotated[dict[str, JsonValue], AfterValidator(_finite)]
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
@@ -45,7 +62,7 @@ QueryDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 class Body(BaseModel):
     """Base of every request body: unknown fields are errors, types are strict (no "5" for 5)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Patch(Body):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.agents import ModelName
@@ -42,10 +42,17 @@ class PersonaFields(Body):
 
 
 class PersonaCreate(PersonaFields):
-    @model_validator(mode="after")
-    def _scripted_has_script(self) -> PersonaCreate:
-        _script_needed(self.model, self.script)
-        return self
+    script: Script | None = Field(
+        default=None,
+        validate_default=True,
+        description="For `scripted`: messages said in order, then goodbye (required then).",
+    )
+
+    @field_validator("script")
+    @classmethod
+    def _scripted_has_script(cls, script: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        _script_needed(info.data.get("model"), script)
+        return script
 
 
 class PersonaPatch(Patch):

@@ -15,6 +15,7 @@ from aiohttp import web
 from schemas.api import HealthBody
 from service.bus.base import Bus
 from service.db.core import DatabaseError, Pool, connection, ping
+from service.db.migrate import missing_migrations
 from service.metrics import render_metrics
 
 LIVENESS_WINDOW_S = 30.0
@@ -99,12 +100,13 @@ async def start_health_server(
 
 
 def database_check(pool: Pool) -> Check:
-    """Ready when a pooled connection answers."""
+    """Ready when a pooled connection answers and every migration this code needs is applied
+    (so a new pod takes no traffic before `agent-eval migrate` ran)."""
 
     async def check() -> bool:
         try:
             async with connection(pool) as conn:
-                return await ping(conn)
+                return await ping(conn) and not await missing_migrations(conn)
         except DatabaseError:
             return False
 

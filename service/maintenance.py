@@ -1,7 +1,8 @@
 """Maintenance: periodic jobs run by the active relay only (DESIGN.md §2).
 
 Every 5 s: measure stuck runs (`agent_eval_runs_stuck`). Hourly: purge sent outbox rows past
-`AGENT_EVAL_EVENT_RETENTION_HOURS`. Later capabilities add their sweeps to `maintenance_jobs`.
+`AGENT_EVAL_EVENT_RETENTION_HOURS`, and rate-limit windows older than five minutes. Later
+capabilities add their sweeps to `maintenance_jobs`.
 A failing job is logged and counted, and retried at its next interval; it never stops the others.
 """
 
@@ -12,8 +13,9 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from service.db import outbox, runs
+from service.db import outbox, rate_limits, runs
 from service.db.core import Pool, connection
 from service.logging import get_logger
 from service.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
@@ -22,6 +24,7 @@ from service.settings import Settings
 log = get_logger("service.maintenance")
 
 PURGE_BATCH = 10_000
+RATE_WINDOW_KEPT = timedelta(minutes=5)  # windows are 60 s; older ones are dead weight
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,14 @@ def maintenance_jobs(pool: Pool, settings: Settings) -> list[Job]:
         OUTBOX_PURGED.inc(total)
         return total
 
+    async def purge_rate_limit_windows() -> int:
+        async with connection(pool) as conn:
+            return await rate_limits.purge_windows(conn, datetime.now(UTC) - RATE_WINDOW_KEPT)
+
     return [
         Job("runs_stuck", settings.maintenance_interval_s, measure_stuck_runs),
         Job("outbox_purge", settings.maintenance_hourly_s, purge_outbox),
+        Job("rate_limit_purge", settings.maintenance_hourly_s, purge_rate_limit_windows),
     ]
 
 

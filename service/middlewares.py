@@ -11,8 +11,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
+from schemas.assertions import ASSERTION_TYPES
 from service.auth import authenticate, check_admin, count_request, enforce_limit, require_scope
-from service.db.core import DatabaseUnavailable
+from service.db.core import DatabaseUnavailable, InvalidText
 from service.endpoints import Access
 from service.errors import (
     FieldError,
@@ -100,18 +101,26 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map the ServiceError tree (and aiohttp's own routing errors) to JSON error bodies."""
     try:
         return await handler(request)
-    except ServiceError as exc:
-        return error_response(exc)
-    except ValidationError as exc:
-        return error_response(validation_failed(exc, "body"))
-    except DatabaseUnavailable as exc:
+    except Exception as exc:
+        return error_response(as_service_error(exc, request))
+
+
+def as_service_error(exc: Exception, request: web.Request) -> ServiceError:
+    """The client-facing error for any exception; unknown ones are logged and become a bare 500."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return validation_failed(exc, "body")
+    if isinstance(exc, InvalidText):
+        message = "Text contains a character that cannot be stored (NUL, \\u0000)"
+        return ValidationFailed(message, [FieldError("body", message, "invalid_text")])
+    if isinstance(exc, DatabaseUnavailable):
         log.warning("database_unavailable", error=str(exc))
-        return error_response(Unavailable())
-    except web.HTTPException as exc:
-        return error_response(from_http_exception(exc))
-    except Exception:
-        log.exception("unhandled_error", method=request.method, path=request.path)
-        return error_response(ServiceError())
+        return Unavailable()
+    if isinstance(exc, web.HTTPException):
+        return from_http_exception(exc)
+    log.exception("unhandled_error", method=request.method, path=request.path, exc_info=exc)
+    return ServiceError()
 
 
 def error_response(exc: ServiceError) -> web.Response:
@@ -123,19 +132,23 @@ def validation_failed(exc: ValidationError, location: str) -> ValidationFailed:
     fields = [
         FieldError(".".join([location, *_field_path(error["loc"])]), error["msg"], error["type"])
         for error in exc.errors(include_url=False, include_input=False)
+        if error["type"] != "none_required"  # "or null" members of optional fields add only noise
     ]
     return ValidationFailed(fields=fields)
 
 
 _UNION_LABELS = ("constrained-", "function-", "tagged-union", "nullable", "json-or-python", "lax-")
+# Members of `X | None` unions and discriminated-union tags, which pydantic puts in a loc.
+_TAGS = frozenset({*ASSERTION_TYPES, "bool", "str", "int", "float", "none", "uuid", "datetime"})
 
 
 def _field_path(loc: tuple[int | str, ...]) -> list[str]:
-    """The loc without pydantic's union-member labels (`constrained-int`, `function-after[…]`)."""
+    """The loc as the client's document names it: without pydantic's union-member labels
+    (`constrained-int`, `function-after[…]`) and discriminator tags (`must_say`)."""
     return [
         str(part)
         for part in loc
-        if not (isinstance(part, str) and ("[" in part or part.startswith(_UNION_LABELS)))
+        if not (isinstance(part, str) and ("[" in part or part.startswith(_UNION_LABELS) or part in _TAGS))
     ]
 
 

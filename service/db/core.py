@@ -38,6 +38,10 @@ class ConstraintViolation(DatabaseError):
         self.sqlstate = sqlstate
 
 
+class InvalidText(DatabaseError):
+    """Text the database cannot store (PostgreSQL refuses NUL, `\u0000`, in text and jsonb)."""
+
+
 class LockTimeout(DatabaseError):
     """A lock or statement timeout fired; the caller decides whether to retry."""
 
@@ -58,6 +62,8 @@ def translate(exc: BaseException) -> DatabaseError | None:
     """Our error for a driver error, or None if it is not one we translate."""
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return ConstraintViolation(str(exc), exc.constraint_name, exc.sqlstate)
+    if isinstance(exc, asyncpg.UntranslatableCharacterError | asyncpg.CharacterNotInRepertoireError):
+        return InvalidText(str(exc))
     if isinstance(exc, asyncpg.LockNotAvailableError | asyncpg.QueryCanceledError):
         return LockTimeout(str(exc))
     if isinstance(exc, _UNAVAILABLE):
@@ -85,7 +91,13 @@ async def _init_connection(conn: Connection) -> None:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+async def _keep_session(_: Connection) -> None:
+    """Pooled connections carry no session state (no SET, LISTEN or advisory locks: those live on
+    dedicated connections), so releasing one needs no `RESET ALL` round trip; an open transaction
+    is still rolled back by asyncpg before this runs."""
 
 
 async def create_pool(
@@ -99,6 +111,7 @@ async def create_pool(
             max_size=max_size,
             command_timeout=command_timeout_s,
             init=_init_connection,
+            reset=_keep_session,
             server_settings={"timezone": "UTC", "application_name": "agent-eval"},
         )
     return pool

@@ -70,6 +70,17 @@ def migrations_digest(directory: Path = MIGRATIONS_DIR) -> str:
     return digest.hexdigest()[:12]
 
 
+_SELECT_VERSIONS = "SELECT version FROM schema_migrations"
+
+
+async def missing_migrations(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
+    """Versions this code needs that the database has not applied (all of them if none ever ran)."""
+    async with translated():
+        exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        applied = {row["version"] for row in await conn.fetch(_SELECT_VERSIONS)} if exists else set()
+    return [m.version for m in load_migrations(directory) if m.version not in applied]
+
+
 async def apply_migrations(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply the pending migrations; return the ones applied now (empty when up to date)."""
     migrations = load_migrations(directory)

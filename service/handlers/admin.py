@@ -19,7 +19,7 @@ from service import accounts
 from service.db import companies
 from service.db.core import transaction
 from service.db.ledger import kind_for_amount
-from service.handlers.parsing import parse_body, path_id, revalidate
+from service.handlers.parsing import fields_in, parse_body, path_id, revalidate
 from service.handlers.responses import json_response
 from service.keys import KEY_CACHE, POOL
 
@@ -67,9 +67,10 @@ async def update_company(request: web.Request) -> web.Response:
 async def adjust_credits(request: web.Request) -> web.Response:
     company_id = path_id(request)
     body = await parse_body(request, CreditAdjustment)
-    entry_id, balance = await accounts.adjust_credits(
-        request.app[POOL], company_id, body.amount_cents, body.reason
-    )
+    with fields_in("body"):
+        entry_id, balance = await accounts.adjust_credits(
+            request.app[POOL], company_id, body.amount_cents, body.reason
+        )
     kind = kind_for_amount(body.amount_cents)
     assert kind in ("grant", "deduction")  # admin adjustments are never charges or refunds
     adjusted = CreditAdjusted(
@@ -85,14 +86,15 @@ async def adjust_credits(request: web.Request) -> web.Response:
 async def create_api_key(request: web.Request) -> web.Response:
     company_id = path_id(request)
     body = await parse_body(request, ApiKeyCreate)
-    issued = await accounts.issue_api_key(
-        request.app[POOL],
-        company_id,
-        name=body.name,
-        scopes=list(body.scopes),
-        rate_limit_per_minute=body.rate_limit_per_minute,
-        expires_at=body.expires_at,
-    )
+    with fields_in("body"):
+        issued = await accounts.issue_api_key(
+            request.app[POOL],
+            company_id,
+            name=body.name,
+            scopes=list(body.scopes),
+            rate_limit_per_minute=body.rate_limit_per_minute,
+            expires_at=body.expires_at,
+        )
     view = ApiKeyIssued.model_validate({**key_view(issued.api_key).model_dump(), "key": issued.key})
     return json_response(view, status=201)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 from uuid import UUID
 
@@ -78,3 +80,14 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(params)
     except ValidationError as exc:
         raise validation_failed(exc, "query") from exc
+
+
+@contextmanager
+def fields_in(location: str) -> Iterator[None]:
+    """Name the fields of a ValidationFailed raised below the handler as parts of `location`
+    (the accounts layer says `amount_cents`; the client sent `body.amount_cents`)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        fields = [FieldError(f"{location}.{f.field}", f.message, f.type) for f in exc.fields]
+        raise ValidationFailed(exc.message, fields) from exc

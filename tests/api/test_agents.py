@@ -263,3 +263,27 @@ async def test_each_endpoint_needs_its_scope(
     allowed = await key_for(pool, tenant, [scope])
     response = await client.request(method, url, json=agent_body(), headers=allowed.headers())
     assert response.status in (200, 201, 204)
+
+
+async def test_text_the_database_cannot_store_is_a_400_not_a_500(
+    client: Client, tenant: Tenant, database_url: str
+) -> None:
+    response = await client.post(
+        "/agents", json=agent_body(system_prompt="nul \u0000 here"), headers=tenant.headers()
+    )
+    body = await response.json()
+    assert (response.status, body["code"], body["fields"][0]["field"]) == (400, "VALIDATION_ERROR", "body")
+    assert await _rows(database_url, "agents") == 0
+
+
+async def test_numbers_too_big_for_a_float_are_refused_even_inside_free_form_json(
+    client: Client, tenant: Tenant, database_url: str
+) -> None:
+    raw = '{"name": "a", "system_prompt": "b", "tools": [{"name": "t", "output_schema": {"default": 1e400}}]}'
+    response = await client.post(
+        "/agents", data=raw, headers={**tenant.headers(), "Content-Type": "application/json"}
+    )
+    body = await response.json()
+    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR")
+    assert body["fields"][0]["field"] == "body.tools.0.output_schema"
+    assert await _rows(database_url, "agents") == 0

@@ -23,6 +23,7 @@ from pytest_aiohttp.plugin import AiohttpClient
 
 from service.app import create_app
 from service.db.core import DatabaseUnavailable, Pool, create_pool
+from service.db.migrate import apply_migrations
 from service.errors import (
     BillingError,
     FieldError,
@@ -198,15 +199,15 @@ async def test_readyz_is_unavailable_when_the_pool_is_closed(
 
 
 async def test_readyz_turns_unavailable_when_its_database_is_dropped(
-    aiohttp_client: AiohttpClient, settings: Settings, server_url: str, empty_database_url: str
+    aiohttp_client: AiohttpClient, settings: Settings, server_url: str, database_url: str
 ) -> None:
-    doomed = await create_pool(empty_database_url, min_size=1, max_size=1)
+    doomed = await create_pool(database_url, min_size=1, max_size=1)
     try:
         client = await aiohttp_client(create_app(settings, pool=doomed))
         assert (await client.get("/readyz")).status == 200
         admin = await asyncpg.connect(with_database(server_url, "postgres"))
         try:
-            name = urlsplit(empty_database_url).path.lstrip("/")
+            name = urlsplit(database_url).path.lstrip("/")
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         finally:
             await admin.close()
@@ -217,6 +218,21 @@ async def test_readyz_turns_unavailable_when_its_database_is_dropped(
         assert body["checks"]["database"] in {"failing", "timeout"}
     finally:
         await doomed.close()
+
+
+async def test_readyz_is_unavailable_until_the_database_is_migrated(
+    aiohttp_client: AiohttpClient, settings: Settings, empty_database_url: str
+) -> None:
+    pool = await create_pool(empty_database_url, min_size=1, max_size=1)
+    try:
+        client = await aiohttp_client(create_app(settings, pool=pool))
+        response = await client.get("/readyz")
+        assert (response.status, (await response.json())["checks"]) == (503, {"database": "failing"})
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+        assert (await client.get("/readyz")).status == 200
+    finally:
+        await pool.close()
 
 
 # Routing errors and the error middleware.

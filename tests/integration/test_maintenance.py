@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from prometheus_client import REGISTRY
 
 from schemas.events import EventType
-from service.db import outbox
+from service.db import outbox, rate_limits
 from service.db.core import Pool, connection, transaction
+from service.ids import new_id
 from service.maintenance import maintenance_jobs
 from service.settings import Settings
 from tests.support.factories import make_company, make_run
@@ -61,3 +64,14 @@ async def test_the_purge_deletes_only_sent_rows_past_retention(pool: Pool, setti
     async with connection(pool) as conn:
         left = await conn.fetch("SELECT id FROM outbox ORDER BY id")
     assert [r["id"] for r in left] == [recent.id, unsent.id]
+
+
+async def test_the_purge_forgets_old_rate_limit_windows_only(pool: Pool, settings: Settings) -> None:
+    key_id = new_id()
+    now = datetime.now(UTC)
+    async with connection(pool) as conn:
+        await rate_limits.count_request(conn, key_id, now - timedelta(hours=2))
+        await rate_limits.count_request(conn, key_id, now.replace(second=0, microsecond=0))
+    assert await _job(pool, settings, "rate_limit_purge") == 1
+    async with connection(pool) as conn:
+        assert await rate_limits.count_request(conn, key_id, now.replace(second=0, microsecond=0)) == 2
