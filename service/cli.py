@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TypeAlias
 from uuid import UUID
 
+import uvloop
+
 from consumers.roles import ROLES, Role, RoleContext
 from consumers.runner import ConsumerRunner, RunnerConfig
 from service import accounts, dlq
@@ -291,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         command: Command = args.func
-        return asyncio.run(command(settings, args))
+        return uvloop.run(command(settings, args))
     except SettingsError as exc:
         say(str(exc))
         return 2
