@@ -16,12 +16,13 @@ from uuid import UUID
 
 import uvloop
 
-from consumers.roles import ROLES, Role, RoleContext
-from consumers.runner import ConsumerRunner, RunnerConfig
+from consumers.launch import running_role
+from consumers.role import Role
+from consumers.roles import ROLES
 from service import accounts, dlq
 from service.app import create_app
 from service.bus.base import Bus, BusError
-from service.bus.topics import topic_name, topic_specs
+from service.bus.topics import topic_specs
 from service.db.core import DatabaseError, Pool, close_quietly, connect
 from service.db.migrate import MigrationError, apply_migrations
 from service.devmode import RoleRunner, run_dev
@@ -70,22 +71,6 @@ async def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def consumer_runner(
-    role: Role, settings: Settings, pool: Pool, bus: Bus, heartbeat: Heartbeat
-) -> ConsumerRunner:
-    built = role.build(RoleContext(settings=settings, pool=pool, bus=bus))
-    config = RunnerConfig(
-        group=role.group(settings.topic_prefix),
-        topics=[topic_name(settings.topic_prefix, t) for t in role.topics],
-        types=frozenset(role.types),
-        commit_interval_s=settings.consumer_commit_interval_ms / 1000,
-        commit_batch=settings.consumer_commit_batch,
-        handler_attempts=settings.consumer_handler_attempts,
-        retry_base_s=settings.consumer_retry_base_s,
-    )
-    return ConsumerRunner(bus, config, built.handler, gate=built.gate, heartbeat=heartbeat)
-
-
 async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     role = ROLES.get(args.role)
     if role is None:
@@ -95,7 +80,7 @@ async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     async with pool_from(settings) as pool, kafka_bus(settings, f"agent-eval-{role.name}") as bus:
         heartbeat = Heartbeat()
-        runner = consumer_runner(role, settings, pool, bus, heartbeat)
+        runner = running_role(role, settings, pool, bus, heartbeat)
         checks = {"database": database_check(pool), "kafka": bus_check(bus)}
         health = await start_health_server(
             settings.host, settings.health_port, {role.name: heartbeat}, checks
@@ -112,7 +97,7 @@ async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     def factory(role: Role) -> Callable[[Settings, Pool, Bus], RoleRunner]:
-        return lambda s, pool, bus: consumer_runner(role, s, pool, bus, Heartbeat())
+        return lambda s, pool, bus: running_role(role, s, pool, bus, Heartbeat())
 
     await run_dev(
         settings,

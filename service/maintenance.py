@@ -1,8 +1,9 @@
 """Maintenance: periodic jobs run by the active relay only (DESIGN.md §2).
 
-Every 5 s: measure stuck runs (`agent_eval_runs_stuck`). Hourly: purge sent outbox rows past
-`AGENT_EVAL_EVENT_RETENTION_HOURS`, and rate-limit windows older than five minutes. Later
-capabilities add their sweeps to `maintenance_jobs`.
+Every 5 s: measure stuck runs (`agent_eval_runs_stuck`); nudge runs terminal but not done for
+two minutes by re-emitting their last stage event (each run at most every two minutes).
+Hourly: purge sent outbox rows past `AGENT_EVAL_EVENT_RETENTION_HOURS`, and rate-limit windows
+older than five minutes. Later capabilities add their sweeps to `maintenance_jobs`.
 A failing job is logged and counted, and retried at its next interval; it never stops the others.
 """
 
@@ -14,9 +15,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from service.db import outbox, rate_limits, runs
-from service.db.core import Pool, connection
+from service.db.core import Pool, connection, transaction
+from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
 from service.logging import get_logger
 from service.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
 from service.settings import Settings
@@ -24,6 +27,7 @@ from service.settings import Settings
 log = get_logger("service.maintenance")
 
 PURGE_BATCH = 10_000
+SWEEP_BATCH = 100
 RATE_WINDOW_KEPT = timedelta(minutes=5)  # windows are 60 s; older ones are dead weight
 
 
@@ -36,35 +40,52 @@ class Job:
 
 def maintenance_jobs(pool: Pool, settings: Settings) -> list[Job]:
     """The jobs the active relay runs, with their intervals."""
-
-    async def measure_stuck_runs() -> dict[str, int]:
-        async with connection(pool) as conn:
-            counts = await runs.count_stuck_runs(conn)
-        for reason, count in counts.items():
-            RUNS_STUCK.labels(reason).set(count)
-        return counts
-
-    async def purge_outbox() -> int:
-        retention_s = settings.event_retention_hours * 3600
-        total = 0
-        while True:
-            async with connection(pool) as conn:
-                deleted = await outbox.purge_sent(conn, retention_s, PURGE_BATCH)
-            total += deleted
-            if deleted < PURGE_BATCH:
-                break
-        OUTBOX_PURGED.inc(total)
-        return total
-
-    async def purge_rate_limit_windows() -> int:
-        async with connection(pool) as conn:
-            return await rate_limits.purge_windows(conn, datetime.now(UTC) - RATE_WINDOW_KEPT)
-
+    every_5s, hourly = settings.maintenance_interval_s, settings.maintenance_hourly_s
     return [
-        Job("runs_stuck", settings.maintenance_interval_s, measure_stuck_runs),
-        Job("outbox_purge", settings.maintenance_hourly_s, purge_outbox),
-        Job("rate_limit_purge", settings.maintenance_hourly_s, purge_rate_limit_windows),
+        Job("runs_stuck", every_5s, partial(measure_stuck_runs, pool)),
+        Job("finalisation_sweep", every_5s, partial(sweep_unfinalised, pool)),
+        Job("outbox_purge", hourly, partial(purge_outbox, pool, settings.event_retention_hours * 3600)),
+        Job("rate_limit_purge", hourly, partial(purge_rate_limit_windows, pool)),
     ]
+
+
+async def measure_stuck_runs(pool: Pool) -> dict[str, int]:
+    async with connection(pool) as conn:
+        counts = await runs.count_stuck_runs(conn)
+    for reason, count in counts.items():
+        RUNS_STUCK.labels(reason).set(count)
+    return counts
+
+
+async def sweep_unfinalised(pool: Pool) -> int:
+    """Re-emit the last stage event of runs terminal but not done for two minutes."""
+    async with transaction(pool) as conn:
+        stuck = await runs.claim_unfinalised(conn, FINALISE_AFTER_S, SWEEP_BATCH)
+        for run in stuck:
+            event = last_stage_event(run.status, run.scored_at is not None)
+            if event is not None:
+                await outbox.append_event(conn, run.id, event, run.summary())
+            await runs.mark_swept(conn, run.id)
+    if stuck:
+        log.warning("runs_finalisation_nudged", count=len(stuck), run_ids=[str(r.id) for r in stuck])
+    return len(stuck)
+
+
+async def purge_outbox(pool: Pool, retention_s: float) -> int:
+    total = 0
+    while True:
+        async with connection(pool) as conn:
+            deleted = await outbox.purge_sent(conn, retention_s, PURGE_BATCH)
+        total += deleted
+        if deleted < PURGE_BATCH:
+            break
+    OUTBOX_PURGED.inc(total)
+    return total
+
+
+async def purge_rate_limit_windows(pool: Pool) -> int:
+    async with connection(pool) as conn:
+        return await rate_limits.purge_windows(conn, datetime.now(UTC) - RATE_WINDOW_KEPT)
 
 
 async def run_scheduler(jobs: Sequence[Job], stop: asyncio.Event) -> None:

@@ -22,6 +22,9 @@ OUTBOX_OLDEST_UNSENT_AGE = Gauge(
 )
 OUTBOX_PURGED = Counter("agent_eval_outbox_purged_total", "Sent outbox rows deleted after retention")
 
+UNCOLLECTED_CENTS = Counter(
+    "agent_eval_uncollected_cents_total", "Run costs a balance could not cover (cents)"
+)
 RUNS_STUCK = Gauge("agent_eval_runs_stuck", "Runs that should be moving but are not", ["reason"])
 
 CONSUMED = Counter(

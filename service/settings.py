@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.domain.pricing import DEFAULT_RATE_CARD, RateCard
+
 LogFormat = Literal["auto", "json", "console"]
+StructuredOutput = Literal["json_schema", "json_object", "none"]
+
+
+class ModelSettings(BaseModel):
+    """Per-model knobs: how to ask for JSON, and an output cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    structured_output: StructuredOutput = "json_schema"
+    max_tokens: int | None = Field(default=None, ge=1)
 
 
 class ProviderConfig(BaseModel):
@@ -19,6 +32,12 @@ class ProviderConfig(BaseModel):
     base_url: str
     api_key_env: str | None = None  # the variable holding its key (read through Settings only)
     headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)  # on 408/409/429/5xx and timeouts, with backoff
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+    def model_settings(self, model: str) -> ModelSettings:
+        return self.models.get(model, ModelSettings())
 
 
 class Settings(BaseSettings):
@@ -77,6 +96,11 @@ class Settings(BaseSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: SecretStr | None = None
 
+    # Scoring and pricing (DESIGN.md §7).
+    judge_model: str = "openai:gpt-4o-mini"
+    judge_attempts: int = Field(default=3, ge=1, le=10)  # per sample, when the answer is unusable
+    rate_card: RateCard = DEFAULT_RATE_CARD
+
     # API keys.
     api_key_cache_s: float = Field(default=5.0, ge=0, le=5.0)
 
@@ -97,6 +121,12 @@ class Settings(BaseSettings):
 
     def provider_names(self) -> frozenset[str]:
         return frozenset(self.provider_registry())
+
+    def provider_api_key(self, provider: ProviderConfig) -> str | None:
+        """The provider's API key, read from the variable its config names."""
+        if provider.api_key_env == "AGENT_EVAL_OPENAI_API_KEY":
+            return self.openai_api_key.get_secret_value() if self.openai_api_key else None
+        return os.environ.get(provider.api_key_env) if provider.api_key_env else None
 
     def require_kafka_bootstrap(self) -> str:
         if not self.kafka_bootstrap:

@@ -64,6 +64,10 @@ class Run:
     error_code: str | None
     created_at: datetime
     updated_at: datetime
+    judge_cost_microcents: int
+    judge_rate_card_version: str | None
+    scored_at: datetime | None
+    last_swept_at: datetime | None
 
     def summary(self) -> RunSummary:
         """The run fields every run lifecycle event carries."""
@@ -172,6 +176,121 @@ async def get_run(conn: Connection, run_id: UUID, company_id: UUID | None = None
     if run is None:
         raise NotFound(f"Run {run_id} not found")
     return run
+
+
+_LOCK_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 FOR UPDATE"
+_RECORD_EVALUATION = f"""
+UPDATE eval_runs
+SET evaluation = $2, score = $3, pass_fail = $4, judge_input_tokens = $5, judge_output_tokens = $6,
+    judge_cost_microcents = $7, judge_rate_card_version = $8, scored_at = now(), updated_at = now()
+WHERE id = $1 AND scored_at IS NULL AND status = 'completed'
+RETURNING {RUN_COLUMNS}
+"""
+_RECORD_BILL = f"""
+UPDATE eval_runs
+SET agent_input_tokens = $2, agent_output_tokens = $3, persona_input_tokens = $4, persona_output_tokens = $5,
+    agent_cost_cents = $6, persona_cost_cents = $7, judge_cost_cents = $8, total_cost_cents = $9,
+    uncollected_cents = $10, queue_status = 'done', done_at = now(), updated_at = now()
+WHERE id = $1 AND queue_status <> 'done'
+RETURNING {RUN_COLUMNS}
+"""
+_NOTIFY_DONE = "SELECT pg_notify('agent_eval_runs', $1::text)"
+_UNFINALISED = f"""
+SELECT {RUN_COLUMNS} FROM eval_runs
+WHERE queue_status <> 'done' AND status IN ('completed', 'failed', 'cancelled')
+  AND ended_at < now() - make_interval(secs => $1)
+  AND (last_swept_at IS NULL OR last_swept_at < now() - make_interval(secs => $1))
+ORDER BY ended_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+_MARK_SWEPT = "UPDATE eval_runs SET last_swept_at = now() WHERE id = $1"
+DONE_CHANNEL = "agent_eval_runs"
+
+
+@dataclass(frozen=True)
+class JudgeUsage:
+    input_tokens: int
+    output_tokens: int
+    cost_microcents: int
+    rate_card_version: str | None
+
+
+@dataclass(frozen=True)
+class BilledUsage:
+    """Token totals by role and the run's bill, written when the run is finalised."""
+
+    agent_input_tokens: int
+    agent_output_tokens: int
+    persona_input_tokens: int
+    persona_output_tokens: int
+    agent_cost_cents: int
+    persona_cost_cents: int
+    judge_cost_cents: int
+    total_cost_cents: int
+    uncollected_cents: int
+
+
+async def lock_run(conn: Connection, run_id: UUID) -> Run | None:
+    """The run, locked for the rest of the transaction (every state change of a run takes this)."""
+    record = await conn.fetchrow(_LOCK_RUN, run_id)
+    return None if record is None else run_from_record(record)
+
+
+async def record_evaluation(
+    conn: Connection,
+    run_id: UUID,
+    evaluation: JsonObject,
+    *,
+    score: float | None,
+    pass_fail: bool | None,
+    judge: JudgeUsage,
+) -> Run | None:
+    """Store the evaluation of a completed run; None if it was scored already (nothing changes)."""
+    record = await conn.fetchrow(
+        _RECORD_EVALUATION,
+        run_id,
+        evaluation,
+        score,
+        pass_fail,
+        judge.input_tokens,
+        judge.output_tokens,
+        judge.cost_microcents,
+        judge.rate_card_version,
+    )
+    return None if record is None else run_from_record(record)
+
+
+async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run | None:
+    """Finalise the run (queue_status done) with its costs; None if it was done already."""
+    record = await conn.fetchrow(
+        _RECORD_BILL,
+        run_id,
+        usage.agent_input_tokens,
+        usage.agent_output_tokens,
+        usage.persona_input_tokens,
+        usage.persona_output_tokens,
+        usage.agent_cost_cents,
+        usage.persona_cost_cents,
+        usage.judge_cost_cents,
+        usage.total_cost_cents,
+        usage.uncollected_cents,
+    )
+    return None if record is None else run_from_record(record)
+
+
+async def notify_done(conn: Connection, run_id: UUID) -> None:
+    """Wake waiters on `agent_eval_runs` (delivered when the caller's transaction commits)."""
+    await conn.execute(_NOTIFY_DONE, str(run_id))
+
+
+async def claim_unfinalised(conn: Connection, older_than_s: float, limit: int) -> list[Run]:
+    """Terminal runs not done for `older_than_s` and not swept since; locked (SKIP LOCKED)."""
+    return [run_from_record(r) for r in await conn.fetch(_UNFINALISED, older_than_s, limit)]
+
+
+async def mark_swept(conn: Connection, run_id: UUID) -> None:
+    await conn.execute(_MARK_SWEPT, run_id)
 
 
 async def count_stuck_runs(conn: Connection) -> dict[str, int]:

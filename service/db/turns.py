@@ -124,3 +124,25 @@ async def insert_turn(conn: Connection, new: NewTurn) -> TurnRow:
 async def list_turns(conn: Connection, run_id: UUID) -> list[TurnRow]:
     """Every transcript row of a run, in turn order."""
     return [turn_from_record(r) for r in await conn.fetch(_SELECT_TURNS, run_id)]
+
+
+@dataclass(frozen=True)
+class RoleUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_microcents: int = 0
+
+
+_USAGE = """
+SELECT role, sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cost_microcents)::bigint AS cost_microcents
+FROM eval_run_turns WHERE run_id = $1 GROUP BY role
+"""
+
+
+async def usage_by_role(conn: Connection, run_id: UUID) -> dict[str, RoleUsage]:
+    """Tokens and exact cost of the run's persisted turns, by role (roles without turns absent)."""
+    return {
+        r["role"]: RoleUsage(int(r["input_tokens"]), int(r["output_tokens"]), int(r["cost_microcents"]))
+        for r in await conn.fetch(_USAGE, run_id)
+    }

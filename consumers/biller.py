@@ -1,0 +1,114 @@
+"""The biller role: `run.scored` / `run.failed` / `run.cancelled` → one debit → `run.done`.
+
+One transaction per run (DESIGN.md §7): lock the run, then the company; sum the priced turns and
+judge calls (the biller never re-prices); take what the balance covers (never below zero); post
+the charge once (the ledger's unique index per run is the backstop); record costs and
+`uncollected_cents`; set queue_status done; emit `run.billed` and `run.done`; NOTIFY waiters.
+A run already done is left alone, so a redelivered event changes nothing and emits nothing.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from consumers.role import BuiltRole, Role, RoleContext
+from schemas.events import Event, EventType, RunCancelled, RunFailed, RunScored, Topic
+from service.db import companies, ledger, outbox, runs, turns
+from service.db.core import Connection, Pool, transaction
+from service.domain import pricing
+from service.domain.ledger import Debit, debit
+from service.ids import new_id
+from service.logging import get_logger
+from service.metrics import UNCOLLECTED_CENTS
+
+log = get_logger("consumers.biller")
+
+
+def billable(run: runs.Run) -> bool:
+    """Completed runs once scored; failed and cancelled runs as they are; never twice."""
+    if run.queue_status == "done":
+        return False
+    if run.status == "completed":
+        return run.scored_at is not None
+    return run.status in ("failed", "cancelled")
+
+
+def billed_usage(
+    run: runs.Run, usage: dict[str, turns.RoleUsage], bill: pricing.Bill, owed: Debit
+) -> runs.BilledUsage:
+    agent, persona = usage.get("agent", turns.RoleUsage()), usage.get("persona", turns.RoleUsage())
+    return runs.BilledUsage(
+        agent_input_tokens=agent.input_tokens,
+        agent_output_tokens=agent.output_tokens,
+        persona_input_tokens=persona.input_tokens,
+        persona_output_tokens=persona.output_tokens,
+        agent_cost_cents=bill.agent_cost_cents,
+        persona_cost_cents=bill.persona_cost_cents,
+        judge_cost_cents=bill.judge_cost_cents,
+        total_cost_cents=bill.total_cost_cents,
+        uncollected_cents=owed.uncollected_cents,
+    )
+
+
+async def bill_run(pool: Pool, run_id: UUID) -> bool:
+    """Finalise one run; False when there was nothing to do (not ready, or already done)."""
+    async with transaction(pool) as conn:
+        run = await runs.lock_run(conn, run_id)
+        if run is None or not billable(run):
+            return False
+        usage = await turns.usage_by_role(conn, run_id)
+        bill = pricing.bill(
+            usage.get("agent", turns.RoleUsage()).cost_microcents,
+            usage.get("persona", turns.RoleUsage()).cost_microcents,
+            run.judge_cost_microcents,
+        )
+        owed = await _charge(conn, run, bill.total_cost_cents)
+        done = await runs.record_bill(conn, run_id, billed_usage(run, usage, bill, owed))
+        assert done is not None  # the run is locked and was not done
+        await outbox.append_event(conn, run_id, EventType.RUN_BILLED, done.summary())
+        await outbox.append_event(conn, run_id, EventType.RUN_DONE, done.summary())
+        await runs.notify_done(conn, run_id)
+    if owed.uncollected_cents:
+        UNCOLLECTED_CENTS.inc(owed.uncollected_cents)
+        log.warning("run_cost_uncollected", run_id=str(run_id), uncollected_cents=owed.uncollected_cents)
+    log.info("run_billed", run_id=str(run_id), total_cost_cents=bill.total_cost_cents)
+    return True
+
+
+async def _charge(conn: Connection, run: runs.Run, total_cents: int) -> Debit:
+    company = await companies.lock_company(conn, run.company_id)
+    owed = debit(company.balance_cents, total_cents)
+    if owed.taken_cents:
+        posted = await ledger.post_ledger_entry(
+            conn,
+            entry_id=new_id(),
+            company_id=run.company_id,
+            kind="eval_run_charge",
+            amount_cents=-owed.taken_cents,
+            run_id=run.id,
+            reason="eval run",
+        )
+        if posted is None:  # charged before (unreachable while the run lock is held): change nothing
+            raise RuntimeError(f"run {run.id} was already charged")
+    return owed
+
+
+class Biller:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, RunScored | RunFailed | RunCancelled):
+            await bill_run(self._pool, event.run_id)
+
+
+def build(context: RoleContext) -> BuiltRole:
+    return BuiltRole(handler=Biller(context.pool).handle)
+
+
+ROLE = Role(
+    "biller",
+    (Topic.RUN_EVENTS,),
+    frozenset({EventType.RUN_SCORED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}),
+    build,
+)

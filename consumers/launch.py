@@ -1,0 +1,45 @@
+"""Turning a role into a running consumer: its runner, configured from settings, and cleanup."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from consumers.role import Role, RoleContext
+from consumers.runner import Beat, ConsumerRunner, RunnerConfig
+from service.bus.base import Bus
+from service.bus.topics import topic_name
+from service.db.core import Pool
+from service.settings import Settings
+
+
+@dataclass
+class RunningRole:
+    """A role's consumer loop plus whatever its handler holds open (model clients)."""
+
+    runner: ConsumerRunner
+    close: Callable[[], Awaitable[None]]
+
+    async def run(self) -> None:
+        try:
+            await self.runner.run()
+        finally:
+            await self.close()
+
+    def request_stop(self) -> None:
+        self.runner.request_stop()
+
+
+def running_role(role: Role, settings: Settings, pool: Pool, bus: Bus, heartbeat: Beat | None) -> RunningRole:
+    built = role.build(RoleContext(settings=settings, pool=pool, bus=bus))
+    config = RunnerConfig(
+        group=role.group(settings.topic_prefix),
+        topics=[topic_name(settings.topic_prefix, t) for t in role.topics],
+        types=frozenset(role.types),
+        commit_interval_s=settings.consumer_commit_interval_ms / 1000,
+        commit_batch=settings.consumer_commit_batch,
+        handler_attempts=settings.consumer_handler_attempts,
+        retry_base_s=settings.consumer_retry_base_s,
+    )
+    runner = ConsumerRunner(bus, config, built.handler, gate=built.gate, heartbeat=heartbeat)
+    return RunningRole(runner, built.close)

@@ -1,0 +1,1 @@
+"""Model providers: one small interface (`base`), an OpenAI-compatible implementation."""

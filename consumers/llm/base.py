@@ -1,0 +1,100 @@
+"""The model-provider interface (DESIGN.md §6): one call in, one completion out, usage counted.
+
+Models are named `<provider>:<model>`; `Providers` routes a request to the provider by name.
+A provider retries transient failures itself (429 honouring Retry-After, 5xx, timeouts) and
+raises ProviderError, with a machine code, only once it gives up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import JsonValue
+
+from service.domain.transcript import ToolCallRecord
+
+ProviderCode = Literal[
+    "PROVIDER_TIMEOUT",
+    "PROVIDER_RATE_LIMITED",
+    "PROVIDER_UNAVAILABLE",
+    "PROVIDER_REJECTED",
+    "PROVIDER_BAD_RESPONSE",
+    "PROVIDER_UNKNOWN",
+]
+
+
+class ProviderError(Exception):
+    """A model call failed after the provider's own retries; `code` says how."""
+
+    def __init__(self, code: ProviderCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: Mapping[str, JsonValue]
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    model: str  # "<provider>:<model>"
+    messages: Sequence[ChatMessage]
+    tools: Sequence[ToolSpec] = ()
+    temperature: float | None = None
+    json_schema: Mapping[str, JsonValue] | None = None  # ask for JSON matching this schema
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str | None
+    tool_calls: tuple[ToolCallRecord, ...]
+    input_tokens: int
+    output_tokens: int
+    latency_ms: int
+    model: str
+
+
+class ModelProvider(Protocol):
+    async def complete(self, request: CompletionRequest, model: str) -> Completion:
+        """Run `request` on `model` (the name without the provider prefix)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """`openai:gpt-4o` → ("openai", "gpt-4o"); `scripted` → ("scripted", "scripted")."""
+    provider, _, name = model.partition(":")
+    return provider, name or provider
+
+
+class Providers:
+    """Every configured provider by name; routes each request by its model's prefix."""
+
+    def __init__(self, providers: Mapping[str, ModelProvider]) -> None:
+        self._providers = dict(providers)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        provider_name, model = split_model(request.model)
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            raise ProviderError("PROVIDER_REJECTED", f"no provider named {provider_name!r} is configured")
+        return await provider.complete(request, model)
+
+    async def close(self) -> None:
+        for provider in self._providers.values():
+            await provider.close()

@@ -1,0 +1,43 @@
+"""What a consumer role is: the topics it reads, the event types it handles, how it is built."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from consumers.processing import Handler
+from consumers.runner import Gate
+from schemas.events import EventType, Topic
+from service.bus.base import Bus
+from service.db.core import Pool
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class RoleContext:
+    settings: Settings
+    pool: Pool
+    bus: Bus
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class BuiltRole:
+    handler: Handler
+    gate: Gate | None = None
+    close: Callable[[], Awaitable[None]] = _nothing  # release what `build` opened (model clients)
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    topics: tuple[Topic, ...]
+    types: frozenset[EventType]
+    build: Callable[[RoleContext], BuiltRole]
+
+    def group(self, prefix: str) -> str:
+        """The consumer group every replica of this role joins."""
+        return f"{prefix}agent-eval.{self.name}"

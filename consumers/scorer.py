@@ -1,0 +1,123 @@
+"""The scorer role: `run.completed` → evaluate the assertions (judge calls priced) → `run.scored`.
+
+The event is only a trigger: the run row decides. A run already scored (a redelivered event, a
+second scorer) is left alone and nothing is emitted twice. Judge calls happen outside any
+transaction; the result is written with a guard (`scored_at IS NULL`) under the run's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from consumers.judge import Judge, Judgement
+from consumers.llm.base import Providers
+from consumers.llm.openai_compat import providers_from_settings
+from consumers.role import BuiltRole, Role, RoleContext
+from schemas.assertions import CustomLlmJudge
+from schemas.events import Event, EventType, RunCompleted, Topic
+from schemas.runs import RunConfig
+from service.db import outbox, runs, turns
+from service.db.core import Pool, connection, transaction
+from service.domain import pricing
+from service.domain.scoring import evaluate
+from service.domain.transcript import ToolCallRecord, TranscriptTurn
+from service.logging import get_logger
+from service.settings import Settings
+
+log = get_logger("consumers.scorer")
+
+
+def transcript_of(rows: Sequence[turns.TurnRow]) -> list[TranscriptTurn]:
+    return [
+        TranscriptTurn(
+            turn_number=row.turn_number,
+            role=row.role,
+            text=row.text,
+            tool_calls=tuple(
+                ToolCallRecord(str(c.get("id", "")), str(c.get("name", "")), _arguments(c.get("arguments")))
+                for c in row.tool_calls or []
+            ),
+            tool_result=row.tool_result,
+            flow_event=row.flow_event,
+        )
+        for row in rows
+    ]
+
+
+def _arguments(value: JsonValue) -> dict[str, JsonValue]:
+    return value if isinstance(value, dict) else {}
+
+
+def judge_usage(judgements: Sequence[Judgement], card: pricing.RateCard) -> runs.JudgeUsage:
+    """Tokens and exact cost of every judge call made (priced with the rate card in force)."""
+    priced = [
+        (call, pricing.price_call(card, "judge", j.model, call.input_tokens, call.output_tokens))
+        for j in judgements
+        for call in j.calls
+    ]
+    return runs.JudgeUsage(
+        input_tokens=sum(c.input_tokens for c, _ in priced),
+        output_tokens=sum(c.output_tokens for c, _ in priced),
+        cost_microcents=sum(p.cost_microcents for _, p in priced),
+        rate_card_version=card.version if priced else None,
+    )
+
+
+class Scorer:
+    def __init__(self, pool: Pool, settings: Settings, judge: Judge) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._judge = judge
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, RunCompleted):
+            await self.score(event.run_id)
+
+    async def score(self, run_id: UUID) -> None:
+        async with connection(self._pool) as conn:
+            run = await runs.fetch_run(conn, run_id)
+            if run is None or run.status != "completed" or run.scored_at is not None:
+                return
+            rows = await turns.list_turns(conn, run_id)
+        case = RunConfig.model_validate(run.config).case
+        transcript = transcript_of(rows)
+        judged = [(i, a) for i, a in enumerate(case.success_criteria) if isinstance(a, CustomLlmJudge)]
+        results = await asyncio.gather(*(self._judge.judge(a, transcript) for _, a in judged))
+        judgements = {i: j for (i, _), j in zip(judged, results, strict=True)}
+        evaluation = evaluate(
+            case.success_criteria,
+            transcript,
+            {i: j.result for i, j in judgements.items()},
+            pass_threshold=case.pass_threshold,
+            flow_agent=case.agent.type == "flow",
+        )
+        usage = judge_usage(list(judgements.values()), self._settings.rate_card)
+        async with transaction(self._pool) as conn:
+            if await runs.lock_run(conn, run_id) is None:
+                return
+            scored = await runs.record_evaluation(
+                conn,
+                run_id,
+                evaluation.model_dump(mode="json"),
+                score=evaluation.score,
+                pass_fail=evaluation.pass_fail,
+                judge=usage,
+            )
+            if scored is None:
+                return  # another scorer got there first
+            await outbox.append_event(conn, run_id, EventType.RUN_SCORED, scored.summary())
+        log.info("run_scored", run_id=str(run_id), score=evaluation.score, pass_fail=evaluation.pass_fail)
+
+
+def build(context: RoleContext) -> BuiltRole:
+    providers = Providers(providers_from_settings(context.settings))
+    judge = Judge(providers, context.settings.judge_model, context.settings.judge_attempts)
+    scorer = Scorer(context.pool, context.settings, judge)
+    return BuiltRole(handler=scorer.handle, close=providers.close)
+
+
+ROLE = Role("scorer", (Topic.RUN_EVENTS,), frozenset({EventType.RUN_COMPLETED}), build)

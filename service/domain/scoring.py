@@ -1,0 +1,119 @@
+"""Scoring a finished conversation (DESIGN.md §7). Pure: judge verdicts come in as values.
+
+Assertions are checked per agent message in turn order (a pattern never spans two messages) and
+each reason names the turn. Score = Σ(weight·passed)/Σ(weight)·100 over the conclusive
+assertions; no assertions → 100; any inconclusive assertion → pass_fail null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from schemas.assertions import Assertion, CustomLlmJudge, MustCallTool, MustNotSay, MustReachNode, MustSay
+from schemas.evaluation import AssertionResult, Evaluation
+from service.domain.matching import mismatches
+from service.domain.patterns import compile_pattern
+from service.domain.transcript import TranscriptTurn, agent_messages
+
+
+def passed(assertion: Assertion, reason: str | None) -> AssertionResult:
+    return AssertionResult(
+        assertion=assertion, passed=True, weight=assertion.weight, reason=reason, outcome="passed"
+    )
+
+
+def failed(assertion: Assertion, reason: str) -> AssertionResult:
+    return AssertionResult(
+        assertion=assertion, passed=False, weight=assertion.weight, reason=reason, outcome="failed"
+    )
+
+
+def inconclusive(assertion: Assertion, reason: str, agreement: str | None = None) -> AssertionResult:
+    return AssertionResult(
+        assertion=assertion,
+        passed=None,
+        weight=assertion.weight,
+        reason=reason,
+        outcome="inconclusive",
+        agreement=agreement,
+    )
+
+
+def check_must_say(assertion: MustSay | MustNotSay, transcript: Sequence[TranscriptTurn]) -> AssertionResult:
+    pattern = compile_pattern(assertion.pattern)
+    hit = next((t for t in agent_messages(transcript) if t.text and pattern.search(t.text)), None)
+    if isinstance(assertion, MustSay):
+        if hit is None:
+            return failed(assertion, "no agent message matches")
+        return passed(assertion, f"matched at turn {hit.turn_number}")
+    if hit is None:
+        return passed(assertion, None)
+    return failed(assertion, f"said at turn {hit.turn_number}")
+
+
+def check_must_call_tool(assertion: MustCallTool, transcript: Sequence[TranscriptTurn]) -> AssertionResult:
+    calls = [(t.turn_number, c) for t in transcript if t.role == "agent" for c in t.tool_calls]
+    named = [(turn, call) for turn, call in calls if call.name == assertion.tool_name]
+    if not named:
+        return failed(assertion, f"{assertion.tool_name} was never called")
+    if not assertion.args_match:
+        return passed(assertion, f"fired at turn {named[0][0]}")
+    for turn, call in named:
+        if not mismatches(assertion.args_match, call.arguments):
+            return passed(assertion, f"fired at turn {turn}")
+    turn, call = named[0]
+    problems = "; ".join(mismatches(assertion.args_match, call.arguments))
+    return failed(assertion, f"called at turn {turn} but the arguments did not match: {problems}")
+
+
+def check_must_reach_node(
+    assertion: MustReachNode, transcript: Sequence[TranscriptTurn], *, flow_agent: bool
+) -> AssertionResult:
+    if not flow_agent:
+        return failed(assertion, "must_reach_node needs a flow agent; this run's agent is a prompt agent")
+    for turn in transcript:
+        event = turn.flow_event or {}
+        if event.get("type") == "flow_node_entered" and event.get("step_id") == assertion.node_id:
+            return passed(assertion, f"entered at turn {turn.turn_number}")
+    return failed(assertion, f"node {assertion.node_id} was never entered")
+
+
+def check(assertion: Assertion, transcript: Sequence[TranscriptTurn], *, flow_agent: bool) -> AssertionResult:
+    """Every assertion but the judge's, which needs a model call (see `service.domain.judging`)."""
+    if isinstance(assertion, MustSay | MustNotSay):
+        return check_must_say(assertion, transcript)
+    if isinstance(assertion, MustCallTool):
+        return check_must_call_tool(assertion, transcript)
+    if isinstance(assertion, MustReachNode):
+        return check_must_reach_node(assertion, transcript, flow_agent=flow_agent)
+    raise ValueError(f"{assertion.type} is decided by a judge call")
+
+
+def evaluate(
+    criteria: Sequence[Assertion],
+    transcript: Sequence[TranscriptTurn],
+    judged: Mapping[int, AssertionResult],
+    *,
+    pass_threshold: float,
+    flow_agent: bool,
+) -> Evaluation:
+    """The evaluation; `judged` holds the judge results by criterion index."""
+    results = [
+        judged[i] if isinstance(a, CustomLlmJudge) else check(a, transcript, flow_agent=flow_agent)
+        for i, a in enumerate(criteria)
+    ]
+    return summarise(results, pass_threshold)
+
+
+def summarise(results: Sequence[AssertionResult], pass_threshold: float) -> Evaluation:
+    conclusive = [r for r in results if r.outcome != "inconclusive"]
+    any_inconclusive = len(conclusive) < len(results)
+    total = sum(r.weight for r in conclusive)
+    if not results:
+        score: float | None = 100.0
+    elif total == 0:
+        score = None
+    else:
+        score = sum(r.weight for r in conclusive if r.passed) / total * 100
+    pass_fail = None if any_inconclusive or score is None else score >= pass_threshold
+    return Evaluation(score=score, pass_fail=pass_fail, inconclusive=any_inconclusive, results=list(results))
