@@ -1,9 +1,11 @@
 """The biller role: `run.scored` / `run.failed` / `run.cancelled` → one debit → `run.done`.
 
-One transaction per run (DESIGN.md §7): lock the run, then the company; sum the priced turns and
-judge calls (the biller never re-prices); take what the balance covers (never below zero); post
-the charge once (the ledger's unique index per run is the backstop); record costs and
-`uncollected_cents`; set queue_status done; emit `run.billed` and `run.done`; NOTIFY waiters.
+One transaction per run (DESIGN.md §7): lock the run; sum the priced turns and judge calls (the
+biller never re-prices); record the costs and queue_status done; emit `run.billed` and
+`run.done`; NOTIFY waiters; then lock the company, take what the balance covers (never below
+zero), post the charge once (the ledger's unique index per run is the backstop) and record any
+`uncollected_cents`. The company lock comes last so that contention on one company's balance
+costs as little as possible; the transaction makes the order invisible to everyone else.
 A run already done is left alone, so a redelivered event changes nothing and emits nothing.
 """
 
@@ -13,10 +15,10 @@ from uuid import UUID
 
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, EventType, RunCancelled, RunFailed, RunScored, Topic
-from service.db import companies, ledger, outbox, runs, turns
+from service.db import ledger, outbox, runs, turns
 from service.db.core import Connection, Pool, transaction
 from service.domain import pricing
-from service.domain.ledger import Debit, debit
+from service.domain.ledger import Debit
 from service.ids import new_id
 from service.logging import get_logger
 from service.metrics import UNCOLLECTED_CENTS
@@ -62,12 +64,17 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
             usage.get("persona", turns.RoleUsage()).cost_microcents,
             run.judge_cost_microcents,
         )
-        owed = await _charge(conn, run, bill.total_cost_cents)
-        done = await runs.record_bill(conn, run_id, billed_usage(run, usage, bill, owed))
+        done = await runs.record_bill(conn, run_id, billed_usage(run, usage, bill, Debit(0, 0)))
         assert done is not None  # the run is locked and was not done
-        await outbox.append_event(conn, run_id, EventType.RUN_BILLED, done.summary())
-        await outbox.append_event(conn, run_id, EventType.RUN_DONE, done.summary())
+        summary = done.summary()
+        await outbox.append_events(
+            conn, run_id, [(EventType.RUN_BILLED, summary), (EventType.RUN_DONE, summary)]
+        )
         await runs.notify_done(conn, run_id)
+        # Money last: the company row stays locked only from here to the commit.
+        owed = await _charge(conn, run, bill.total_cost_cents)
+        if owed.uncollected_cents:
+            await runs.record_uncollected(conn, run_id, owed.uncollected_cents)
     if owed.uncollected_cents:
         UNCOLLECTED_CENTS.inc(owed.uncollected_cents)
         log.warning("run_cost_uncollected", run_id=str(run_id), uncollected_cents=owed.uncollected_cents)
@@ -76,21 +83,12 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
 
 
 async def _charge(conn: Connection, run: runs.Run, total_cents: int) -> Debit:
-    company = await companies.lock_company(conn, run.company_id)
-    owed = debit(company.balance_cents, total_cents)
-    if owed.taken_cents:
-        posted = await ledger.post_ledger_entry(
-            conn,
-            entry_id=new_id(),
-            company_id=run.company_id,
-            kind="eval_run_charge",
-            amount_cents=-owed.taken_cents,
-            run_id=run.id,
-            reason="eval run",
-        )
-        if posted is None:  # charged before (unreachable while the run lock is held): change nothing
-            raise RuntimeError(f"run {run.id} was already charged")
-    return owed
+    """Take what the balance covers. A run charged before (unreachable while its lock is held)
+    raises AlreadyCharged, which rolls the whole transaction back."""
+    taken = await ledger.charge_run(
+        conn, entry_id=new_id(), company_id=run.company_id, run_id=run.id, total_cents=total_cents
+    )
+    return Debit(taken, total_cents - taken)
 
 
 class Biller:

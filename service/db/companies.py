@@ -73,7 +73,6 @@ UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
 WHERE id = $1 AND company_id = $2 RETURNING {API_KEY_COLUMNS}
 """
 _SELECT_COMPANY = f"SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1"
-_LOCK_COMPANY = f"SELECT {COMPANY_COLUMNS} FROM companies WHERE id = $1 FOR UPDATE"
 _COUNT_COMPANIES = "SELECT count(*) FROM companies"
 _INSERT_API_KEY = f"""
 INSERT INTO api_keys (id, company_id, name, key_sha256, prefix, scopes, rate_limit_per_minute, expires_at)
@@ -111,14 +110,6 @@ async def get_company(conn: Connection, company_id: UUID) -> Company:
     if company is None:
         raise NotFound(f"Company {company_id} not found")
     return company
-
-
-async def lock_company(conn: Connection, company_id: UUID) -> Company:
-    """The company, locked for the rest of the transaction (its balance cannot move meanwhile)."""
-    record = await conn.fetchrow(_LOCK_COMPANY, company_id)
-    if record is None:
-        raise NotFound(f"Company {company_id} not found")
-    return _company(record)
 
 
 async def count_companies(conn: Connection) -> int:

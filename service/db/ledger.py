@@ -19,6 +19,10 @@ class InsufficientBalance(DatabaseError):
     """The entry would make the company's balance negative; the transaction must roll back."""
 
 
+class AlreadyCharged(DatabaseError):
+    """The run has its charge already; the transaction must change nothing."""
+
+
 class UnknownCompany(DatabaseError):
     """The entry names a company that does not exist."""
 
@@ -93,6 +97,20 @@ async def post_ledger_entry(
             raise UnknownCompany(str(ours)) from exc
         raise
     return None if balance is None else int(balance)
+
+
+_CHARGE_RUN = "SELECT charge_run($1, $2, $3, $4)"
+
+
+async def charge_run(
+    conn: Connection, *, entry_id: UUID, company_id: UUID, run_id: UUID, total_cents: int
+) -> int:
+    """Debit a run: take LEAST(balance, total) in one statement (DESIGN.md §7). Returns the cents
+    taken (0: no ledger row), or raises AlreadyCharged when the run has a charge already."""
+    taken = await conn.fetchval(_CHARGE_RUN, entry_id, company_id, run_id, total_cents)
+    if taken is None:
+        raise AlreadyCharged(f"run {run_id} was charged before")
+    return int(taken)
 
 
 async def list_ledger_entries(conn: Connection, company_id: UUID) -> list[LedgerEntry]:

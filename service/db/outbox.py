@@ -7,6 +7,7 @@ id order and marks them sent; sent rows stay `event_retention_hours` as the even
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -90,6 +91,40 @@ async def append_event(
     return event
 
 
+_NEXT_SEQUENCES = """
+UPDATE eval_runs SET last_event_seq = last_event_seq + $2 WHERE id = $1 RETURNING company_id, last_event_seq
+"""
+_INSERT_MANY = """
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::int[],
+                     $8::jsonb[], $9::text[], $10::timestamptz[])
+"""
+
+
+async def append_events(
+    conn: Connection,
+    run_id: UUID,
+    events: Sequence[tuple[EventType, RunSummary | Turn]],
+    *,
+    now: datetime | None = None,
+) -> list[Event]:
+    """Several run events in one go (two round trips), numbered consecutively in the given order."""
+    if any(type not in RUN_EVENTS for type, _ in events):
+        raise ValueError("only run events can be appended here")
+    record = await conn.fetchrow(_NEXT_SEQUENCES, run_id, len(events))
+    if record is None:
+        raise NotFound(f"Run {run_id} not found")
+    first = record["last_event_seq"] - len(events) + 1
+    built = [
+        _build(type, company_id=record["company_id"], run_id=run_id, sequence=first + i, data=data, now=now)
+        for i, (type, data) in enumerate(events)
+    ]
+    columns = list(zip(*(_values(event, key=str(run_id)) for event in built), strict=True))
+    await conn.execute(_INSERT_MANY, *(list(column) for column in columns))
+    return built
+
+
 async def append_entity_event(
     conn: Connection,
     type: EventType,
@@ -145,10 +180,8 @@ def _build(
     )
 
 
-async def _insert(conn: Connection, event: Event, *, key: str) -> None:
-    payload = EVENT_ADAPTER.dump_python(event, mode="json")
-    await conn.execute(
-        _INSERT,
+def _values(event: Event, *, key: str) -> tuple[object, ...]:
+    return (
         event.id,
         topic_of(EventType(event.type)).value,
         key,
@@ -156,10 +189,14 @@ async def _insert(conn: Connection, event: Event, *, key: str) -> None:
         event.company_id,
         event.run_id,
         event.sequence,
-        payload,
+        EVENT_ADAPTER.dump_python(event, mode="json"),
         child_traceparent(),
         event.time,
     )
+
+
+async def _insert(conn: Connection, event: Event, *, key: str) -> None:
+    await conn.execute(_INSERT, *_values(event, key=key))
 
 
 def _row(record: Record) -> OutboxRow:

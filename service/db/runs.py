@@ -178,7 +178,7 @@ async def get_run(conn: Connection, run_id: UUID, company_id: UUID | None = None
     return run
 
 
-_LOCK_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 FOR UPDATE"
+_LOCK_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 FOR NO KEY UPDATE"
 _RECORD_EVALUATION = f"""
 UPDATE eval_runs
 SET evaluation = $2, score = $3, pass_fail = $4, judge_input_tokens = $5, judge_output_tokens = $6,
@@ -195,6 +195,7 @@ WHERE id = $1 AND queue_status <> 'done'
 RETURNING {RUN_COLUMNS}
 """
 _NOTIFY_DONE = "SELECT pg_notify('agent_eval_runs', $1::text)"
+_RECORD_UNCOLLECTED = "UPDATE eval_runs SET uncollected_cents = $2 WHERE id = $1"
 _UNFINALISED = f"""
 SELECT {RUN_COLUMNS} FROM eval_runs
 WHERE queue_status <> 'done' AND status IN ('completed', 'failed', 'cancelled')
@@ -232,7 +233,8 @@ class BilledUsage:
 
 
 async def lock_run(conn: Connection, run_id: UUID) -> Run | None:
-    """The run, locked for the rest of the transaction (every state change of a run takes this)."""
+    """The run, locked for the rest of the transaction (every state change of a run takes this).
+    FOR NO KEY UPDATE, so writers of rows that reference the run (turns, charges) are not blocked."""
     record = await conn.fetchrow(_LOCK_RUN, run_id)
     return None if record is None else run_from_record(record)
 
@@ -277,6 +279,11 @@ async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run
         usage.uncollected_cents,
     )
     return None if record is None else run_from_record(record)
+
+
+async def record_uncollected(conn: Connection, run_id: UUID, cents: int) -> None:
+    """The part of the run's cost its company's balance could not cover."""
+    await conn.execute(_RECORD_UNCOLLECTED, run_id, cents)
 
 
 async def notify_done(conn: Connection, run_id: UUID) -> None:

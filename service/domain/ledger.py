@@ -1,4 +1,4 @@
-"""Money decisions (DESIGN.md §7): who may start runs, and how much of a bill a balance covers."""
+"""Money decisions (DESIGN.md §7): who may start runs, and what a run's charge took."""
 
 from __future__ import annotations
 
@@ -22,13 +22,8 @@ def billing_refusal(
 
 @dataclass(frozen=True)
 class Debit:
+    """What a run's charge took from the balance (DESIGN.md §7: `LEAST(balance, total)`, computed
+    under the balance's lock by `service.db.ledger.charge_run`) and what it could not cover."""
+
     taken_cents: int  # debited now (a ledger entry when > 0)
-    uncollected_cents: int  # what the balance could not cover
-
-
-def debit(balance_cents: int, total_cents: int) -> Debit:
-    """Take what the balance covers, never more: a balance never goes below zero."""
-    if balance_cents < 0 or total_cents < 0:
-        raise ValueError("amounts cannot be negative")
-    taken = min(balance_cents, total_cents)
-    return Debit(taken, total_cents - taken)
+    uncollected_cents: int

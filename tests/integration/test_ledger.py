@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -15,9 +15,9 @@ from service.ids import new_id
 from tests.support.factories import make_company, make_run
 
 
-async def _balance(pool: Pool, company_id: object) -> int:
+async def _balance(pool: Pool, company_id: UUID) -> int:
     async with connection(pool) as conn:
-        company = await companies.get_company(conn, company_id)  # type: ignore[arg-type]  # UUID at runtime
+        company = await companies.get_company(conn, company_id)
     return company.balance_cents
 
 
@@ -120,3 +120,40 @@ async def test_ledger_signs_are_enforced(pool: Pool) -> None:
             await ledger.post_ledger_entry(
                 conn, entry_id=new_id(), company_id=company.id, kind="grant", amount_cents=-5
             )
+
+
+@pytest.mark.parametrize(
+    ("balance", "total", "taken"),
+    [(100, 30, 30), (50, 50, 50), (30, 100, 30), (0, 50, 0), (10, 0, 0), (0, 0, 0)],
+)
+async def test_a_run_charge_takes_what_the_balance_covers(
+    pool: Pool, balance: int, total: int, taken: int
+) -> None:
+    company = await make_company(pool, balance_cents=balance)
+    run = await make_run(pool, company.id)
+    async with transaction(pool) as conn:
+        got = await ledger.charge_run(
+            conn, entry_id=new_id(), company_id=company.id, run_id=run.id, total_cents=total
+        )
+    assert got == taken
+    assert await _balance(pool, company.id) == balance - taken
+    async with connection(pool) as conn:
+        charges = [
+            e for e in await ledger.list_ledger_entries(conn, company.id) if e.kind == "eval_run_charge"
+        ]
+    assert [(e.amount_cents, e.balance_after_cents) for e in charges] == (
+        [(-taken, balance - taken)] if taken else []
+    )
+
+
+async def test_a_second_charge_of_a_run_is_refused_and_changes_nothing(pool: Pool) -> None:
+    company = await make_company(pool, balance_cents=100)
+    run = await make_run(pool, company.id)
+    async with transaction(pool) as conn:
+        await ledger.charge_run(conn, entry_id=new_id(), company_id=company.id, run_id=run.id, total_cents=10)
+    with pytest.raises(ledger.AlreadyCharged):
+        async with transaction(pool) as conn:
+            await ledger.charge_run(
+                conn, entry_id=new_id(), company_id=company.id, run_id=run.id, total_cents=10
+            )
+    assert await _balance(pool, company.id) == 90

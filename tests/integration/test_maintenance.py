@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client import REGISTRY
 
-from schemas.events import EventType
+from schemas.events import EventType, decode_event
 from service.db import outbox, rate_limits
 from service.db.core import Pool, connection, transaction
 from service.ids import new_id
 from service.maintenance import maintenance_jobs
 from service.settings import Settings
-from tests.support.factories import make_company, make_run
+from tests.support.factories import make_company, make_finished_run, make_run
 
 
 def _gauge(reason: str) -> float | None:
@@ -75,3 +76,52 @@ async def test_the_purge_forgets_old_rate_limit_windows_only(pool: Pool, setting
     assert await _job(pool, settings, "rate_limit_purge") == 1
     async with connection(pool) as conn:
         assert await rate_limits.count_request(conn, key_id, now.replace(second=0, microsecond=0)) == 2
+
+
+async def test_the_finalisation_sweep_nudges_a_stuck_run_once_per_two_minutes(
+    pool: Pool, settings: Settings
+) -> None:
+    company = await make_company(pool, balance_cents=100)
+    stuck = await make_finished_run(pool, company.id, status="failed")
+    fresh = await make_finished_run(pool, company.id, status="cancelled")
+    async with connection(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET ended_at = now() - interval '3 minutes' WHERE id = $1", stuck.id
+        )
+    assert await _job(pool, settings, "finalisation_sweep") == 1
+    async with connection(pool) as conn:
+        bodies = await outbox.list_run_event_bodies(conn, stuck.id)
+        assert await outbox.list_run_event_bodies(conn, fresh.id) == []
+    assert [decode_event(b).type for b in bodies] == ["agent_eval.run.failed"]
+    assert await _job(pool, settings, "finalisation_sweep") == 0  # not again within two minutes
+    async with connection(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET last_swept_at = now() - interval '3 minutes' WHERE id = $1", stuck.id
+        )
+    assert await _job(pool, settings, "finalisation_sweep") == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "scored", "expected"),
+    [
+        ("completed", False, "agent_eval.run.completed"),
+        ("completed", True, "agent_eval.run.scored"),
+        ("cancelled", False, "agent_eval.run.cancelled"),
+    ],
+)
+async def test_the_sweep_re_emits_the_last_stage_event(
+    pool: Pool, settings: Settings, status: str, scored: bool, expected: str
+) -> None:
+    company = await make_company(pool)
+    run = await make_finished_run(pool, company.id, status=status)
+    async with connection(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET ended_at = now() - interval '3 minutes',"
+            " scored_at = CASE WHEN $2 THEN now() END WHERE id = $1",
+            run.id,
+            scored,
+        )
+    await _job(pool, settings, "finalisation_sweep")
+    async with connection(pool) as conn:
+        (body,) = await outbox.list_run_event_bodies(conn, run.id)
+    assert decode_event(body).type == expected

@@ -74,8 +74,11 @@ class FakeLLM:
 
     def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         tool_calls = [
-            {"id": f"call_{next(self._ids)}", "type": "function",
-             "function": {"name": name, "arguments": json.dumps(arguments)}}
+            {
+                "id": f"call_{next(self._ids)}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
             for name, arguments in reply.tool_calls
         ]
         message: dict[str, Any] = {"role": "assistant", "content": reply.text}
@@ -86,7 +89,9 @@ class FakeLLM:
             "object": "chat.completion",
             "created": 1_790_000_000,
             "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}
+            ],
             "usage": {
                 "prompt_tokens": reply.input_tokens,
                 "completion_tokens": reply.output_tokens,
