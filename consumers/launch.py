@@ -19,6 +19,7 @@ class RunningRole:
 
     runner: ConsumerRunner
     close: Callable[[], Awaitable[None]]
+    stop: Callable[[], None]
 
     async def run(self) -> None:
         try:
@@ -27,6 +28,7 @@ class RunningRole:
             await self.close()
 
     def request_stop(self) -> None:
+        self.stop()
         self.runner.request_stop()
 
 
@@ -42,4 +44,4 @@ def running_role(role: Role, settings: Settings, pool: Pool, bus: Bus, heartbeat
         retry_base_s=settings.consumer_retry_base_s,
     )
     runner = ConsumerRunner(bus, config, built.handler, gate=built.gate, heartbeat=heartbeat)
-    return RunningRole(runner, built.close)
+    return RunningRole(runner, built.close, built.stop)

@@ -30,6 +30,11 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, BusError, 
 MAX_BACKOFF_S = 5.0
 
 
+class Abandoned(Exception):
+    """Raised by a handler that gives a record up because the process is stopping: the record
+    stays uncommitted (the next member of the group receives it) and nothing is logged as failed."""
+
+
 class ProcessingConfig(Protocol):
     @property
     def group(self) -> str: ...
@@ -88,6 +93,8 @@ class RecordProcessor:
             started = time.monotonic()
             try:
                 await self._handler(event)
+            except Abandoned:
+                return False
             except TRANSIENT_ERRORS as exc:
                 failures += 1
                 log.warning(

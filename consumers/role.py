@@ -29,6 +29,7 @@ class BuiltRole:
     handler: Handler
     gate: Gate | None = None
     close: Callable[[], Awaitable[None]] = _nothing  # release what `build` opened (model clients)
+    stop: Callable[[], None] = lambda: None  # told first when the role is asked to stop
 
 
 @dataclass(frozen=True)

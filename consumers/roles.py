@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers import biller, scorer
+from consumers import biller, executor, scorer
 from consumers.role import Role
 
-ROLES: dict[str, Role] = {role.name: role for role in (scorer.ROLE, biller.ROLE)}
+ROLES: dict[str, Role] = {role.name: role for role in (executor.ROLE, scorer.ROLE, biller.ROLE)}

@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import Sequence
 from uuid import UUID
 
-from pydantic import JsonValue
-
 from consumers.judge import Judge, Judgement
 from consumers.llm.base import Providers
 from consumers.llm.openai_compat import providers_from_settings
@@ -24,32 +22,10 @@ from service.db import outbox, runs, turns
 from service.db.core import Pool, connection, transaction
 from service.domain import pricing
 from service.domain.scoring import evaluate
-from service.domain.transcript import ToolCallRecord, TranscriptTurn
 from service.logging import get_logger
 from service.settings import Settings
 
 log = get_logger("consumers.scorer")
-
-
-def transcript_of(rows: Sequence[turns.TurnRow]) -> list[TranscriptTurn]:
-    return [
-        TranscriptTurn(
-            turn_number=row.turn_number,
-            role=row.role,
-            text=row.text,
-            tool_calls=tuple(
-                ToolCallRecord(str(c.get("id", "")), str(c.get("name", "")), _arguments(c.get("arguments")))
-                for c in row.tool_calls or []
-            ),
-            tool_result=row.tool_result,
-            flow_event=row.flow_event,
-        )
-        for row in rows
-    ]
-
-
-def _arguments(value: JsonValue) -> dict[str, JsonValue]:
-    return value if isinstance(value, dict) else {}
 
 
 def judge_usage(judgements: Sequence[Judgement], card: pricing.RateCard) -> runs.JudgeUsage:
@@ -84,7 +60,7 @@ class Scorer:
                 return
             rows = await turns.list_turns(conn, run_id)
         case = RunConfig.model_validate(run.config).case
-        transcript = transcript_of(rows)
+        transcript = turns.transcript_of(rows)
         judged = [(i, a) for i, a in enumerate(case.success_criteria) if isinstance(a, CustomLlmJudge)]
         results = await asyncio.gather(*(self._judge.judge(a, transcript) for _, a in judged))
         judgements = {i: j for (i, _), j in zip(judged, results, strict=True)}

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from service.auth import KeyCache
 from service.db.core import Pool, create_pool
-from service.keys import KEY_CACHE, POOL, SETTINGS
+from service.keys import KEY_CACHE, POOL, SETTINGS, WAITERS
 from service.middlewares import access_control, body_limit, errors, request_context
 from service.routes import setup_routes
 from service.settings import Settings
+from service.waiters import RunWaiters
 
 
 def create_app(settings: Settings, *, pool: Pool | None = None) -> web.Application:
@@ -26,6 +27,8 @@ def create_app(settings: Settings, *, pool: Pool | None = None) -> web.Applicati
         app[POOL] = pool
     else:
         app.cleanup_ctx.append(_pool_context)
+    app.cleanup_ctx.append(_waiters_context)
+    app.on_shutdown.append(_answer_waiters)
     setup_routes(app)
     return app
 
@@ -41,3 +44,17 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     yield
     await pool.close()
+
+
+async def _waiters_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    waiters = RunWaiters(settings.require_database_url(), app[POOL], poll_s=settings.waiter_poll_s)
+    await waiters.start()
+    app[WAITERS] = waiters
+    yield
+    await waiters.close()
+
+
+async def _answer_waiters(app: web.Application) -> None:
+    """Shutting down: every blocked request is answered now (202) instead of at its deadline."""
+    app[WAITERS].shut()

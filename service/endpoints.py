@@ -34,3 +34,12 @@ class Endpoint:
     responses: Mapping[int, type[BaseModel] | None] = field(default_factory=dict)
     description: str = ""
     content_type: str = "application/json"  # of the success response
+    headers: Mapping[str, HeaderParam] = field(default_factory=dict)  # request headers it reads
+    errors: tuple[int, ...] = ()  # error statuses beyond the ones every endpoint of its kind has
+    body_required: bool = True
+
+
+@dataclass(frozen=True)
+class HeaderParam:
+    description: str
+    max_length: int | None = None

@@ -13,12 +13,14 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from service.auth import KeyCache, Principal
     from service.endpoints import Endpoint
+    from service.waiters import RunWaiters
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 POOL: web.AppKey[Pool] = web.AppKey("pool")
 KEY_CACHE: web.AppKey[KeyCache] = web.AppKey("key_cache")
 OPENAPI: web.AppKey[str] = web.AppKey("openapi", str)  # the document as JSON text
 ENDPOINTS: web.AppKey[Mapping[str, Endpoint]] = web.AppKey("endpoints")  # by route name
+WAITERS: web.AppKey[RunWaiters] = web.AppKey("waiters")  # requests blocked until their run is done
 
 # Request-scoped values.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)  # set by the request-context middleware

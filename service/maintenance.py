@@ -1,9 +1,12 @@
 """Maintenance: periodic jobs run by the active relay only (DESIGN.md §2).
 
-Every 5 s: measure stuck runs (`agent_eval_runs_stuck`); nudge runs terminal but not done for
-two minutes by re-emitting their last stage event (each run at most every two minutes).
-Hourly: purge sent outbox rows past `AGENT_EVAL_EVENT_RETENTION_HOURS`, and rate-limit windows
-older than five minutes. Later capabilities add their sweeps to `maintenance_jobs`.
+Every 5 s: measure stuck runs (`agent_eval_runs_stuck`); release held runs that now fit under
+their company's cap (and suite parallelism) and dispatch them; re-dispatch runs whose lease
+expired (or fail them `EXECUTOR_LOST` past the attempt cap), and released runs still pending
+30 s after their last dispatch; nudge runs terminal but not done for two minutes by re-emitting
+their last stage event (each run at most every two minutes). Hourly: purge sent outbox rows past
+`AGENT_EVAL_EVENT_RETENTION_HOURS`, idempotency keys past `AGENT_EVAL_IDEMPOTENCY_TTL_HOURS`,
+and rate-limit windows older than five minutes.
 A failing job is logged and counted, and retried at its next interval; it never stops the others.
 """
 
@@ -17,9 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from service.db import outbox, rate_limits, runs
+from service.db import dispatch, idempotency, outbox, rate_limits, runs
 from service.db.core import Pool, connection, transaction
 from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
+from service.endings import announce_end
 from service.logging import get_logger
 from service.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
 from service.settings import Settings
@@ -43,8 +47,16 @@ def maintenance_jobs(pool: Pool, settings: Settings) -> list[Job]:
     every_5s, hourly = settings.maintenance_interval_s, settings.maintenance_hourly_s
     return [
         Job("runs_stuck", every_5s, partial(measure_stuck_runs, pool)),
+        Job(
+            "release_held", every_5s, partial(release_held_runs, pool, settings.max_inflight_runs_per_company)
+        ),
+        Job("expired_leases", every_5s, partial(sweep_expired_leases, pool, settings)),
+        Job("stale_pending", every_5s, partial(sweep_stale_pending, pool, settings.dispatch_stale_s)),
         Job("finalisation_sweep", every_5s, partial(sweep_unfinalised, pool)),
         Job("outbox_purge", hourly, partial(purge_outbox, pool, settings.event_retention_hours * 3600)),
+        Job(
+            "idempotency_purge", hourly, partial(purge_idempotency_keys, pool, settings.idempotency_ttl_hours)
+        ),
         Job("rate_limit_purge", hourly, partial(purge_rate_limit_windows, pool)),
     ]
 
@@ -55,6 +67,47 @@ async def measure_stuck_runs(pool: Pool) -> dict[str, int]:
     for reason, count in counts.items():
         RUNS_STUCK.labels(reason).set(count)
     return counts
+
+
+async def release_held_runs(pool: Pool, inflight_cap: int) -> int:
+    """Release, company by company, the held runs that fit now (a raised cap, a missed release)."""
+    async with connection(pool) as conn:
+        companies = await dispatch.companies_with_held_runs(conn, SWEEP_BATCH)
+    released = 0
+    for company_id in companies:
+        async with transaction(pool) as conn:
+            released += len(await dispatch.release_held(conn, company_id, inflight_cap))
+    return released
+
+
+async def sweep_expired_leases(pool: Pool, settings: Settings) -> dict[str, int]:
+    """Runs whose executor vanished: re-dispatch them to be resumed, or, once their claims are
+    used up (hand-backs do not count), end them failed with `EXECUTOR_LOST`."""
+    async with transaction(pool) as conn:
+        expired = await dispatch.claim_expired_leases(conn, settings.dispatch_stale_s, SWEEP_BATCH)
+        lost = [r for r in expired if r.attempt - r.handed_back >= settings.max_attempts]
+        retry = [r for r in expired if r not in lost]
+        for run in lost:
+            error = f"no executor finished the run in {settings.max_attempts} attempts"
+            ended = await dispatch.end_lost_run(conn, run.id, error)
+            if ended is not None:
+                await announce_end(conn, ended, settings.max_inflight_runs_per_company)
+        await dispatch.redispatch(conn, retry)
+    if expired:
+        log.warning(
+            "expired_leases_swept", lost=[str(r.id) for r in lost], redispatched=[str(r.id) for r in retry]
+        )
+    return {"lost": len(lost), "redispatched": len(retry)}
+
+
+async def sweep_stale_pending(pool: Pool, older_than_s: float) -> int:
+    """Re-dispatch released runs no executor claimed (a lost request, executors down)."""
+    async with transaction(pool) as conn:
+        stale = await dispatch.claim_stale_pending(conn, older_than_s, SWEEP_BATCH)
+        await dispatch.redispatch(conn, stale)
+    if stale:
+        log.warning("stale_pending_redispatched", count=len(stale), run_ids=[str(r.id) for r in stale])
+    return len(stale)
 
 
 async def sweep_unfinalised(pool: Pool) -> int:
@@ -81,6 +134,17 @@ async def purge_outbox(pool: Pool, retention_s: float) -> int:
             break
     OUTBOX_PURGED.inc(total)
     return total
+
+
+async def purge_idempotency_keys(pool: Pool, ttl_hours: float) -> int:
+    cutoff = datetime.now(UTC) - timedelta(hours=ttl_hours)
+    total = 0
+    while True:
+        async with connection(pool) as conn:
+            deleted = await idempotency.purge_keys(conn, cutoff, PURGE_BATCH)
+        total += deleted
+        if deleted < PURGE_BATCH:
+            return total
 
 
 async def purge_rate_limit_windows(pool: Pool) -> int:

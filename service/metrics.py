@@ -36,6 +36,18 @@ CONSUMER_HANDLER_SECONDS = Histogram(
 DLQ_RECORDS = Counter(
     "agent_eval_dlq_records_total", "Records sent to a dead-letter topic", ["topic", "reason"]
 )
+CONVERSATIONS_ACTIVE = Gauge("agent_eval_conversations_active", "Conversations this executor is playing")
+RUNS_ENDED = Counter(
+    "agent_eval_runs_ended_total", "Conversations ended by this process", ["status", "reason"]
+)
+TURNS_PERSISTED = Counter("agent_eval_turns_persisted_total", "Transcript rows written", ["role"])
+MODEL_CALL_SECONDS = Histogram(
+    "agent_eval_model_call_duration_seconds",
+    "Time a model call took",
+    ["role"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RUN_WAITERS = Gauge("agent_eval_run_waiters", "HTTP requests blocked waiting for a run to be done")
 MAINTENANCE_RUNS = Counter(
     "agent_eval_maintenance_runs_total", "Maintenance job executions", ["job", "outcome"]
 )

@@ -53,6 +53,18 @@ _RATE_HEADERS: JsonDict = {
     )
 }
 
+_WAIT_HEADERS: JsonDict = {
+    "Location": {"description": "Where to poll: `/agent-eval/runs/{id}`.", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds before polling again: 2 while the conversation runs, 1 once it is over.",
+        "schema": {"type": "integer"},
+    },
+    "Preference-Applied": {
+        "description": "The wait applied (`wait=N`), when `Prefer: wait` was sent.",
+        "schema": {"type": "string"},
+    },
+}
+
 
 def _models(endpoints: Sequence[Endpoint]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
@@ -102,18 +114,24 @@ def _operation(
         "operationId": endpoint.operation_id,
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
-        "parameters": [*_path_parameters(endpoint.path), *_query_parameters(endpoint, schemas)],
+        "parameters": [
+            *_path_parameters(endpoint.path),
+            *_query_parameters(endpoint, schemas),
+            *_header_parameters(endpoint),
+        ],
         "responses": _responses(endpoint, schemas),
     }
-    if endpoint.scope:
-        operation["description"] = f"Scope: `{endpoint.scope}`."
+    scope = f"Scope: `{endpoint.scope}`." if endpoint.scope else ""
+    description = "\n\n".join(text for text in (endpoint.description, scope) if text)
+    if description:
+        operation["description"] = description
     if endpoint.access is Access.KEY:
         operation["security"] = [{"apiKey": []}]
     elif endpoint.access is Access.ADMIN:
         operation["security"] = [{"adminToken": []}]
     if endpoint.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": endpoint.body_required,
             "content": {"application/json": {"schema": schemas[(endpoint.body, "validation")]}},
         }
     return operation
@@ -141,6 +159,24 @@ def _query_parameters(
     ]
 
 
+def _header_parameters(endpoint: Endpoint) -> list[Any]:
+    parameters: list[Any] = []
+    for name, header in endpoint.headers.items():
+        schema: JsonDict = {"type": "string"}
+        if header.max_length is not None:
+            schema["maxLength"] = header.max_length
+        parameters.append(
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "description": header.description,
+                "schema": schema,
+            }
+        )
+    return parameters
+
+
 def _not_null(schema: Any) -> Any:
     """Query parameters are absent or a value, never null: drop `null` from `anyOf`."""
     if not isinstance(schema, dict):
@@ -166,7 +202,7 @@ def _responses(
         elif status != 204:
             response["content"] = {endpoint.content_type: {"schema": {}}}
         if endpoint.access is Access.KEY:
-            response["headers"] = _RATE_HEADERS
+            response["headers"] = {**_RATE_HEADERS, **(_WAIT_HEADERS if status == 202 else {})}
         responses[str(status)] = response
     error = {"application/json": {"schema": schemas[(ErrorBody, "serialization")]}}
     for status in _error_statuses(endpoint):
@@ -184,6 +220,7 @@ def _error_statuses(endpoint: Endpoint) -> list[int]:
     if "{" in endpoint.path or endpoint.access is not Access.PUBLIC:
         statuses.append(404)  # missing ids, and ids the body refers to
     statuses.append(405)
+    statuses += endpoint.errors
     if endpoint.body is not None:
         statuses += [413, 415]
     if endpoint.access is Access.KEY:
@@ -195,13 +232,17 @@ def _error_statuses(endpoint: Endpoint) -> list[int]:
 _STATUS_TEXT: dict[int, str] = {
     200: "Success",
     201: "Created",
+    202: "Accepted: not done yet (poll `Location` after `Retry-After` seconds)",
     204: "Deleted",
     400: "Invalid request (`VALIDATION_ERROR` with `fields`, or `FLOW_INVALID` with `issues`)",
     401: "`MISSING_KEY`, `INVALID_KEY`, `EXPIRED_KEY` or `INSUFFICIENT_SCOPE`",
+    402: "`BILLING_ERROR`: the company is suspended or its balance cannot pay for the run",
     404: "`NOT_FOUND` (including another company's ids)",
     405: "`METHOD_NOT_ALLOWED`",
+    409: "`IDEMPOTENCY_KEY_IN_USE`: a request with this key is still being processed",
     413: "`PAYLOAD_TOO_LARGE`",
     415: "`UNSUPPORTED_MEDIA_TYPE`",
+    422: "`IDEMPOTENCY_KEY_REUSED`, `MODE_NOT_SUPPORTED` or `FLOW_EXECUTION_UNSUPPORTED`",
     429: "`RATE_LIMIT` (see `Retry-After`)",
     500: "`INTERNAL`",
     503: "`UNAVAILABLE`: a dependency is down; retry",

@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     min_run_balance_cents: int = Field(default=1, ge=0)
     max_inflight_runs_per_company: int = Field(default=50, ge=1)
     webhook_allow_private: bool = False
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    waiter_poll_s: float = Field(default=2.0, gt=0)  # blocked requests re-read their runs this often
+
+    # Execution (DESIGN.md §3, §6).
+    executor_concurrency: int = Field(default=1000, ge=1)  # conversations one executor plays at once
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    dispatch_stale_s: float = Field(default=30.0, gt=0)  # re-dispatch released runs no one claimed
+    default_agent_model: str = "openai:gpt-4o-mini"  # for agents and personas that name no model
+    default_persona_model: str = "openai:gpt-4o-mini"
+    scripted_latency_s: float = Field(default=0.0, ge=0)  # simulated model latency (benchmarks)
+    tool_timeout_s: float = Field(default=10.0, gt=0)
+    tool_max_response_bytes: int = Field(default=65_536, ge=1024)
 
     # Outbox relay and maintenance (DESIGN.md §2, §5).
     event_retention_hours: float = Field(default=72.0, gt=0)

@@ -13,6 +13,8 @@ from typing import Literal, Protocol
 
 from pydantic import JsonValue
 
+from schemas.agents import ScriptedRule
+from service.domain.messages import ChatMessage, ToolSpec
 from service.domain.transcript import ToolCallRecord
 
 ProviderCode = Literal[
@@ -34,21 +36,6 @@ class ProviderError(Exception):
 
 
 @dataclass(frozen=True)
-class ChatMessage:
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = None
-    tool_calls: tuple[ToolCallRecord, ...] = ()
-    tool_call_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    description: str
-    parameters: Mapping[str, JsonValue]
-
-
-@dataclass(frozen=True)
 class CompletionRequest:
     model: str  # "<provider>:<model>"
     messages: Sequence[ChatMessage]
@@ -56,6 +43,8 @@ class CompletionRequest:
     temperature: float | None = None
     json_schema: Mapping[str, JsonValue] | None = None  # ask for JSON matching this schema
     max_tokens: int | None = None
+    script: Sequence[str] | None = None  # the `scripted` persona's lines
+    rules: Sequence[ScriptedRule] | None = None  # the `scripted` agent's rules
 
 
 @dataclass(frozen=True)
@@ -80,6 +69,9 @@ def split_model(model: str) -> tuple[str, str]:
     """`openai:gpt-4o` → ("openai", "gpt-4o"); `scripted` → ("scripted", "scripted")."""
     provider, _, name = model.partition(":")
     return provider, name or provider
+
+
+__all__ = ["ChatMessage", "Completion", "CompletionRequest", "ProviderError", "Providers", "ToolSpec"]
 
 
 class Providers:

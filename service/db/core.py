@@ -8,7 +8,7 @@ into `ConstraintViolation` (with the constraint's name), so callers branch on ou
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeAlias
 
@@ -152,6 +152,15 @@ async def in_transaction(conn: Connection) -> AsyncIterator[Connection]:
     """A transaction on a connection the caller already holds."""
     async with translated(), conn.transaction():
         yield conn
+
+
+Notified = Callable[[Connection, int, str, object], None]  # (connection, pid, channel, payload)
+
+
+async def listen(conn: Connection, channel: str, callback: Notified) -> None:
+    """Call `callback(conn, pid, channel, payload)` for every NOTIFY on `channel`."""
+    async with translated():
+        await conn.add_listener(channel, callback)
 
 
 async def ping(conn: Connection) -> bool:

@@ -68,6 +68,9 @@ class Run:
     judge_rate_card_version: str | None
     scored_at: datetime | None
     last_swept_at: datetime | None
+    dispatched_at: datetime | None
+    active_ms: int
+    handed_back: int
 
     def summary(self) -> RunSummary:
         """The run fields every run lifecycle event carries."""
@@ -206,6 +209,7 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 _MARK_SWEPT = "UPDATE eval_runs SET last_swept_at = now() WHERE id = $1"
+_DONE_AMONG = "SELECT id FROM eval_runs WHERE id = ANY($1::uuid[]) AND queue_status = 'done'"
 DONE_CHANNEL = "agent_eval_runs"
 
 
@@ -289,6 +293,11 @@ async def record_uncollected(conn: Connection, run_id: UUID, cents: int) -> None
 async def notify_done(conn: Connection, run_id: UUID) -> None:
     """Wake waiters on `agent_eval_runs` (delivered when the caller's transaction commits)."""
     await conn.execute(_NOTIFY_DONE, str(run_id))
+
+
+async def done_among(conn: Connection, run_ids: list[UUID]) -> list[UUID]:
+    """Which of these runs are done (one query however many are asked about)."""
+    return [r["id"] for r in await conn.fetch(_DONE_AMONG, run_ids)]
 
 
 async def claim_unfinalised(conn: Connection, older_than_s: float, limit: int) -> list[Run]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from uuid import UUID
@@ -10,6 +11,7 @@ from pydantic import JsonValue
 
 from schemas.api import ToolCall, Turn, TurnRole
 from service.db.core import Connection, Record
+from service.domain.transcript import ToolCallRecord, TranscriptTurn
 
 MICROCENTS_PER_CENT = 1_000_000
 
@@ -146,3 +148,25 @@ async def usage_by_role(conn: Connection, run_id: UUID) -> dict[str, RoleUsage]:
         r["role"]: RoleUsage(int(r["input_tokens"]), int(r["output_tokens"]), int(r["cost_microcents"]))
         for r in await conn.fetch(_USAGE, run_id)
     }
+
+
+def transcript_of(rows: Sequence[TurnRow]) -> list[TranscriptTurn]:
+    """Stored rows as the pure transcript scoring and the turn loop reason about."""
+    return [
+        TranscriptTurn(
+            turn_number=row.turn_number,
+            role=row.role,
+            text=row.text,
+            tool_calls=tuple(
+                ToolCallRecord(str(c.get("id", "")), str(c.get("name", "")), _arguments(c.get("arguments")))
+                for c in row.tool_calls or []
+            ),
+            tool_result=row.tool_result,
+            flow_event=row.flow_event,
+        )
+        for row in rows
+    ]
+
+
+def _arguments(value: JsonValue) -> dict[str, JsonValue]:
+    return value if isinstance(value, dict) else {}

@@ -1,39 +1,15 @@
-"""Every route of the gateway, in one table: access rule, scope, and schemas per endpoint.
-
-The same table registers the aiohttp routes, drives the access middleware (key, scope, rate
-limit, admin token) and generates `/openapi.json`, so none of them can drift from the others.
-"""
+"""Agents, personas, cases and suites: create, list, get, update, delete (soft)."""
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
-from aiohttp import web
-
-from schemas.admin import (
-    ApiKeyCreate,
-    ApiKeyInfo,
-    ApiKeyIssued,
-    ApiKeyList,
-    Company,
-    CompanyCreate,
-    CompanyPatch,
-    CreditAdjusted,
-    CreditAdjustment,
-)
 from schemas.agents import Agent, AgentCreate, AgentPatch
-from schemas.api import HealthBody
-from schemas.billing import Billing, Consumption, ConsumptionQuery
 from schemas.cases import Case, CaseCreate, CasePatch
 from schemas.common import ListQuery, Page
 from schemas.personas import Persona, PersonaCreate, PersonaPatch
 from schemas.suites import Suite, SuiteCreate, SuitePatch
-from service.endpoints import Access, Endpoint
-from service.handlers import admin, agents, billing, cases, docs, health, personas, suites
-from service.keys import ENDPOINTS, OPENAPI
-from service.openapi import openapi_json
+from service.endpoints import Endpoint
+from service.handlers import agents, cases, personas, suites
 
-PUBLIC, ADMIN = Access.PUBLIC, Access.ADMIN
 AGENTS, PERSONAS, CASES, SUITES = "Agents", "Personas", "Cases", "Suites"
 AGENT, PERSONA, CASE, SUITE = (
     "/agents/{id}",
@@ -41,41 +17,8 @@ AGENT, PERSONA, CASE, SUITE = (
     "/agent-eval/cases/{id}",
     "/agent-eval/suites/{id}",
 )
-COMPANY = "/admin/companies/{id}"
 
-ENDPOINT_TABLE: tuple[Endpoint, ...] = (
-    # Health, metrics, docs: no key, never rate limited.
-    Endpoint(
-        "GET", "/healthz", health.healthz, "healthz", "Liveness", "Ops", PUBLIC, responses={200: HealthBody}
-    ),
-    Endpoint(
-        "GET", "/readyz", health.readyz, "readyz", "Readiness", "Ops", PUBLIC, responses={200: HealthBody}
-    ),
-    Endpoint(
-        "GET",
-        "/metrics",
-        health.metrics,
-        "metrics",
-        "Prometheus metrics",
-        "Ops",
-        PUBLIC,
-        responses={200: None},
-        content_type="text/plain",
-    ),
-    Endpoint(
-        "GET", "/openapi.json", docs.openapi, "openapi", "This document", "Ops", PUBLIC, responses={200: None}
-    ),
-    Endpoint(
-        "GET",
-        "/docs",
-        docs.page,
-        "docs",
-        "Human-readable API docs",
-        "Ops",
-        PUBLIC,
-        responses={200: None},
-        content_type="text/html",
-    ),
+RESOURCE_ENDPOINTS: tuple[Endpoint, ...] = (
     # Agents.
     Endpoint(
         "POST",
@@ -292,108 +235,4 @@ ENDPOINT_TABLE: tuple[Endpoint, ...] = (
         scope="agent_eval:delete",
         responses={204: None},
     ),
-    # Billing.
-    Endpoint(
-        "GET",
-        "/billing",
-        billing.get_billing,
-        "get_billing",
-        "Balance and billing status",
-        "Billing",
-        scope="billing:read",
-        responses={200: Billing},
-    ),
-    Endpoint(
-        "GET",
-        "/billing/consumption",
-        billing.get_consumption,
-        "get_consumption",
-        "Ledger movements grouped by period and product",
-        "Billing",
-        scope="billing:read",
-        query=ConsumptionQuery,
-        responses={200: Consumption},
-    ),
-    # Admin (bearer AGENT_EVAL_ADMIN_TOKEN; absent when the token is unset).
-    Endpoint(
-        "POST",
-        "/admin/companies",
-        admin.create_company,
-        "admin_create_company",
-        "Create a company",
-        "Admin",
-        ADMIN,
-        body=CompanyCreate,
-        responses={201: Company},
-    ),
-    Endpoint(
-        "GET",
-        COMPANY,
-        admin.get_company,
-        "admin_get_company",
-        "Get a company",
-        "Admin",
-        ADMIN,
-        responses={200: Company},
-    ),
-    Endpoint(
-        "PATCH",
-        COMPANY,
-        admin.update_company,
-        "admin_update_company",
-        "Rename or (un)suspend a company",
-        "Admin",
-        ADMIN,
-        body=CompanyPatch,
-        responses={200: Company},
-    ),
-    Endpoint(
-        "POST",
-        f"{COMPANY}/credits",
-        admin.adjust_credits,
-        "admin_adjust_credits",
-        "Grant (positive) or deduct (negative) credits",
-        "Admin",
-        ADMIN,
-        body=CreditAdjustment,
-        responses={201: CreditAdjusted},
-    ),
-    Endpoint(
-        "POST",
-        f"{COMPANY}/api-keys",
-        admin.create_api_key,
-        "admin_create_api_key",
-        "Create an API key (the key is shown only in this response)",
-        "Admin",
-        ADMIN,
-        body=ApiKeyCreate,
-        responses={201: ApiKeyIssued},
-    ),
-    Endpoint(
-        "GET",
-        f"{COMPANY}/api-keys",
-        admin.list_api_keys,
-        "admin_list_api_keys",
-        "List a company's keys",
-        "Admin",
-        ADMIN,
-        responses={200: ApiKeyList},
-    ),
-    Endpoint(
-        "DELETE",
-        f"{COMPANY}/api-keys/{{key_id}}",
-        admin.revoke_api_key,
-        "admin_revoke_api_key",
-        "Revoke an API key",
-        "Admin",
-        ADMIN,
-        responses={200: ApiKeyInfo},
-    ),
 )
-
-
-def setup_routes(app: web.Application) -> None:
-    for endpoint in ENDPOINT_TABLE:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler, name=endpoint.operation_id)
-    app[ENDPOINTS] = {endpoint.operation_id: endpoint for endpoint in ENDPOINT_TABLE}
-    app[OPENAPI] = openapi_json(ENDPOINT_TABLE, version=version("agent-eval"))

@@ -1,0 +1,179 @@
+"""The executor's transactions (DESIGN.md §3): claim, persist a round of rows, end the run.
+
+Each is one transaction on the run row. After the claim, every one starts by locking the run
+*fenced* by the lease (`claimed_by`, `attempt`); no row means another executor owns the run now
+(or it ended) and `LeaseLost` is raised before anything is written. The cancel flag is read
+under that lock, so the first commit after a cancel request ends the run `cancelled`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from consumers.llm.base import Completion
+from schemas.api import TurnRole
+from schemas.events import EventType
+from service.db import claims, outbox, turns
+from service.db.claims import Ending, Lease
+from service.db.core import Connection, Pool, connection, transaction
+from service.db.runs import Run
+from service.domain import pricing
+from service.domain.transcript import ToolCallRecord, TranscriptTurn
+from service.endings import announce_end
+from service.ids import new_id
+from service.logging import get_logger
+from service.metrics import RUNS_ENDED, TURNS_PERSISTED
+
+log = get_logger("consumers.persistence")
+EXECUTOR_LOST = "EXECUTOR_LOST"
+
+
+class LeaseLost(Exception):
+    """Another executor owns the run now (or it ended): drop it without writing."""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A transcript row produced by a round, not yet numbered, priced or persisted."""
+
+    role: TurnRole
+    text: str | None = None
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    tool_result: dict[str, JsonValue] | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: int | None = None
+
+    @classmethod
+    def from_completion(cls, role: TurnRole, model: str, completion: Completion) -> Draft:
+        return cls(
+            role,
+            text=completion.text,
+            tool_calls=completion.tool_calls,
+            model=model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            latency_ms=completion.latency_ms,
+        )
+
+    def is_empty(self) -> bool:
+        return not self.text and not self.tool_calls
+
+    def has_usage(self) -> bool:
+        return bool(self.input_tokens or self.output_tokens)
+
+    def as_turn(self, number: int) -> TranscriptTurn:
+        return TranscriptTurn(number, self.role, self.text, self.tool_calls, self.tool_result)
+
+    def priced(self, run_id: UUID, number: int, attempt: int, card: pricing.RateCard) -> turns.NewTurn:
+        """The row to write, priced with the rate card in force (model calls only)."""
+        price = (
+            pricing.price_call(card, self.role, self.model, self.input_tokens, self.output_tokens)
+            if self.role in ("agent", "persona") and self.model is not None
+            else None
+        )
+        return turns.NewTurn(
+            id=new_id(),
+            run_id=run_id,
+            turn_number=number,
+            role=self.role,
+            text=self.text,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls]
+            or None,
+            tool_result=self.tool_result,
+            model=self.model,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_microcents=price.cost_microcents if price else 0,
+            rate_card_version=price.rate_card_version if price else None,
+            latency_ms=self.latency_ms,
+            attempt=attempt,
+        )
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    rate_card: pricing.RateCard
+    lease_ttl_s: float
+    max_attempts: int
+    inflight_cap: int
+
+
+class RunWriter:
+    def __init__(self, pool: Pool, settings: WriterSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    async def claim(self, run_id: UUID, executor: str) -> Run | None:
+        """Claim the run and announce `run.started`; None if it is not claimable. A run whose
+        executors kept vanishing (attempt cap; hand-backs do not count) ends EXECUTOR_LOST."""
+        async with transaction(self._pool) as conn:
+            run = await claims.claim_run(conn, run_id, executor, self._settings.lease_ttl_s)
+            if run is None:
+                return None
+            if run.attempt - run.handed_back > self._settings.max_attempts:
+                error = f"no executor finished the run in {self._settings.max_attempts} attempts"
+                lease = Lease(run.id, executor, run.attempt)
+                await self._end(conn, lease, Ending("failed", "error", error, EXECUTOR_LOST), run.active_ms)
+                return None
+            await outbox.append_event(conn, run.id, EventType.RUN_STARTED, run.summary())
+        log.info("run_claimed", run_id=str(run_id), attempt=run.attempt)
+        return run
+
+    async def transcript(self, run_id: UUID) -> list[TranscriptTurn]:
+        async with connection(self._pool) as conn:
+            return turns.transcript_of(await turns.list_turns(conn, run_id))
+
+    async def persist(
+        self, lease: Lease, first: int, drafts: Sequence[Draft], ending: Ending | None, active_ms: int
+    ) -> bool:
+        """Write a round's rows (numbered from `first`) and their events; end the run if it ends
+        with them or a cancel was requested. True when the run ended."""
+        async with transaction(self._pool) as conn:
+            run = await claims.lock_owned_run(conn, lease)
+            if run is None:
+                raise LeaseLost()
+            card = self._settings.rate_card
+            rows = [
+                await turns.insert_turn(conn, d.priced(lease.run_id, first + i, lease.attempt, card))
+                for i, d in enumerate(drafts)
+            ]
+            await outbox.append_events(conn, lease.run_id, [(EventType.RUN_TURN, r.to_api()) for r in rows])
+            if run.cancel_requested_at is not None:
+                ending = Ending("cancelled", "cancelled")
+            if ending is not None:
+                await self._end(conn, lease, ending, active_ms)
+            elif not await claims.record_progress(conn, lease, active_ms, self._settings.lease_ttl_s):
+                raise LeaseLost()
+        for row in rows:
+            TURNS_PERSISTED.labels(row.role).inc()
+        return ending is not None
+
+    async def end(self, lease: Lease, ending: Ending, active_ms: int) -> None:
+        """End the run without new rows (a cancel requested before still makes it `cancelled`)."""
+        async with transaction(self._pool) as conn:
+            run = await claims.lock_owned_run(conn, lease)
+            if run is None:
+                raise LeaseLost()
+            if run.cancel_requested_at is not None:
+                ending = Ending("cancelled", "cancelled")
+            await self._end(conn, lease, ending, active_ms)
+
+    async def _end(self, conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> None:
+        ended = await claims.finish_run(conn, lease, ending, active_ms)
+        if ended is None:
+            raise LeaseLost()
+        await announce_end(conn, ended, self._settings.inflight_cap)
+        RUNS_ENDED.labels(ending.status, ending.reason).inc()
+        log.info(
+            "run_ended",
+            run_id=str(lease.run_id),
+            status=ending.status,
+            termination_reason=ending.reason,
+            error_code=ending.error_code,
+        )

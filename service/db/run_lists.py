@@ -1,0 +1,57 @@
+"""Listing a company's runs, newest first (UUIDv7 ids are time-ordered), with filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from service.db.core import Connection
+from service.db.runs import RUN_COLUMNS, Run, run_from_record
+
+_EQUAL_FILTERS = ("case_id", "suite_id", "suite_run_id", "status")
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    case_id: UUID | None = None
+    suite_id: UUID | None = None
+    suite_run_id: UUID | None = None
+    status: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # every one must match
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _where(company_id: UUID, filters: RunFilters) -> tuple[str, list[object]]:
+    where, args = "company_id = $1", list[object]([company_id])
+    for column in _EQUAL_FILTERS:
+        value = getattr(filters, column)
+        if value is not None:
+            args.append(value)
+            where += f" AND {column} = ${len(args)}"
+    if filters.labels:
+        args.append(filters.labels)
+        where += f" AND labels @> ${len(args)}::jsonb"
+    if filters.created_after is not None:
+        args.append(filters.created_after)
+        where += f" AND created_at > ${len(args)}"
+    if filters.created_before is not None:
+        args.append(filters.created_before)
+        where += f" AND created_at < ${len(args)}"
+    return where, args
+
+
+async def list_runs(
+    conn: Connection, company_id: UUID, filters: RunFilters, *, limit: int, offset: int
+) -> tuple[list[Run], int]:
+    """The company's runs matching `filters`, newest first; and how many match in all."""
+    where, args = _where(company_id, filters)
+    n = len(args)
+    order = f"ORDER BY id DESC LIMIT ${n + 1} OFFSET ${n + 2}"
+    page = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE {where} {order}"
+    rows = await conn.fetch(page, *args, limit, offset)
+    if not rows and not offset:
+        return [], 0
+    total = await conn.fetchval(f"SELECT count(*) FROM eval_runs WHERE {where}", *args)
+    return [run_from_record(r) for r in rows], int(total)

@@ -1,0 +1,100 @@
+"""The turn loop's decisions (DESIGN.md §3, §6): pure functions of the transcript so far.
+
+A turn is one persona or agent message; `max_turns` counts only those. The agent speaks first
+only with a literal `greeting_message` (and `agent_speaks_first`); otherwise the persona opens.
+After the agent's tool calls come their results, then the agent again (which may pass, saying
+nothing, and the persona speaks). The persona ends the
+conversation with `end_conversation` (`persona_goodbye`, no further agent reply), the agent with
+`end_call` (`agent_ended`). The wall-clock budget counts only time an executor owned the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas.api import TerminationReason
+from service.domain.messages import END_CALL, END_CONVERSATION
+from service.domain.transcript import ToolCallRecord, TranscriptTurn
+
+
+@dataclass(frozen=True)
+class Greet:
+    text: str
+
+
+@dataclass(frozen=True)
+class Speak:
+    who: Literal["agent", "persona"]
+    after_tools: bool = False  # the agent answers its tool results (it may also say nothing)
+
+
+@dataclass(frozen=True)
+class AnswerTools:
+    calls: tuple[ToolCallRecord, ...]
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: TerminationReason
+
+
+Step = Greet | Speak | AnswerTools | Finish
+
+
+@dataclass(frozen=True)
+class Rules:
+    max_turns: int
+    agent_speaks_first: bool
+    greeting: str | None
+    budget_ms: int
+
+
+def spoken_turns(transcript: Sequence[TranscriptTurn]) -> int:
+    return sum(t.role in ("persona", "agent") for t in transcript)
+
+
+def calls(turn: TranscriptTurn, name: str) -> bool:
+    return any(call.name == name for call in turn.tool_calls)
+
+
+def pending_calls(transcript: Sequence[TranscriptTurn]) -> tuple[ToolCallRecord, ...]:
+    """The last agent turn's tool calls (other than end_call) that have no result yet."""
+    agent_turns = [i for i, t in enumerate(transcript) if t.role == "agent"]
+    if not agent_turns:
+        return ()
+    last = agent_turns[-1]
+    answered = {
+        str(t.tool_result.get("tool_call_id"))
+        for t in transcript[last + 1 :]
+        if t.role == "tool_result" and t.tool_result is not None
+    }
+    wanted = transcript[last].tool_calls
+    return tuple(c for c in wanted if c.name != END_CALL.name and c.id not in answered)
+
+
+def next_step(
+    transcript: Sequence[TranscriptTurn], rules: Rules, elapsed_ms: int, *, agent_passed: bool = False
+) -> Step:
+    """What happens next, given everything persisted so far. `agent_passed`: the agent answered
+    its tool results with nothing to say, so the persona speaks next."""
+    if not transcript:
+        if rules.agent_speaks_first and rules.greeting:
+            return Greet(rules.greeting)
+        return Speak("persona")
+    last = transcript[-1]
+    if last.role == "persona" and calls(last, END_CONVERSATION.name):
+        return Finish("persona_goodbye")
+    if last.role == "agent" and calls(last, END_CALL.name):
+        return Finish("agent_ended")
+    pending = pending_calls(transcript)
+    if pending:
+        return AnswerTools(pending)
+    if spoken_turns(transcript) >= rules.max_turns:
+        return Finish("max_turns")
+    if elapsed_ms >= rules.budget_ms:
+        return Finish("timeout")
+    if last.role == "tool_result":
+        return Speak("persona") if agent_passed else Speak("agent", after_tools=True)
+    return Speak("agent" if last.role == "persona" else "persona")
