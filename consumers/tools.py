@@ -22,7 +22,7 @@ from schemas.cases import ToolPolicy
 from service.domain.mocks import mock_result
 from service.domain.transcript import ToolCallRecord
 from service.logging import get_logger
-from service.outbound import ForbiddenTarget, check_target, guarded_session
+from service.outbound import ForbiddenTarget, check_target, guarded_session, refusal
 
 log = get_logger("consumers.tools")
 
@@ -70,12 +70,11 @@ class ToolCaller:
             async with self._client().post(url, json=body, allow_redirects=False) as response:
                 raw = await response.content.read(self._max_bytes + 1)
                 status = response.status
-        except ForbiddenTarget as exc:
-            return {"error": f"refused: {exc}"}
         except TimeoutError:
             return {"error": f"timed out after {self._timeout_s:g} s"}
-        except aiohttp.ClientError as exc:
-            return {"error": f"request failed: {exc}"}
+        except (ForbiddenTarget, aiohttp.ClientError) as exc:
+            refused = refusal(exc)
+            return {"error": f"refused: {refused}" if refused else f"request failed: {exc}"}
         if len(raw) > self._max_bytes:
             return {"error": f"response larger than {self._max_bytes} bytes", "status": status}
         if not 200 <= status < 300:

@@ -20,6 +20,18 @@ class ForbiddenTarget(Exception):
     """The URL points at an address outbound calls may not reach."""
 
 
+class ForbiddenAddress(OSError):
+    """Every address a name resolves to is forbidden (raised at connect time, in the resolver)."""
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the SSRF guard refused a call that failed with `exc`, or None if it did not."""
+    if isinstance(exc, ForbiddenTarget):
+        return str(exc)
+    reason = getattr(exc, "os_error", None)  # aiohttp's connector errors wrap the resolver's
+    return str(reason) if isinstance(reason, ForbiddenAddress) else None
+
+
 class GuardedResolver(AbstractResolver):
     """Resolves names, then drops every address the SSRF policy forbids."""
 
@@ -33,7 +45,7 @@ class GuardedResolver(AbstractResolver):
         allowed = [r for r in results if forbidden_address(r["host"]) is None]
         if not allowed:
             reason = forbidden_address(results[0]["host"]) if results else "no address"
-            raise OSError(f"{host} is not allowed: {reason}")
+            raise ForbiddenAddress(f"{host} is not allowed: {reason}")
         return allowed
 
     async def close(self) -> None:

@@ -15,6 +15,12 @@ def forbidden_address(address: str) -> str | None:
         return f"{address!r} is not an IP address"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):  # 6to4 and Teredo carry an IPv4 address inside
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            inner = forbidden_address(str(embedded))
+            if inner is not None:
+                return inner
     checks = (
         (ip.is_loopback, "loopback"),
         (ip.is_link_local, "link-local"),

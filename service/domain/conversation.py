@@ -3,9 +3,10 @@
 A turn is one persona or agent message; `max_turns` counts only those. The agent speaks first
 only with a literal `greeting_message` (and `agent_speaks_first`); otherwise the persona opens.
 After the agent's tool calls come their results, then the agent again (which may pass, saying
-nothing, and the persona speaks). The persona ends the
-conversation with `end_conversation` (`persona_goodbye`, no further agent reply), the agent with
-`end_call` (`agent_ended`). The wall-clock budget counts only time an executor owned the run.
+nothing, and the persona speaks). The persona ends the conversation with `end_conversation`
+(`persona_goodbye`, no further agent reply); the agent with `end_call` (`agent_ended`, once any
+other tools called with it are answered). The wall-clock budget counts only time an executor
+owned the run.
 """
 
 from __future__ import annotations
@@ -74,23 +75,31 @@ def pending_calls(transcript: Sequence[TranscriptTurn]) -> tuple[ToolCallRecord,
     return tuple(c for c in wanted if c.name != END_CALL.name and c.id not in answered)
 
 
+def _hung_up(transcript: Sequence[TranscriptTurn]) -> bool:
+    """The latest agent turn called end_call (only its tool results may follow it)."""
+    latest = next((t for t in reversed(transcript) if t.role != "tool_result"), None)
+    return latest is not None and latest.role == "agent" and calls(latest, END_CALL.name)
+
+
 def next_step(
     transcript: Sequence[TranscriptTurn], rules: Rules, elapsed_ms: int, *, agent_passed: bool = False
 ) -> Step:
     """What happens next, given everything persisted so far. `agent_passed`: the agent answered
     its tool results with nothing to say, so the persona speaks next."""
     if not transcript:
+        if elapsed_ms >= rules.budget_ms:
+            return Finish("timeout")
         if rules.agent_speaks_first and rules.greeting:
             return Greet(rules.greeting)
         return Speak("persona")
     last = transcript[-1]
     if last.role == "persona" and calls(last, END_CONVERSATION.name):
         return Finish("persona_goodbye")
-    if last.role == "agent" and calls(last, END_CALL.name):
-        return Finish("agent_ended")
     pending = pending_calls(transcript)
     if pending:
-        return AnswerTools(pending)
+        return AnswerTools(pending)  # even when hanging up: the calls it made alongside still happen
+    if last.role in ("agent", "tool_result") and _hung_up(transcript):
+        return Finish("agent_ended")
     if spoken_turns(transcript) >= rules.max_turns:
         return Finish("max_turns")
     if elapsed_ms >= rules.budget_ms:

@@ -3,6 +3,7 @@ output schema, deterministic (the same schema always gives the same value) and f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from pydantic import JsonValue
@@ -43,16 +44,44 @@ def _of_type(kind: str, schema: Mapping[str, JsonValue], depth: int) -> JsonValu
         return {k: _value(v, depth + 1) for k, v in properties.items() if isinstance(v, dict)}
     if kind == "array":
         items = schema.get("items")
-        return [_value(items, depth + 1)] if isinstance(items, dict) and depth < MAX_DEPTH else []
+        if not isinstance(items, dict) or depth >= MAX_DEPTH:
+            return []
+        count = max(1, _int(schema, "minItems", 0))
+        count = min(count, _int(schema, "maxItems", count))
+        return [_value(items, depth + 1) for _ in range(count)]
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        base = low if isinstance(low, int | float) and not isinstance(low, bool) else 0
-        return int(base) + (1 if "exclusiveMinimum" in schema else 0) if kind == "integer" else float(base)
+        return _number(schema, integer=kind == "integer")
     if kind == "boolean":
         return True
     if kind == "null":
         return None
     return _string(schema)
+
+
+def _int(schema: Mapping[str, JsonValue], key: str, default: int) -> int:
+    value = schema.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _bound(schema: Mapping[str, JsonValue], key: str) -> float | None:
+    value = schema.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _number(schema: Mapping[str, JsonValue], *, integer: bool) -> int | float:
+    """0, or the smallest value the bounds allow (one above an exclusive minimum)."""
+    step = 1.0
+    low, low_open = _bound(schema, "minimum"), _bound(schema, "exclusiveMinimum")
+    high, high_open = _bound(schema, "maximum"), _bound(schema, "exclusiveMaximum")
+    value = 0.0
+    if low is not None or low_open is not None:
+        value = max(x for x in (low, None if low_open is None else low_open + step) if x is not None)
+    elif high is not None or high_open is not None:
+        value = min(x for x in (high, None if high_open is None else high_open - step) if x is not None)
+        value = min(value, 0.0)
+    if integer:
+        return math.ceil(value)
+    return value
 
 
 def _string(schema: Mapping[str, JsonValue]) -> str:
@@ -66,5 +95,6 @@ def _string(schema: Mapping[str, JsonValue]) -> str:
     fmt = schema.get("format")
     if isinstance(fmt, str) and fmt in formats:
         return formats[fmt]
-    length = schema.get("minLength")
-    return "mock" if not isinstance(length, int) else "m" * max(length, 4)
+    shortest, longest = _int(schema, "minLength", 0), _int(schema, "maxLength", 1_000_000)
+    text = "mock" if shortest <= 4 else "m" * shortest
+    return text[: max(shortest, min(len(text), longest))]

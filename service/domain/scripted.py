@@ -52,9 +52,9 @@ def persona_reply(script: Sequence[str], messages: Sequence[ChatMessage]) -> Scr
 def agent_reply(rules: Sequence[ScriptedRule], messages: Sequence[ChatMessage]) -> ScriptedReply:
     """The first matching rule's answer to the persona's last message."""
     last = messages[-1] if messages else None
-    if last is None or last.role == "tool":
-        return ScriptedReply(None, (), 0, 0)  # ends its turn: nothing is generated, nothing billed
-    text = last.content or "" if last.role == "user" else ""
+    if last is None or last.role != "user":
+        return ScriptedReply(None, (), 0, 0)  # no new persona message: nothing said, nothing billed
+    text = last.content or ""
     for rule in rules:
         if compile_pattern(rule.when).search(text):
             return _reply(messages, rule.say, _calls(rule, len(messages)))

@@ -1,0 +1,172 @@
+"""What the benchmarks share: a fresh migrated database on the local server, `agent-eval`
+processes with their logs, readiness waits, and memory readings from /proc."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from service import accounts
+from service.db.core import create_pool
+from service.db.migrate import apply_migrations
+from service.domain.keys import SCOPES
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT_EVAL = shutil.which("agent-eval", path=str(Path(sys.executable).parent)) or "agent-eval"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Seeded:
+    database_url: str
+    database: str
+    key: str
+    company_id: str
+
+
+async def seed(server_url: str, *, credits_cents: int = 10_000) -> Seeded:
+    """A fresh, migrated database with one company and an all-scopes key without a real limit."""
+    name = f"agent_eval_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(with_database(server_url, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = with_database(server_url, name)
+    conn = await asyncpg.connect(url)
+    await apply_migrations(conn)
+    await conn.close()
+    pool = await create_pool(url, min_size=1, max_size=2)
+    company = await accounts.create_company(pool, "Bench", credits_cents=credits_cents)
+    issued = await accounts.issue_api_key(
+        pool, company.id, name="bench", scopes=list(SCOPES), rate_limit_per_minute=100_000_000
+    )
+    await pool.close()
+    return Seeded(url, name, issued.key, str(company.id))
+
+
+async def drop(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(with_database(server_url, "postgres"))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@dataclass
+class Processes:
+    """`agent-eval` processes, each in its own session, logging to a file; stopped with SIGTERM."""
+
+    env: Mapping[str, str]
+    logs: Path
+    started: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, *argv: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [AGENT_EVAL, *argv],
+            env={**os.environ, **self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+        self.started[name] = process
+        return process
+
+    def run(self, *argv: str) -> None:
+        subprocess.run([AGENT_EVAL, *argv], env={**os.environ, **self.env}, check=True, capture_output=True)
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Each running process's peak resident memory (VmHWM), in MB."""
+        return {name: peak_rss_mb(p.pid) for name, p in self.started.items() if p.poll() is None}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """Each running process's CPU time so far (user + system), in seconds."""
+        return {name: cpu_seconds(p.pid) for name, p in self.started.items() if p.poll() is None}
+
+    def stop(self, name: str, timeout_s: float = 30.0) -> None:
+        process = self.started.get(name)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def stop_all(self) -> None:
+        for name in list(self.started):
+            self.stop(name)
+
+
+def proc_status_kb(pid: int, field_name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    return proc_status_kb(pid, "VmHWM") / 1024
+
+
+def rss_mb(pid: int) -> float:
+    return proc_status_kb(pid, "VmRSS") / 1024
+
+
+def wait_ready(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 — our own server
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not become ready in {timeout_s} s")
+        time.sleep(0.1)
+
+
+def http(method: str, url: str, key: str, body: Mapping[str, object] | None = None) -> dict[str, object]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 — our own server
+    request.add_header("Authorization", f"Bearer {key}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 — our own server
+        parsed: dict[str, object] = json.loads(response.read())
+        return parsed
+
+
+def metric(url: str, name: str) -> float:
+    """One sample of a Prometheus metric without labels (0 when absent)."""
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 — our own server
+        for line in response.read().decode().splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")

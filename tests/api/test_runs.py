@@ -1,0 +1,569 @@
+"""`/agent-eval/cases/{id}/run` and `/agent-eval/runs`: the blocking trigger (200 when done, 202
+with `Location` and `Retry-After` otherwise), `Prefer: wait`, waiters woken by NOTIFY and on
+shutdown, `Idempotency-Key`, refusals that write nothing, the list and its filters, turns and
+the evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime
+from uuid import UUID
+
+import pytest
+from pytest_aiohttp.plugin import AiohttpClient
+
+from service.app import create_app
+from service.db.core import Pool
+from service.domain.idempotency import fingerprint
+from service.settings import Settings
+from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant, agent_body, key_for, make_tenant
+from tests.support.run_api import (
+    CASES,
+    RUNS,
+    Answer,
+    answer,
+    blocked_on_key,
+    count,
+    get_run,
+    held_key,
+    mark_done,
+    mark_over,
+    queued_run,
+    running_pipeline,
+    scripted_case,
+    trigger,
+    waiters_now,
+)
+from tests.support.scenarios import charges
+from tests.support.waiting import eventually
+
+FLOW: Json = {
+    "flow_config_version": "1",
+    "nodes": [
+        {"id": "start", "type": "start", "name": "Start", "next_step_id": "end"},
+        {"id": "end", "type": "end", "name": "End"},
+    ],
+}
+MUST_SAY_REFUND: Json = {"type": "must_say", "pattern": "refund"}
+
+
+@pytest.fixture
+async def case(client: Client, tenant: Tenant) -> Json:
+    """A scripted refund conversation that ends when the agent hangs up."""
+    return await scripted_case(client, tenant, success_criteria=[MUST_SAY_REFUND])
+
+
+def _accepted(got: Answer, run_id: str, *, retry_after: str = "2") -> None:
+    """Assert a 202 for the run: the latest run, where to poll, and when."""
+    assert got.status == 202, got.body
+    assert got.body["id"] == run_id
+    assert got.body["queue_status"] != "done"
+    assert (got.headers["Location"], got.headers["Retry-After"]) == (f"{RUNS}/{run_id}", retry_after)
+
+
+def _error(got: Answer, status: int, code: str) -> None:
+    assert (got.status, got.body.get("code")) == (status, code), got.body
+
+
+# --- the blocking trigger with the pipeline running ---------------------------------------------
+
+
+async def test_a_blocking_trigger_answers_200_with_the_done_run_and_its_merged_agent(
+    client: Client, tenant: Tenant, api_settings: Settings, pool: Pool
+) -> None:
+    case = await scripted_case(
+        client,
+        tenant,
+        success_criteria=[MUST_SAY_REFUND],
+        agent_overrides={"greeting_message": "Hi, case override here.", "system_prompt": "Case prompt."},
+    )
+    body: Json = {"agent_overrides": {"system_prompt": "Run prompt."}, "labels": {"env": "ci", "team": "a"}}
+    async with running_pipeline(api_settings, pool):
+        got = await trigger(client, tenant, case["id"], body, prefer=None)
+    assert got.status == 200, got.body
+    assert not {"Preference-Applied", "Location", "Retry-After"} & set(got.headers)
+    run = got.body
+    assert (run["status"], run["queue_status"], run["termination_reason"]) == (
+        "completed",
+        "done",
+        "agent_ended",
+    )
+    assert (run["score"], run["pass_fail"], run["evaluation"]["score"]) == (100.0, True, 100.0)
+    assert run["total_cost_cents"] > 0
+    assert await charges(pool, UUID(run["id"])) == [-run["total_cost_cents"]]
+    assert (run["case_id"], run["case"]["id"], run["agent_id"], run["persona_id"]) == (
+        case["id"],
+        case["id"],
+        case["agent_id"],
+        case["persona_id"],
+    )
+    agent = run["case"]["agent"]
+    assert (agent["system_prompt"], agent["greeting_message"]) == ("Run prompt.", "Hi, case override here.")
+    assert run["prompts"]["agent"] == "Run prompt."
+    assert "The caller wants a refund for order A-1." in run["prompts"]["persona"]
+    assert (run["agent_overrides"], run["labels"]) == (body["agent_overrides"], body["labels"])
+    assert (run["agent_model"], run["persona_model"], run["mode"]) == ("scripted", "scripted", "text")
+    again = await get_run(client, tenant, run["id"])
+    assert (again.status, again.body) == (200, run)
+
+
+async def test_turns_and_evaluation_of_a_done_run(
+    client: Client, tenant: Tenant, case: Json, api_settings: Settings, pool: Pool
+) -> None:
+    async with running_pipeline(api_settings, pool):
+        got = await trigger(client, tenant, case["id"], prefer="wait=30")
+    assert got.status == 200, got.body
+    run_id = got.body["id"]
+    turns = await answer(await client.get(f"{RUNS}/{run_id}/turns", headers=tenant.headers()))
+    assert turns.status == 200
+    rows = turns.body["data"]
+    assert [(r["turn_number"], r["role"]) for r in rows] == [
+        (1, "agent"),
+        (2, "persona"),
+        (3, "agent"),
+        (4, "tool_result"),
+        (5, "persona"),
+        (6, "agent"),
+    ]
+    assert {r["run_id"] for r in rows} == {run_id}
+    assert (rows[0]["text"], rows[1]["text"]) == ("Hello, how can I help?", "I want a refund")
+    assert rows[2]["tool_calls"][0]["name"] == "start_refund"
+    evaluation = await answer(await client.get(f"{RUNS}/{run_id}/evaluation", headers=tenant.headers()))
+    assert evaluation.status == 200
+    assert evaluation.body["score"] == 100.0
+    assert (evaluation.body["pass_fail"], evaluation.body["inconclusive"]) == (True, False)
+    assert [r["passed"] for r in evaluation.body["results"]] == [True]
+    assert (evaluation.body["status"], evaluation.body["termination_reason"]) == ("completed", "agent_ended")
+    assert evaluation.body["queue_status"] == "done"
+
+
+async def test_a_wait_past_60_s_is_clamped_and_the_applied_value_echoed(
+    client: Client, tenant: Tenant, case: Json, api_settings: Settings, pool: Pool
+) -> None:
+    async with running_pipeline(api_settings, pool):
+        got = await trigger(client, tenant, case["id"], prefer="wait=999")
+    assert (got.status, got.body["queue_status"]) == (200, "done"), got.body
+    assert got.headers["Preference-Applied"] == "wait=60"
+
+
+# --- answers while the run is not done (nothing executes) -------------------------------------------
+
+
+async def test_wait_0_or_less_answers_202_at_once_with_where_to_poll(
+    client: Client, tenant: Tenant, case: Json
+) -> None:
+    got = await trigger(client, tenant, case["id"], prefer="wait=0")
+    _accepted(got, got.body["id"])
+    assert got.headers["Preference-Applied"] == "wait=0"
+    assert (got.body["status"], got.body["queue_status"]) == ("queued", "pending")
+    assert (got.body["score"], got.body["evaluation"], got.body["total_cost_cents"]) == (None, None, 0)
+    assert got.body["case"]["agent"]["system_prompt"] == "You help customers."
+    negative = await trigger(client, tenant, case["id"], prefer="wait=-5")
+    _accepted(negative, negative.body["id"])
+    assert negative.headers["Preference-Applied"] == "wait=0"
+
+
+async def test_wait_1_holds_the_trigger_about_a_second_then_answers_202(
+    client: Client, tenant: Tenant, case: Json
+) -> None:
+    started = time.monotonic()
+    got = await trigger(client, tenant, case["id"], prefer="wait=1")
+    elapsed = time.monotonic() - started
+    _accepted(got, got.body["id"])
+    assert got.headers["Preference-Applied"] == "wait=1"
+    assert 0.9 <= elapsed < 10, elapsed
+
+
+async def test_a_run_over_but_not_done_says_retry_after_1(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    run = await queued_run(client, tenant, case["id"])
+    await mark_over(pool, run["id"])
+    got = await get_run(client, tenant, run["id"], prefer="wait=0")
+    _accepted(got, run["id"], retry_after="1")
+    assert (got.body["status"], got.body["termination_reason"]) == ("completed", "max_turns")
+    assert got.headers["Preference-Applied"] == "wait=0"
+
+
+async def test_get_without_prefer_answers_200_even_before_the_run_is_done(
+    client: Client, tenant: Tenant, case: Json
+) -> None:
+    run = await queued_run(client, tenant, case["id"])
+    got = await get_run(client, tenant, run["id"])
+    assert got.status == 200
+    assert got.body == run
+    assert not {"Location", "Retry-After", "Preference-Applied"} & set(got.headers)
+    # A preference the server cannot read is ignored (RFC 7240): answered at once, nothing echoed.
+    unread = await get_run(client, tenant, run["id"], prefer="wait=soon")
+    assert unread.status == 200
+    assert "Preference-Applied" not in unread.headers
+
+
+async def test_get_with_prefer_wait_answers_202_while_the_run_is_not_done(
+    client: Client, tenant: Tenant, case: Json
+) -> None:
+    run = await queued_run(client, tenant, case["id"])
+    got = await get_run(client, tenant, run["id"], prefer="wait=1")
+    _accepted(got, run["id"])
+    assert got.headers["Preference-Applied"] == "wait=1"
+    among_others = await get_run(client, tenant, run["id"], prefer="respond-async, wait=0")
+    _accepted(among_others, run["id"])
+    assert among_others.headers["Preference-Applied"] == "wait=0"
+
+
+async def test_get_with_prefer_wait_answers_200_at_once_when_the_run_is_done(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    run = await queued_run(client, tenant, case["id"])
+    await mark_done(pool, run["id"], notify=False)
+    started = time.monotonic()
+    got = await get_run(client, tenant, run["id"], prefer="wait=30")
+    assert (got.status, got.body["queue_status"]) == (200, "done")
+    assert got.headers["Preference-Applied"] == "wait=30"
+    assert time.monotonic() - started < 10
+
+
+async def test_a_waiting_get_is_woken_by_notify(
+    aiohttp_client: AiohttpClient, api_settings: Settings, pool: Pool, tenant: Tenant
+) -> None:
+    # The safety-net poll is pushed past the wait, so only the notification can answer in time.
+    slow_poll = api_settings.model_copy(update={"waiter_poll_s": 60.0})
+    client = await aiohttp_client(create_app(slow_poll, pool=pool))
+    case = await scripted_case(client, tenant)
+    run = await queued_run(client, tenant, case["id"])
+    before = await waiters_now()
+    started = time.monotonic()
+    waiting = asyncio.create_task(get_run(client, tenant, run["id"], prefer="wait=30"))
+    await eventually(waiters_now, until=lambda n: n > before, what="the GET to be waiting")
+    await mark_done(pool, run["id"])
+    got = await waiting
+    assert (got.status, got.body["queue_status"]) == (200, "done"), got.body
+    assert time.monotonic() - started < 10
+
+
+async def test_blocked_requests_are_answered_202_when_the_gateway_shuts_down(
+    client: Client, tenant: Tenant, case: Json
+) -> None:
+    run = await queued_run(client, tenant, case["id"])
+    before = await waiters_now()
+    started = time.monotonic()
+    blocked_get = asyncio.create_task(get_run(client, tenant, run["id"], prefer="wait=30"))
+    blocked_post = asyncio.create_task(trigger(client, tenant, case["id"], prefer=None))
+    await eventually(waiters_now, until=lambda n: n >= before + 2, what="both requests to be waiting")
+    await client.server.close()
+    got, posted = await asyncio.gather(blocked_get, blocked_post)
+    assert time.monotonic() - started < 10
+    _accepted(got, run["id"])
+    _accepted(posted, posted.body["id"])
+    assert got.headers["Preference-Applied"] == "wait=30"
+    assert "Preference-Applied" not in posted.headers
+
+
+# --- Idempotency-Key --------------------------------------------------------------------------------
+
+
+async def test_the_same_key_and_body_replay_the_same_run(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    first = await trigger(client, tenant, case["id"], {"labels": {"a": "1", "b": "2"}}, key="k-1")
+    # The same JSON with other key order is the same request.
+    second = await trigger(client, tenant, case["id"], {"labels": {"b": "2", "a": "1"}}, key="k-1")
+    _accepted(first, first.body["id"])
+    _accepted(second, first.body["id"])
+    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (1, 1)
+
+
+@pytest.mark.parametrize("change", ["body", "path"])
+async def test_the_same_key_for_another_request_is_422(
+    client: Client, tenant: Tenant, case: Json, pool: Pool, change: str
+) -> None:
+    await trigger(client, tenant, case["id"], {"labels": {"a": "1"}}, key="k-1")
+    other_case = (await scripted_case(client, tenant))["id"] if change == "path" else case["id"]
+    body: Json = {"labels": {"a": "2"}} if change == "body" else {"labels": {"a": "1"}}
+    got = await trigger(client, tenant, other_case, body, key="k-1")
+    _error(got, 422, "IDEMPOTENCY_KEY_REUSED")
+    assert await count(pool, "eval_runs") == 1
+
+
+async def test_an_unusable_key_is_400_and_nothing_is_written(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    for key in ("k" * 256, "clé", "   ", "tab\there"):
+        got = await trigger(client, tenant, case["id"], key=key)
+        _error(got, 400, "VALIDATION_ERROR")
+        assert [f["field"] for f in got.body["fields"]] == ["header.Idempotency-Key"], key
+    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (0, 0)
+    got = await trigger(client, tenant, case["id"], key="k" * 255)
+    _accepted(got, got.body["id"])
+
+
+async def test_a_concurrent_duplicate_still_in_progress_after_5_s_is_409(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    async with held_key(pool, tenant, fingerprint=bytes(32), resource_id=uuid.uuid4()):
+        started = time.monotonic()
+        got = await trigger(client, tenant, case["id"], key="k-1")
+        elapsed = time.monotonic() - started
+    _error(got, 409, "IDEMPOTENCY_KEY_IN_USE")
+    assert 4.5 <= elapsed < 15, elapsed
+    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (0, 0)
+    # The first request gave up (rolled back): the key is free again.
+    got = await trigger(client, tenant, case["id"], key="k-1")
+    _accepted(got, got.body["id"])
+
+
+async def test_a_concurrent_duplicate_replays_the_first_requests_run_once_it_commits(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    first = await queued_run(client, tenant, case["id"])
+    same = fingerprint("POST", f"{CASES}/{case['id']}/run", {})
+    async with held_key(pool, tenant, fingerprint=same, resource_id=UUID(first["id"])) as commit:
+        duplicate = asyncio.create_task(trigger(client, tenant, case["id"], key="k-1"))
+        await eventually(lambda: blocked_on_key(pool), what="the duplicate to wait on the key")
+        await commit()
+    got = await duplicate
+    _accepted(got, first["id"])
+    assert await count(pool, "eval_runs") == 1
+
+
+async def test_a_404_stores_no_key_so_a_retry_with_it_succeeds(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    missing = await trigger(client, tenant, str(uuid.uuid4()), key="k-1")
+    _error(missing, 404, "NOT_FOUND")
+    assert await count(pool, "idempotency_keys") == 0
+    got = await trigger(client, tenant, case["id"], key="k-1")
+    _accepted(got, got.body["id"])
+
+
+async def test_a_company_without_credits_is_402_and_a_retry_with_the_key_after_a_top_up_succeeds(
+    client: Client, pool: Pool
+) -> None:
+    broke = await make_tenant(pool, "Broke", credits_cents=0)
+    case = await scripted_case(client, broke)
+    refused = await trigger(client, broke, case["id"], key="k-1")
+    _error(refused, 402, "BILLING_ERROR")
+    assert refused.body["error"], refused.body
+    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (0, 0)
+    top_up = await client.post(
+        f"/admin/companies/{broke.company_id}/credits",
+        json={"amount_cents": 500, "reason": "top-up"},
+        headers=ADMIN_HEADERS,
+    )
+    assert top_up.status in (200, 201), await top_up.text()
+    got = await trigger(client, broke, case["id"], key="k-1")
+    _accepted(got, got.body["id"])
+    assert await count(pool, "eval_runs") == 1
+
+
+# --- refusals: nothing is written -----------------------------------------------------------------
+
+
+async def test_a_suspended_company_is_refused_402(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    suspend = await client.patch(
+        f"/admin/companies/{tenant.company_id}", json={"is_suspended": True}, headers=ADMIN_HEADERS
+    )
+    assert suspend.status == 200, await suspend.text()
+    _error(await trigger(client, tenant, case["id"]), 402, "BILLING_ERROR")
+    assert await count(pool, "eval_runs") == 0
+
+
+@pytest.mark.parametrize("how", ["missing", "deleted", "foreign"])
+async def test_a_case_that_cannot_be_used_is_404(
+    client: Client, tenant: Tenant, stranger: Tenant, case: Json, pool: Pool, how: str
+) -> None:
+    if how == "missing":
+        case_id = str(uuid.uuid4())
+    elif how == "deleted":
+        case_id = case["id"]
+        deleted = await client.delete(f"{CASES}/{case_id}", headers=tenant.headers())
+        assert deleted.status == 204
+    else:
+        case_id = (await scripted_case(client, stranger))["id"]
+    _error(await trigger(client, tenant, case_id), 404, "NOT_FOUND")
+    assert await count(pool, "eval_runs") == 0
+
+
+async def test_voice_mode_is_422_and_text_mode_is_accepted(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    _error(await trigger(client, tenant, case["id"], {"mode": "voice"}), 422, "MODE_NOT_SUPPORTED")
+    assert await count(pool, "eval_runs") == 0
+    got = await trigger(client, tenant, case["id"], {"mode": "text"})
+    _accepted(got, got.body["id"])
+
+
+async def test_a_flow_agent_is_422(client: Client, tenant: Tenant, pool: Pool) -> None:
+    flow_agent = agent_body(type="flow", flow_config=FLOW)
+    case = await scripted_case(client, tenant, agent=flow_agent)
+    _error(await trigger(client, tenant, case["id"]), 422, "FLOW_EXECUTION_UNSUPPORTED")
+    assert await count(pool, "eval_runs") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"frobnicate": True}, "body.frobnicate"),
+        ({"mode": "video"}, "body.mode"),
+        ({"agent_overrides": {"temperature": 5}}, "body.agent_overrides.temperature"),
+        ({"agent_overrides": {"model": "nowhere:gpt-9"}}, "body.agent_overrides.model"),
+        ({"agent_overrides": {"type": "flow"}}, "body.agent_overrides.type"),
+        ({"agent_overrides": "be nice"}, "body.agent_overrides"),
+        (
+            {"agent_overrides": {"rules": [{"when": "x", "call_tool": {"name": "nope", "arguments": {}}}]}},
+            "body.agent_overrides.rules",
+        ),
+        ({"labels": {"a=b": "x"}}, "body.labels"),
+        ({"labels": {"": "x"}}, "body.labels"),
+        ({"labels": {"k": 1}}, "body.labels"),
+        ({"labels": ["env=ci"]}, "body.labels"),
+    ],
+)
+async def test_an_invalid_body_is_400_naming_the_field_and_nothing_is_written(
+    client: Client, tenant: Tenant, case: Json, pool: Pool, body: Json, field: str
+) -> None:
+    got = await trigger(client, tenant, case["id"], body, key="k-1")
+    _error(got, 400, "VALIDATION_ERROR")
+    assert any(f["field"].startswith(field) for f in got.body["fields"]), got.body
+    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (0, 0)
+
+
+async def test_triggering_needs_the_run_scope(client: Client, tenant: Tenant, case: Json, pool: Pool) -> None:
+    reader = await key_for(pool, tenant, ["agent_eval:read"])
+    _error(await trigger(client, reader, case["id"]), 401, "INSUFFICIENT_SCOPE")
+    assert await count(pool, "eval_runs") == 0
+    run = await queued_run(client, tenant, case["id"])
+    assert (await get_run(client, reader, run["id"])).status == 200
+
+
+async def test_a_malformed_case_id_is_400(client: Client, tenant: Tenant) -> None:
+    got = await trigger(client, tenant, "not-a-uuid")
+    _error(got, 400, "VALIDATION_ERROR")
+    assert [f["field"] for f in got.body["fields"]] == ["path.case_id"]
+
+
+# --- reading runs -----------------------------------------------------------------------------------
+
+
+async def _listed(client: Client, tenant: Tenant, params: list[tuple[str, str]] | None = None) -> Json:
+    response = await client.get(RUNS, params=params or [], headers=tenant.headers())
+    page: Json = await response.json()
+    assert response.status == 200, page
+    return page
+
+
+def _ids(page: Json) -> list[str]:
+    return [run["id"] for run in page["data"]]
+
+
+def _query_time(value: str) -> str:
+    return datetime.fromisoformat(value).isoformat().replace("+00:00", "Z")
+
+
+async def test_the_list_is_newest_first_in_pages(client: Client, tenant: Tenant, case: Json) -> None:
+    made = [(await queued_run(client, tenant, case["id"]))["id"] for _ in range(3)]
+    page = await _listed(client, tenant)
+    assert _ids(page) == made[::-1]
+    assert page["pagination"] == {"total": 3, "limit": 20, "offset": 0, "has_more": False}
+    assert page["data"][0] == (await get_run(client, tenant, made[2])).body
+    page = await _listed(client, tenant, [("limit", "1"), ("offset", "1")])
+    assert _ids(page) == [made[1]]
+    assert page["pagination"] == {"total": 3, "limit": 1, "offset": 1, "has_more": True}
+    past_the_end = await _listed(client, tenant, [("offset", "5")])
+    assert past_the_end == {
+        "data": [],
+        "pagination": {"total": 3, "limit": 20, "offset": 5, "has_more": False},
+    }
+
+
+async def test_the_list_filters_by_case_status_and_creation_time(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    other_case = await scripted_case(client, tenant)
+    first = await queued_run(client, tenant, case["id"])
+    second = await queued_run(client, tenant, other_case["id"])
+    third = await queued_run(client, tenant, case["id"])
+    await mark_over(pool, third["id"])
+    assert _ids(await _listed(client, tenant, [("case_id", case["id"])])) == [third["id"], first["id"]]
+    assert _ids(await _listed(client, tenant, [("status", "completed")])) == [third["id"]]
+    assert _ids(await _listed(client, tenant, [("status", "queued")])) == [second["id"], first["id"]]
+    after_first = [("created_after", _query_time(first["created_at"]))]
+    assert _ids(await _listed(client, tenant, after_first)) == [third["id"], second["id"]]
+    before_third = [("created_before", _query_time(third["created_at"]))]
+    assert _ids(await _listed(client, tenant, before_third)) == [second["id"], first["id"]]
+    both = after_first + before_third + [("case_id", other_case["id"])]
+    page = await _listed(client, tenant, both)
+    assert (_ids(page), page["pagination"]["total"]) == ([second["id"]], 1)
+
+
+async def test_the_list_filters_by_labels_all_of_which_must_match(
+    client: Client, tenant: Tenant, case: Json
+) -> None:
+    both = await queued_run(client, tenant, case["id"], {"labels": {"env": "ci", "team": "a"}})
+    env_only = await queued_run(client, tenant, case["id"], {"labels": {"env": "ci", "team": "b"}})
+    await queued_run(client, tenant, case["id"])
+    two = [("label", "env=ci"), ("label", "team=a")]
+    assert _ids(await _listed(client, tenant, two)) == [both["id"]]
+    assert _ids(await _listed(client, tenant, [("label", "team=b"), ("label", "env=ci")])) == [env_only["id"]]
+    assert _ids(await _listed(client, tenant, [("label", "env=prod"), ("label", "team=a")])) == []
+    # One label alone is the commonest filter of all.
+    assert _ids(await _listed(client, tenant, [("label", "env=ci")])) == [env_only["id"], both["id"]]
+
+
+async def test_another_companys_runs_are_never_listed_nor_readable(
+    client: Client, tenant: Tenant, stranger: Tenant, case: Json
+) -> None:
+    mine = await queued_run(client, tenant, case["id"])
+    theirs = await queued_run(client, stranger, (await scripted_case(client, stranger))["id"])
+    assert _ids(await _listed(client, tenant)) == [mine["id"]]
+    assert _ids(await _listed(client, stranger)) == [theirs["id"]]
+    assert (await _listed(client, tenant, [("case_id", theirs["case_id"])]))["data"] == []
+    for path in ("", "/turns", "/evaluation"):
+        response = await client.get(f"{RUNS}/{theirs['id']}{path}", headers=tenant.headers())
+        _error(await answer(response), 404, "NOT_FOUND")
+    _error(await get_run(client, tenant, theirs["id"], prefer="wait=5"), 404, "NOT_FOUND")
+    _error(await get_run(client, tenant, str(uuid.uuid4())), 404, "NOT_FOUND")
+
+
+BAD_QUERIES = [
+    ("limit", "101", "query.limit"),
+    ("limit", "0", "query.limit"),
+    ("status", "bogus", "query.status"),
+    ("label", "no-equals-sign", "query.label"),
+    ("created_after", "yesterday", "query.created_after"),
+    ("case_id", "not-a-uuid", "query.case_id"),
+    ("colour", "red", "query.colour"),
+]
+
+
+async def test_a_bad_list_query_is_400_naming_the_parameter(client: Client, tenant: Tenant) -> None:
+    for name, value, field in BAD_QUERIES:
+        got = await answer(await client.get(RUNS, params=[(name, value)], headers=tenant.headers()))
+        _error(got, 400, "VALIDATION_ERROR")
+        assert [f["field"] for f in got.body["fields"]] == [field], got.body
+
+
+async def test_turns_and_evaluation_are_empty_and_null_until_the_run_is_done(
+    client: Client, tenant: Tenant, case: Json, pool: Pool
+) -> None:
+    run = await queued_run(client, tenant, case["id"])
+    turns = await answer(await client.get(f"{RUNS}/{run['id']}/turns", headers=tenant.headers()))
+    assert (turns.status, turns.body) == (200, {"data": []})
+    nothing = {"score": None, "pass_fail": None, "inconclusive": None, "results": None}
+    evaluation = await answer(await client.get(f"{RUNS}/{run['id']}/evaluation", headers=tenant.headers()))
+    assert (evaluation.status, evaluation.body) == (
+        200,
+        {**nothing, "status": "queued", "termination_reason": None, "queue_status": "pending"},
+    )
+    await mark_over(pool, run["id"])
+    evaluation = await answer(await client.get(f"{RUNS}/{run['id']}/evaluation", headers=tenant.headers()))
+    assert evaluation.body == {
+        **nothing,
+        "status": "completed",
+        "termination_reason": "max_turns",
+        "queue_status": "claimed",
+    }

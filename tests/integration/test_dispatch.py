@@ -1,0 +1,160 @@
+"""Dispatch (DESIGN.md §3): the per-company in-flight cap, releasing the next held run when a slot
+frees, and the maintenance sweeps that keep released runs moving (expired leases, stale pending
+runs, executors that keep vanishing)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import pytest
+
+from service.bus.memory import InProcessBus
+from service.db.core import Pool, connection, transaction
+from service.maintenance import maintenance_jobs
+from service.settings import Settings
+from tests.support.factories import make_company
+from tests.support.pipeline import pipeline
+from tests.support.scenarios import event_types, finished, make_case, read_run, trigger
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[InProcessBus]:
+    bus = InProcessBus()
+    yield bus
+    await bus.stop()
+
+
+async def job(pool: Pool, settings: Settings, name: str) -> object:
+    (found,) = [j for j in maintenance_jobs(pool, settings) if j.name == name]
+    return await found.run()
+
+
+async def requests_for(pool: Pool, run_id: UUID) -> int:
+    async with connection(pool) as conn:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE run_id = $1 AND type = 'agent_eval.run.requested'", run_id
+        )
+    return int(count)
+
+
+async def claim_dead(pool: Pool, run_id: UUID, *, attempt: int = 1, handed_back: int = 0) -> None:
+    """Make the run look claimed by an executor that died: its lease is already over."""
+    async with transaction(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET status = 'running', queue_status = 'claimed', claimed_by = 'dead',"
+            " attempt = $2, handed_back = $3, started_at = now(), lease_expires_at = now() - interval '1 s',"
+            " dispatched_at = now() - interval '1 minute' WHERE id = $1",
+            run_id,
+            attempt,
+            handed_back,
+        )
+
+
+async def test_runs_past_the_company_cap_are_held_and_released_one_by_one(
+    pool: Pool, settings: Settings, bus: InProcessBus
+) -> None:
+    settings = settings.model_copy(update={"max_inflight_runs_per_company": 1})
+    company = await make_company(pool, balance_cents=10_000)
+    case_id = await make_case(pool, company.id)
+    run_ids = [await trigger(pool, settings, company.id, case_id) for _ in range(3)]
+    held = [await read_run(pool, run_id) for run_id in run_ids]
+    assert [r.released_at is not None for r in held] == [True, False, False]
+    assert [await requests_for(pool, run_id) for run_id in run_ids] == [1, 0, 0]
+    async with pipeline(settings, pool, bus):
+        done = [await finished(pool, run_id) for run_id in run_ids]
+    assert all(r.status == "completed" for r in done)
+    started = [r.started_at for r in done]
+    ended = [r.ended_at for r in done]
+    assert started[1] is not None and ended[0] is not None and started[1] >= ended[0]
+    assert started[2] is not None and ended[1] is not None and started[2] >= ended[1]
+
+
+async def test_another_company_is_not_held_by_a_busy_one(pool: Pool, settings: Settings) -> None:
+    settings = settings.model_copy(update={"max_inflight_runs_per_company": 1})
+    busy, calm = await make_company(pool, balance_cents=100), await make_company(pool, balance_cents=100)
+    busy_case, calm_case = await make_case(pool, busy.id), await make_case(pool, calm.id)
+    await trigger(pool, settings, busy.id, busy_case)
+    second_busy = await trigger(pool, settings, busy.id, busy_case)
+    calm_run = await trigger(pool, settings, calm.id, calm_case)
+    assert (await read_run(pool, second_busy)).released_at is None
+    assert (await read_run(pool, calm_run)).released_at is not None
+
+
+async def test_the_release_job_frees_held_runs_when_the_cap_allows(pool: Pool, settings: Settings) -> None:
+    company = await make_company(pool, balance_cents=100)
+    case_id = await make_case(pool, company.id)
+    tight = settings.model_copy(update={"max_inflight_runs_per_company": 1})
+    runs = [await trigger(pool, tight, company.id, case_id) for _ in range(3)]
+    assert await job(pool, tight, "release_held") == 0
+    roomy = settings.model_copy(update={"max_inflight_runs_per_company": 2})
+    assert await job(pool, roomy, "release_held") == 1
+    assert [(await read_run(pool, r)).released_at is not None for r in runs] == [True, True, False]
+    assert await requests_for(pool, runs[1]) == 1
+
+
+async def test_an_expired_lease_is_dispatched_again_once_not_every_sweep(
+    pool: Pool, settings: Settings
+) -> None:
+    company = await make_company(pool, balance_cents=100)
+    run_id = await trigger(pool, settings, company.id, await make_case(pool, company.id))
+    await claim_dead(pool, run_id)
+    assert await job(pool, settings, "expired_leases") == {"lost": 0, "redispatched": 1}
+    assert await job(pool, settings, "expired_leases") == {"lost": 0, "redispatched": 0}
+    assert await requests_for(pool, run_id) == 2
+
+
+async def test_an_expired_lease_past_the_attempt_cap_fails_executor_lost_and_frees_its_slot(
+    pool: Pool, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"max_inflight_runs_per_company": 1})
+    company = await make_company(pool, balance_cents=100)
+    case_id = await make_case(pool, company.id)
+    lost, waiting = (
+        await trigger(pool, settings, company.id, case_id),
+        await trigger(pool, settings, company.id, case_id),
+    )
+    await claim_dead(pool, lost, attempt=3)
+    assert await job(pool, settings, "expired_leases") == {"lost": 1, "redispatched": 0}
+    run = await read_run(pool, lost)
+    assert (run.status, run.termination_reason, run.error_code) == ("failed", "error", "EXECUTOR_LOST")
+    assert run.error == "no executor finished the run in 3 attempts"
+    assert (await event_types(pool, lost))[-1] == "failed"
+    assert (await read_run(pool, waiting)).released_at is not None
+    assert await requests_for(pool, waiting) == 1
+
+
+async def test_hand_backs_keep_a_run_under_the_cap_in_the_sweep(pool: Pool, settings: Settings) -> None:
+    company = await make_company(pool, balance_cents=100)
+    run_id = await trigger(pool, settings, company.id, await make_case(pool, company.id))
+    await claim_dead(pool, run_id, attempt=3, handed_back=2)
+    assert await job(pool, settings, "expired_leases") == {"lost": 0, "redispatched": 1}
+
+
+async def test_a_released_run_nobody_claimed_is_dispatched_again(pool: Pool, settings: Settings) -> None:
+    company = await make_company(pool, balance_cents=100)
+    run_id = await trigger(pool, settings, company.id, await make_case(pool, company.id))
+    assert await job(pool, settings, "stale_pending") == 0  # just dispatched
+    async with transaction(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET dispatched_at = now() - interval '31 seconds' WHERE id = $1", run_id
+        )
+    assert await job(pool, settings, "stale_pending") == 1
+    assert await job(pool, settings, "stale_pending") == 0
+    assert await requests_for(pool, run_id) == 2
+
+
+async def test_a_redispatched_run_is_resumed_by_the_pipeline(
+    pool: Pool, settings: Settings, bus: InProcessBus
+) -> None:
+    settings = settings.model_copy(update={"maintenance_interval_s": 0.1})
+    company = await make_company(pool, balance_cents=1_000)
+    run_id = await trigger(pool, settings, company.id, await make_case(pool, company.id))
+    async with transaction(pool) as conn:
+        await conn.execute(
+            "DELETE FROM outbox WHERE run_id = $1 AND type = 'agent_eval.run.requested'", run_id
+        )
+    await claim_dead(pool, run_id)
+    async with pipeline(settings, pool, bus, maintenance=True):
+        run = await finished(pool, run_id)
+    assert (run.status, run.attempt) == ("completed", 2)

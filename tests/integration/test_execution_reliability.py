@@ -1,0 +1,240 @@
+"""Execution under failure, on real Kafka and real PostgreSQL: an executor killed mid-run is
+resumed by another one (dense turns, one charge), a run cancelled before its claim never starts,
+and a model provider that is down fails the run `PROVIDER_UNAVAILABLE`, billed for what it used."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from consumers.launch import running_role
+from consumers.roles import ROLES
+from schemas.events import EventType, Topic
+from service.bus.kafka import KafkaBus
+from service.bus.topics import topic_name, topic_specs
+from service.cancels import cancel_run
+from service.db import runs
+from service.db.core import Pool, connection
+from service.relay import Relay
+from service.settings import ProviderConfig, Settings
+from tests.support.executor_processes import Fleet, fleet, ready, role_env
+from tests.support.factories import make_company
+from tests.support.fake_llm import FakeLLM, Reply, fake_llm
+from tests.support.pipeline import pipeline
+from tests.support.processes import Spawned
+from tests.support.scenarios import (
+    charges,
+    event_types,
+    finished,
+    make_case,
+    read_run,
+    scripted_agent,
+    scripted_persona,
+    trigger,
+    turn_rows,
+)
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.kafka
+
+LINES = 8
+SCRIPT = [f"Question number {i} about my order" for i in range(1, LINES + 1)]
+ANSWERS = [f"Answer number {i}." for i in range(1, LINES + 1)]
+RULES: list[dict[str, Any]] = [{"when": f"number {i} ", "say": ANSWERS[i - 1]} for i in range(1, LINES + 1)]
+
+
+def cost_cents(rows: list[dict[str, Any]]) -> int:
+    """`ceil(Σ cost_microcents / 10⁶)`, in integers."""
+    return -(-sum(int(r["cost_microcents"]) for r in rows) // 1_000_000)
+
+
+async def assert_billed_for_turns(pool: Pool, run: runs.Run) -> None:
+    """The run's total is the priced cost of its turns, charged once (no row for a zero total)."""
+    total = cost_cents(await turn_rows(pool, run.id))
+    assert run.total_cost_cents == total
+    assert await charges(pool, run.id) == ([-total] if total else [])
+
+
+@contextlib.asynccontextmanager
+async def consuming(settings: Settings, pool: Pool, kafka: KafkaBus, *names: str) -> AsyncIterator[None]:
+    """Run these consumer roles in this process (no relay) until the block ends."""
+    roles = [running_role(ROLES[name], settings, pool, kafka, None) for name in names]
+    tasks = [
+        asyncio.create_task(role.run(), name=f"role-{name}") for role, name in zip(roles, names, strict=True)
+    ]
+    try:
+        for role in roles:
+            await asyncio.wait_for(role.runner.started.wait(), 30)
+        yield
+    finally:
+        for role in roles:
+            role.request_stop()
+        await asyncio.gather(*tasks)
+
+
+# --- (a) an executor killed in the middle of a conversation -------------------------------------
+
+
+async def test_a_run_whose_executor_is_killed_resumes_elsewhere_with_dense_turns_and_one_charge(
+    pool: Pool, settings: Settings, kafka: KafkaBus, kafka_bootstrap: str, database_url: str
+) -> None:
+    await kafka.create_topics(topic_specs(settings.topic_prefix, 1, 1))
+    company = await make_company(pool, balance_cents=1_000)
+    agent = scripted_agent(greeting_message=None, rules=RULES, tools=[])
+    case_id = await make_case(pool, company.id, agent=agent, persona=scripted_persona(SCRIPT), max_turns=50)
+    env = role_env(database_url, kafka_bootstrap, settings.topic_prefix, AGENT_EVAL_SCRIPTED_LATENCY_S="0.2")
+    with fleet(env, executors=2, roles=()) as running:  # scorer and biller run in this process
+        try:
+            async with consuming(settings, pool, kafka, "scorer", "biller"):
+                await ready(running)
+                run_id = await trigger(pool, settings, company.id, case_id)
+                survivor = await kill_the_executor_playing(pool, running, run_id)
+                run = await finished(pool, run_id, timeout_s=40)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{running.tail()}") from exc
+    assert run.claimed_by is not None
+    assert running.executor_named(run.claimed_by) is survivor
+    assert (run.status, run.termination_reason, run.error_code) == ("completed", "persona_goodbye", None)
+    assert run.attempt >= 2
+    await assert_resumed_transcript(pool, run)
+    events = await event_types(pool, run_id)
+    assert [events.count(e) for e in ("completed", "scored", "billed", "done")] == [1, 1, 1, 1]
+    assert events.count("started") == run.attempt
+    assert events.count("turn") == 2 * LINES + 1
+    assert run.total_cost_cents > 0
+    await assert_billed_for_turns(pool, run)
+
+
+async def kill_the_executor_playing(pool: Pool, running: Fleet, run_id: UUID) -> Spawned:
+    """SIGKILL the executor process holding the run once a few turns exist (no hand-back: its
+    lease has to expire); returns the other executor."""
+    await eventually(lambda: turn_rows(pool, run_id), until=lambda rows: len(rows) >= 4, what="a few turns")
+    claimed_by = (await read_run(pool, run_id)).claimed_by
+    assert claimed_by is not None
+    victim = running.executor_named(claimed_by)
+    assert victim is not None, f"no executor process is {claimed_by}"
+    victim.kill()
+    assert len(await turn_rows(pool, run_id)) < 2 * LINES + 1  # killed in the middle
+    [survivor] = [child for child in running.executors if child is not victim]
+    return survivor
+
+
+async def assert_resumed_transcript(pool: Pool, run: runs.Run) -> None:
+    """Each message said once, in order, numbered 1..N; part written before the kill, part after."""
+    rows = await turn_rows(pool, run.id)
+    assert [r["turn_number"] for r in rows] == list(range(1, 2 * LINES + 2))
+    said = [(r["role"], r["text"]) for r in rows]
+    expected = [turn for pair in zip(SCRIPT, ANSWERS, strict=True) for turn in pair]
+    roles = ["persona", "agent"] * LINES
+    assert said == [*zip(roles, expected, strict=True), ("persona", None)]  # then the goodbye
+    attempts = {int(r["attempt"]) for r in rows}
+    assert 1 in attempts
+    assert any(a >= 2 for a in attempts)
+    assert [r["attempt"] for r in rows] == sorted(r["attempt"] for r in rows)
+
+
+# --- (c) a cancel before any executor claimed the run ------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def relaying(settings: Settings, kafka: KafkaBus) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(Relay(settings, kafka).run(stop), name="relay")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def request_sent(pool: Pool, run_id: UUID) -> bool:
+    async with connection(pool) as conn:
+        sent = await conn.fetchval(
+            "SELECT bool_and(sent_at IS NOT NULL) FROM outbox WHERE run_id = $1 AND type = $2",
+            run_id,
+            EventType.RUN_REQUESTED.value,
+        )
+    return bool(sent)
+
+
+async def test_a_run_cancelled_before_its_claim_never_starts(
+    pool: Pool, settings: Settings, kafka: KafkaBus
+) -> None:
+    await kafka.create_topics(topic_specs(settings.topic_prefix, 1, 1))
+    company = await make_company(pool, balance_cents=1_000)
+    case_id = await make_case(pool, company.id)
+    requests = topic_name(settings.topic_prefix, Topic.RUN_REQUESTS)
+    async with relaying(settings, kafka):
+        run_id = await trigger(pool, settings, company.id, case_id)
+        await eventually(lambda: request_sent(pool, run_id), what="the run request on Kafka")
+        flagged = await cancel_run(pool, settings, company_id=company.id, run_id=run_id, key=None)
+        assert flagged is False  # cancelled at once, not flagged for an executor
+        cancelled = await read_run(pool, run_id)
+        assert (cancelled.status, cancelled.queue_status, cancelled.termination_reason) == (
+            "cancelled",
+            "done",
+            "cancelled",
+        )
+        assert (cancelled.total_cost_cents, await charges(pool, run_id)) == (0, [])
+        assert await event_types(pool, run_id) == ["queued", "cancelled", "done"]
+
+        async with consuming(settings, pool, kafka, "executor"):
+            ends = sum((await kafka.end_offsets(requests)).values())
+            assert ends >= 1
+            group = ROLES["executor"].group(settings.topic_prefix)
+
+            async def handled() -> int:
+                return sum((await kafka.committed(group, requests)).values())
+
+            await eventually(handled, until=lambda n: n >= ends, what="the executor to handle the request")
+    run = await read_run(pool, run_id)
+    assert (run.status, run.queue_status, run.attempt, run.claimed_by, run.started_at) == (
+        "cancelled",
+        "done",
+        0,
+        None,
+        None,
+    )
+    assert await turn_rows(pool, run_id) == []
+    assert await event_types(pool, run_id) == ["queued", "cancelled", "done"]
+    assert await charges(pool, run_id) == []
+
+
+# --- (d) the agent's model provider is down -----------------------------------------------------
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with fake_llm() as server:
+        server.responder = lambda _: Reply(status=500)
+        yield server
+
+
+async def test_a_provider_that_is_down_fails_the_run_unscored_and_billed_for_the_calls_made(
+    pool: Pool, settings: Settings, kafka: KafkaBus, llm: FakeLLM
+) -> None:
+    settings = settings.model_copy(
+        update={"providers": {"fake": ProviderConfig(base_url=llm.base_url, max_retries=1)}}
+    )
+    company = await make_company(pool, balance_cents=1_000)
+    agent = {"name": "Remote bot", "system_prompt": "You help customers.", "model": "fake:agent"}
+    case_id = await make_case(pool, company.id, agent=agent, persona=scripted_persona(["Hi there", "Bye"]))
+    async with pipeline(settings, pool, kafka):
+        run_id = await trigger(pool, settings, company.id, case_id)
+        run = await finished(pool, run_id)
+    assert (run.status, run.termination_reason, run.error_code) == ("failed", "error", "PROVIDER_UNAVAILABLE")
+    assert run.error is not None
+    assert "500" in run.error
+    assert (run.score, run.pass_fail) == (None, None)
+    rows = await turn_rows(pool, run_id)
+    assert [(r["turn_number"], r["role"], r["text"]) for r in rows] == [(1, "persona", "Hi there")]
+    assert rows[0]["cost_microcents"] > 0
+    assert len(llm.requests) == 2  # the agent's call and its one retry
+    assert all(r["model"] == "agent" for r in llm.requests)
+    assert await event_types(pool, run_id) == ["queued", "started", "turn", "failed", "billed", "done"]
+    await assert_billed_for_turns(pool, run)

@@ -1,0 +1,195 @@
+"""The executor's claim and lease (DESIGN.md §3), against real PostgreSQL: one claim per run,
+fenced writes, the attempt cap, lease renewal, hand-back on shutdown and resumption from the
+persisted transcript."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import pytest
+
+from consumers.conversation import Engine
+from consumers.executor import Executor, build_engine
+from consumers.persistence import Draft, LeaseLost
+from consumers.role import RoleContext
+from schemas.events import Event, decode_event
+from service.bus.memory import InProcessBus
+from service.db.claims import Ending, Lease
+from service.db.core import Pool, connection, transaction
+from service.settings import Settings
+from tests.support.factories import make_company
+from tests.support.scenarios import (
+    event_types,
+    make_case,
+    read_run,
+    scripted_agent,
+    scripted_persona,
+    trigger,
+    turn_rows,
+)
+from tests.support.waiting import eventually
+
+LONG_TALK = scripted_persona([f"line {i}" for i in range(12)])
+ECHO_AGENT = scripted_agent(greeting_message=None, rules=[{"when": ".", "say": "Right."}], tools=[])
+
+
+@pytest.fixture
+async def engine(settings: Settings, pool: Pool) -> AsyncIterator[Engine]:
+    built = build_engine(RoleContext(settings=settings, pool=pool, bus=InProcessBus()))
+    yield built
+    await built.tools.close()
+    await built.providers.close()
+
+
+async def new_run(pool: Pool, settings: Settings, **case: object) -> UUID:
+    company = await make_company(pool, balance_cents=10_000)
+    case_id = await make_case(pool, company.id, agent=ECHO_AGENT, persona=LONG_TALK, max_turns=100, **case)
+    return await trigger(pool, settings, company.id, case_id)
+
+
+async def run_request(pool: Pool, run_id: UUID) -> Event:
+    """The latest run request written for the run, as the executor receives it."""
+    async with connection(pool) as conn:
+        payload = await conn.fetchval(
+            "SELECT payload::text FROM outbox WHERE run_id = $1 AND type = 'agent_eval.run.requested'"
+            " ORDER BY id DESC LIMIT 1",
+            run_id,
+        )
+    return decode_event(payload)
+
+
+async def expire_lease(pool: Pool, run_id: UUID) -> None:
+    async with transaction(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", run_id
+        )
+
+
+async def test_a_run_is_claimed_once_however_often_it_is_requested(
+    pool: Pool, settings: Settings, engine: Engine
+) -> None:
+    run_id = await new_run(pool, settings)
+    first = await engine.writer.claim(run_id, "a")
+    second = await engine.writer.claim(run_id, "b")
+    assert first is not None and (first.status, first.queue_status, first.attempt) == (
+        "running",
+        "claimed",
+        1,
+    )
+    assert second is None
+    assert (await event_types(pool, run_id)).count("started") == 1
+
+
+async def test_an_executor_that_lost_its_lease_writes_nothing(
+    pool: Pool, settings: Settings, engine: Engine
+) -> None:
+    run_id = await new_run(pool, settings)
+    first = await engine.writer.claim(run_id, "a")
+    assert first is not None
+    await expire_lease(pool, run_id)
+    second = await engine.writer.claim(run_id, "b")
+    assert second is not None and second.attempt == 2
+    stale = Lease(run_id, "a", 1)
+    with pytest.raises(LeaseLost):
+        await engine.writer.persist(stale, 1, [Draft("persona", text="late")], None, 10)
+    with pytest.raises(LeaseLost):
+        await engine.writer.end(stale, Ending("completed", "max_turns"), 10)
+    assert await turn_rows(pool, run_id) == []
+    assert (await read_run(pool, run_id)).status == "running"
+
+
+async def test_a_run_whose_executors_keep_vanishing_fails_executor_lost(
+    pool: Pool, settings: Settings, engine: Engine
+) -> None:
+    run_id = await new_run(pool, settings)
+    for executor in ("a", "b", "c"):
+        assert await engine.writer.claim(run_id, executor) is not None
+        await expire_lease(pool, run_id)
+    assert await engine.writer.claim(run_id, "d") is None
+    run = await read_run(pool, run_id)
+    assert (run.status, run.termination_reason, run.error_code) == ("failed", "error", "EXECUTOR_LOST")
+    assert (await event_types(pool, run_id))[-1] == "failed"
+
+
+async def test_hand_backs_do_not_count_against_the_attempt_cap(
+    pool: Pool, settings: Settings, engine: Engine
+) -> None:
+    run_id = await new_run(pool, settings)
+    for executor in ("a", "b", "c"):
+        assert await engine.writer.claim(run_id, executor) is not None
+        await Executor(pool, settings, engine, name=executor).hand_back()
+    fourth = await engine.writer.claim(run_id, "d")
+    assert fourth is not None and (fourth.attempt, fourth.handed_back) == (4, 3)
+
+
+async def test_a_stopping_executor_hands_its_runs_back_and_another_resumes_them(
+    pool: Pool, settings: Settings, engine: Engine
+) -> None:
+    slow = settings.model_copy(update={"scripted_latency_s": 0.1})
+    slow_engine = build_engine(RoleContext(settings=slow, pool=pool, bus=InProcessBus()))
+    run_id = await new_run(pool, settings)
+    first = Executor(pool, slow, slow_engine, name="first")
+    await first.handle(await run_request(pool, run_id))
+    await eventually(lambda: turn_rows(pool, run_id), until=lambda rows: len(rows) >= 3, what="three turns")
+    await first.close()
+    handed = await read_run(pool, run_id)
+    assert (handed.status, handed.handed_back) == ("running", 1)
+    assert len(await turn_rows(pool, run_id)) >= 3
+    second = Executor(pool, settings, engine, name="second")
+    await second.handle(await run_request(pool, run_id))  # the request written by the hand-back
+    run = await eventually(
+        lambda: read_run(pool, run_id), until=lambda r: r.status != "running", what="the end"
+    )
+    rows = await turn_rows(pool, run_id)
+    assert (run.status, run.termination_reason, run.attempt) == ("completed", "persona_goodbye", 2)
+    assert [r["turn_number"] for r in rows] == list(range(1, len(rows) + 1))
+    persona_lines = [r["text"] for r in rows if r["role"] == "persona" and r["text"]]
+    assert persona_lines == [
+        f"line {i}" for i in range(12)
+    ]  # every line once: nothing lost, nothing repeated
+    assert {r["attempt"] for r in rows} == {1, 2}
+    await slow_engine.tools.close()
+
+
+async def test_renewing_leases_drops_a_conversation_another_executor_took_over(
+    pool: Pool, settings: Settings
+) -> None:
+    slow = settings.model_copy(update={"scripted_latency_s": 0.2})
+    slow_engine = build_engine(RoleContext(settings=slow, pool=pool, bus=InProcessBus()))
+    run_id = await new_run(pool, settings)
+    executor = Executor(pool, slow, slow_engine, name="first")
+    await executor.handle(await run_request(pool, run_id))
+    assert executor.playing() == {run_id}
+    await expire_lease(pool, run_id)
+    assert await slow_engine.writer.claim(run_id, "thief") is not None
+    await executor.extend_leases()
+    await eventually(lambda: asyncio.sleep(0, executor.playing()), until=lambda p: not p, what="dropped")
+    run = await read_run(pool, run_id)
+    assert (run.claimed_by, run.status) == ("thief", "running")
+    await executor.close()
+    assert (await read_run(pool, run_id)).handed_back == 0  # it no longer held the run
+    await slow_engine.tools.close()
+
+
+async def test_renewing_leases_pushes_the_expiry_forward(
+    pool: Pool, settings: Settings, engine: Engine
+) -> None:
+    slow = settings.model_copy(update={"scripted_latency_s": 0.5, "lease_ttl_s": 60})
+    slow_engine = build_engine(RoleContext(settings=slow, pool=pool, bus=InProcessBus()))
+    run_id = await new_run(pool, settings)
+    executor = Executor(pool, slow, slow_engine, name="first")
+    await executor.handle(await run_request(pool, run_id))
+    async with transaction(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET lease_expires_at = now() + interval '1 second' WHERE id = $1", run_id
+        )
+    await executor.extend_leases()
+    async with connection(pool) as conn:
+        left = await conn.fetchval(
+            "SELECT extract(epoch FROM lease_expires_at - now()) FROM eval_runs WHERE id = $1", run_id
+        )
+    assert left > 50
+    await executor.close()
+    await slow_engine.tools.close()
