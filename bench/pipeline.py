@@ -38,6 +38,7 @@ from bench.stack import (
     Seeded,
     drop,
     http,
+    machine_cpu,
     metric,
     peak_rss_mb,
     percentile,
@@ -164,11 +165,12 @@ def throughput(args: argparse.Namespace, server_url: str, bootstrap: str, logs: 
         stack.start(executors=args.executors, scorers=args.scorers, billers=args.billers)
         case_id = make_case(stack.base, stack.seeded.key, max_turns=10, lines=5)
         asyncio.run(drive(stack.base, stack.seeded.key, case_id, min(50, args.runs), args.clients))  # warm-up
-        cpu_before = stack.processes.cpu_seconds()
+        cpu_before = {**stack.processes.cpu_seconds(), **machine_cpu()}
         started = time.monotonic()
         results = asyncio.run(drive(stack.base, stack.seeded.key, case_id, args.runs, args.clients))
         wall = time.monotonic() - started
-        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in stack.processes.cpu_seconds().items()}
+        cpu_after = {**stack.processes.cpu_seconds(), **machine_cpu()}
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
         peaks = stack.processes.peak_rss_mb()
         stages = asyncio.run(stage_latencies(stack.seeded.database_url))
     finally:
@@ -192,6 +194,10 @@ def throughput(args: argparse.Namespace, server_url: str, bootstrap: str, logs: 
         print(f"  {stage:<16} {ms(values)}")
     for name, mb in sorted(peaks.items()):
         print(f"  {name:<12} peak RSS {mb:,.0f} MB, CPU {cpu.get(name, 0.0) / wall:.0%} of a core")
+    for name in ("postgres", "kafka", "machine (2 cores)"):
+        print(
+            f"  {name:<12} CPU {cpu[name] / wall:.0%}" + ("" if name.startswith("machine") else " of a core")
+        )
 
 
 STAGES = (

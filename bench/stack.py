@@ -126,6 +126,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> dict[str, float]:
+    """CPU seconds so far: the whole machine's busy time, and PostgreSQL's and Kafka's processes."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    by_name = {"postgres": 0.0, "kafka": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            if comm in ("postgres", "java"):
+                by_name["postgres" if comm == "postgres" else "kafka"] += cpu_seconds(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+    return {"machine (2 cores)": busy / 2, **by_name}
+
+
 def peak_rss_mb(pid: int) -> float:
     return proc_status_kb(pid, "VmHWM") / 1024
 
@@ -159,12 +177,13 @@ def http(method: str, url: str, key: str, body: Mapping[str, object] | None = No
 
 
 def metric(url: str, name: str) -> float:
-    """One sample of a Prometheus metric without labels (0 when absent)."""
+    """A Prometheus metric summed over its labels (0 when absent)."""
+    total = 0.0
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 — our own server
         for line in response.read().decode().splitlines():
-            if line.startswith(f"{name} "):
-                return float(line.split()[1])
-    return 0.0
+            if line.startswith((f"{name} ", f"{name}{{")):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,8 +1,8 @@
 """The biller role: `run.scored` / `run.failed` / `run.cancelled` → one debit → `run.done`.
 
 One transaction per run (DESIGN.md §7): lock the run; sum the priced turns and judge calls (the
-biller never re-prices); record the costs and queue_status done; emit `run.billed` and
-`run.done`; NOTIFY waiters; then lock the company, take what the balance covers (never below
+biller never re-prices); record the costs and queue_status done, which NOTIFYs waiters; emit
+`run.billed` and `run.done`; then lock the company, take what the balance covers (never below
 zero), post the charge once (the ledger's unique index per run is the backstop) and record any
 `uncollected_cents`. The company lock comes last so that contention on one company's balance
 costs as little as possible; the transaction makes the order invisible to everyone else.
@@ -15,7 +15,7 @@ from uuid import UUID
 
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, EventType, RunCancelled, RunFailed, RunScored, Topic
-from service.db import ledger, outbox, runs, turns
+from service.db import ledger, results, runs, turns
 from service.db.core import Connection, Pool, transaction
 from service.domain import pricing
 from service.domain.ledger import Debit
@@ -37,9 +37,9 @@ def billable(run: runs.Run) -> bool:
 
 def billed_usage(
     run: runs.Run, usage: dict[str, turns.RoleUsage], bill: pricing.Bill, owed: Debit
-) -> runs.BilledUsage:
+) -> results.BilledUsage:
     agent, persona = usage.get("agent", turns.RoleUsage()), usage.get("persona", turns.RoleUsage())
-    return runs.BilledUsage(
+    return results.BilledUsage(
         agent_input_tokens=agent.input_tokens,
         agent_output_tokens=agent.output_tokens,
         persona_input_tokens=persona.input_tokens,
@@ -64,17 +64,12 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
             usage.get("persona", turns.RoleUsage()).cost_microcents,
             run.judge_cost_microcents,
         )
-        done = await runs.record_bill(conn, run_id, billed_usage(run, usage, bill, Debit(0, 0)))
+        done = await results.record_bill(conn, run_id, billed_usage(run, usage, bill, Debit(0, 0)))
         assert done is not None  # the run is locked and was not done
-        summary = done.summary()
-        await outbox.append_events(
-            conn, run_id, [(EventType.RUN_BILLED, summary), (EventType.RUN_DONE, summary)]
-        )
-        await runs.notify_done(conn, run_id)
         # Money last: the company row stays locked only from here to the commit.
         owed = await _charge(conn, run, bill.total_cost_cents)
         if owed.uncollected_cents:
-            await runs.record_uncollected(conn, run_id, owed.uncollected_cents)
+            await results.record_uncollected(conn, run_id, owed.uncollected_cents)
     if owed.uncollected_cents:
         UNCOLLECTED_CENTS.inc(owed.uncollected_cents)
         log.warning("run_cost_uncollected", run_id=str(run_id), uncollected_cents=owed.uncollected_cents)

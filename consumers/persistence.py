@@ -3,33 +3,34 @@
 Each is one transaction on the run row. After the claim, every one starts by locking the run
 *fenced* by the lease (`claimed_by`, `attempt`); no row means another executor owns the run now
 (or it ended) and `LeaseLost` is raised before anything is written. The cancel flag is read
-under that lock, so the first commit after a cancel request ends the run `cancelled`.
+under that lock, so the first commit after a cancel request ends the run `cancelled`. The common
+round (the conversation goes on, no cancel requested) is a single statement that makes the same
+writes under the same fence (`service.db.rounds`): one round trip instead of five.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID
 
 from pydantic import JsonValue
 
 from consumers.llm.base import Completion
 from schemas.api import TurnRole
-from schemas.events import EventType
-from service.db import claims, outbox, turns
+from service.db import claims, rounds, turns
 from service.db.claims import Ending, Lease
 from service.db.core import Connection, Pool, connection, transaction
 from service.db.runs import Run
 from service.domain import pricing
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
-from service.endings import announce_end
+from service.endings import fill_slots
 from service.ids import new_id
 from service.logging import get_logger
 from service.metrics import RUNS_ENDED, TURNS_PERSISTED
 
 log = get_logger("consumers.persistence")
-EXECUTOR_LOST = "EXECUTOR_LOST"
 
 
 class LeaseLost(Exception):
@@ -110,19 +111,14 @@ class RunWriter:
         self._settings = settings
 
     async def claim(self, run_id: UUID, executor: str) -> Run | None:
-        """Claim the run and announce `run.started`; None if it is not claimable. A run whose
-        executors kept vanishing (attempt cap; hand-backs do not count) ends EXECUTOR_LOST."""
-        async with transaction(self._pool) as conn:
-            run = await claims.claim_run(conn, run_id, executor, self._settings.lease_ttl_s)
-            if run is None:
-                return None
-            if run.attempt - run.handed_back > self._settings.max_attempts:
-                error = f"no executor finished the run in {self._settings.max_attempts} attempts"
-                lease = Lease(run.id, executor, run.attempt)
-                await self._end(conn, lease, Ending("failed", "error", error, EXECUTOR_LOST), run.active_ms)
-                return None
-            await outbox.append_event(conn, run.id, EventType.RUN_STARTED, run.summary())
-        log.info("run_claimed", run_id=str(run_id), attempt=run.attempt)
+        """Claim the run, announcing `run.started` (one statement); None if it is not claimable,
+        or if its claims are used up (the expired-lease sweep then ends it EXECUTOR_LOST)."""
+        async with connection(self._pool) as conn:
+            run = await claims.claim_run(
+                conn, run_id, executor, self._settings.lease_ttl_s, self._settings.max_attempts
+            )
+        if run is not None:
+            log.info("run_claimed", run_id=str(run_id), attempt=run.attempt)
         return run
 
     async def transcript(self, run_id: UUID) -> list[TranscriptTurn]:
@@ -134,46 +130,66 @@ class RunWriter:
     ) -> bool:
         """Write a round's rows (numbered from `first`) and their events; end the run if it ends
         with them or a cancel was requested. True when the run ended."""
+        card = self._settings.rate_card
+        new = [d.priced(lease.run_id, first + i, lease.attempt, card) for i, d in enumerate(drafts)]
+        if ending is None:  # the common round: one statement, unless the lease or a cancel says no
+            async with connection(self._pool) as conn:
+                now = datetime.now(UTC)
+                written = await rounds.persist_round(conn, lease, new, active_ms=active_ms, now=now)
+            if written is not None:
+                self._count(written.rows)
+                return False
+        ended: Run | None = None
         async with transaction(self._pool) as conn:
-            run = await claims.lock_owned_run(conn, lease)
-            if run is None:
+            now = datetime.now(UTC)
+            round_ = await rounds.persist_round(
+                conn, lease, new, active_ms=active_ms, now=now, unless_cancelled=False
+            )
+            if round_ is None:
                 raise LeaseLost()
-            card = self._settings.rate_card
-            rows = [
-                await turns.insert_turn(conn, d.priced(lease.run_id, first + i, lease.attempt, card))
-                for i, d in enumerate(drafts)
-            ]
-            await outbox.append_events(conn, lease.run_id, [(EventType.RUN_TURN, r.to_api()) for r in rows])
-            if run.cancel_requested_at is not None:
+            if round_.cancel_requested:
                 ending = Ending("cancelled", "cancelled")
             if ending is not None:
-                await self._end(conn, lease, ending, active_ms)
-            elif not await claims.record_progress(conn, lease, active_ms, self._settings.lease_ttl_s):
-                raise LeaseLost()
+                ended = await self._end(conn, lease, ending, active_ms)
+        self._count(round_.rows)
+        if ended is not None:
+            await self._ended(ended)
+        return ended is not None
+
+    @staticmethod
+    def _count(rows: Sequence[turns.TurnRow]) -> None:
         for row in rows:
             TURNS_PERSISTED.labels(row.role).inc()
-        return ending is not None
 
     async def end(self, lease: Lease, ending: Ending, active_ms: int) -> None:
         """End the run without new rows (a cancel requested before still makes it `cancelled`)."""
         async with transaction(self._pool) as conn:
-            run = await claims.lock_owned_run(conn, lease)
-            if run is None:
-                raise LeaseLost()
+            run = await self._advance(conn, lease, 0, active_ms)
             if run.cancel_requested_at is not None:
                 ending = Ending("cancelled", "cancelled")
-            await self._end(conn, lease, ending, active_ms)
+            ended = await self._end(conn, lease, ending, active_ms)
+        await self._ended(ended)
 
-    async def _end(self, conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> None:
-        ended = await claims.finish_run(conn, lease, ending, active_ms)
+    async def _advance(self, conn: Connection, lease: Lease, events: int, active_ms: int) -> claims.Advance:
+        run = await claims.advance_run(conn, lease, events=events, active_ms=active_ms)
+        if run is None:
+            raise LeaseLost()
+        return run
+
+    async def _end(self, conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> Run:
+        ended = await claims.finish_run(conn, lease, ending, active_ms)  # with its end event
         if ended is None:
             raise LeaseLost()
-        await announce_end(conn, ended, self._settings.inflight_cap)
-        RUNS_ENDED.labels(ending.status, ending.reason).inc()
+        return ended
+
+    async def _ended(self, run: Run) -> None:
+        """After the end committed: hand the freed slot on, and say so."""
+        await fill_slots(self._pool, run.company_id, self._settings.inflight_cap, after_end=True)
+        RUNS_ENDED.labels(run.status, run.termination_reason or "").inc()
         log.info(
             "run_ended",
-            run_id=str(lease.run_id),
-            status=ending.status,
-            termination_reason=ending.reason,
-            error_code=ending.error_code,
+            run_id=str(run.id),
+            status=run.status,
+            termination_reason=run.termination_reason,
+            error_code=run.error_code,
         )

@@ -18,8 +18,8 @@ from consumers.role import BuiltRole, Role, RoleContext
 from schemas.assertions import CustomLlmJudge
 from schemas.events import Event, EventType, RunCompleted, Topic
 from schemas.runs import RunConfig
-from service.db import outbox, runs, turns
-from service.db.core import Pool, connection, transaction
+from service.db import results, runs, turns
+from service.db.core import Pool, connection
 from service.domain import pricing
 from service.domain.scoring import evaluate
 from service.logging import get_logger
@@ -28,14 +28,14 @@ from service.settings import Settings
 log = get_logger("consumers.scorer")
 
 
-def judge_usage(judgements: Sequence[Judgement], card: pricing.RateCard) -> runs.JudgeUsage:
+def judge_usage(judgements: Sequence[Judgement], card: pricing.RateCard) -> results.JudgeUsage:
     """Tokens and exact cost of every judge call made (priced with the rate card in force)."""
     priced = [
         (call, pricing.price_call(card, "judge", j.model, call.input_tokens, call.output_tokens))
         for j in judgements
         for call in j.calls
     ]
-    return runs.JudgeUsage(
+    return results.JudgeUsage(
         input_tokens=sum(c.input_tokens for c, _ in priced),
         output_tokens=sum(c.output_tokens for c, _ in priced),
         cost_microcents=sum(p.cost_microcents for _, p in priced),
@@ -62,8 +62,8 @@ class Scorer:
         case = RunConfig.model_validate(run.config).case
         transcript = turns.transcript_of(rows)
         judged = [(i, a) for i, a in enumerate(case.success_criteria) if isinstance(a, CustomLlmJudge)]
-        results = await asyncio.gather(*(self._judge.judge(a, transcript) for _, a in judged))
-        judgements = {i: j for (i, _), j in zip(judged, results, strict=True)}
+        verdicts = await asyncio.gather(*(self._judge.judge(a, transcript) for _, a in judged))
+        judgements = {i: j for (i, _), j in zip(judged, verdicts, strict=True)}
         evaluation = evaluate(
             case.success_criteria,
             transcript,
@@ -72,10 +72,10 @@ class Scorer:
             flow_agent=case.agent.type == "flow",
         )
         usage = judge_usage(list(judgements.values()), self._settings.rate_card)
-        async with transaction(self._pool) as conn:
-            if await runs.lock_run(conn, run_id) is None:
-                return
-            scored = await runs.record_evaluation(
+        async with connection(self._pool) as conn:
+            # One guarded statement writes the evaluation and `run.scored`: a second scorer's
+            # statement waits on the row, then matches nothing.
+            scored = await results.record_evaluation(
                 conn,
                 run_id,
                 evaluation.model_dump(mode="json"),
@@ -83,9 +83,8 @@ class Scorer:
                 pass_fail=evaluation.pass_fail,
                 judge=usage,
             )
-            if scored is None:
-                return  # another scorer got there first
-            await outbox.append_event(conn, run_id, EventType.RUN_SCORED, scored.summary())
+        if scored is None:
+            return  # another scorer got there first
         log.info("run_scored", run_id=str(run_id), score=evaluation.score, pass_fail=evaluation.pass_fail)
 
 

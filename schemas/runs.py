@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from schemas.agents import AgentOverrides
 from schemas.api import QueueStatus, RunStatus, TerminationReason, Turn
@@ -118,3 +118,9 @@ class RunListQuery(ListQuery):
     )
     created_after: QueryDateTime | None = None
     created_before: QueryDateTime | None = None
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        """A query key given once arrives as text, repeated as a list: both mean a list."""
+        return [value] if isinstance(value, str) else value

@@ -14,7 +14,7 @@ from uuid import UUID
 from schemas.events import EventType
 from service.db import dispatch, idempotency, outbox, runs
 from service.db.core import Connection, LockTimeout, Pool, transaction
-from service.endings import announce_cancel_before_claim
+from service.endings import announce_cancel_before_claim, fill_slots
 from service.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotFound
 from service.settings import Settings
 from service.triggers import KEY_WAIT_S, IdempotencyRequest
@@ -33,7 +33,10 @@ async def cancel_run(
                 raise NotFound(f"Run {run_id} not found")
             if key is not None:
                 await _bind_key(conn, company_id, run_id, key)
-            return await _cancel_locked(conn, run, settings.max_inflight_runs_per_company)
+            running, freed = await _cancel_locked(conn, run)
+        if freed:
+            await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=True)
+        return running
     except LockTimeout as exc:
         raise IdempotencyKeyInUse("A request with this Idempotency-Key is still being processed") from exc
 
@@ -47,15 +50,16 @@ async def _bind_key(conn: Connection, company_id: UUID, run_id: UUID, key: Idemp
         raise IdempotencyKeyReused("This Idempotency-Key was used for a different request")
 
 
-async def _cancel_locked(conn: Connection, run: runs.Run, inflight_cap: int) -> bool:
+async def _cancel_locked(conn: Connection, run: runs.Run) -> tuple[bool, bool]:
+    """(still running, a released slot was freed)."""
     if run.queue_status == "pending" and run.status == "queued":
         cancelled = await dispatch.cancel_pending(conn, run.id)
         assert cancelled is not None  # the row is locked and pending
-        await announce_cancel_before_claim(conn, cancelled, inflight_cap)
-        return False
+        await announce_cancel_before_claim(conn, cancelled)
+        return False, run.released_at is not None
     if run.status in ("queued", "running"):
         flagged = await dispatch.request_cancel(conn, run.id)
         if flagged is not None:
             await outbox.append_event(conn, run.id, EventType.RUN_CANCEL_REQUESTED, flagged.summary())
-        return True
-    return False
+        return True, False
+    return False, False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -268,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def tune_gc() -> None:
+    """Long-lived roles allocate many short-lived objects per record and request: move what was
+    built at start-up out of the collector's sight, and collect the young generation less often
+    (the default, 700 allocations, makes the collector a noticeable share of a busy role's CPU)."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -276,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"invalid settings: {exc}")
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    tune_gc()
     try:
         command: Command = args.func
         return uvloop.run(command(settings, args))

@@ -66,6 +66,8 @@ async def kafka_bus(settings: Settings, client_id: str) -> AsyncIterator[KafkaBu
         client_id=client_id,
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        fetch_min_bytes=settings.consumer_fetch_min_bytes,
     )
     await bus.start()
     try:

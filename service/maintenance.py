@@ -23,7 +23,7 @@ from functools import partial
 from service.db import dispatch, idempotency, outbox, rate_limits, runs
 from service.db.core import Pool, connection, transaction
 from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
-from service.endings import announce_end
+from service.endings import announce_end, fill_slots
 from service.logging import get_logger
 from service.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
 from service.settings import Settings
@@ -75,7 +75,7 @@ async def release_held_runs(pool: Pool, inflight_cap: int) -> int:
         companies = await dispatch.companies_with_held_runs(conn, SWEEP_BATCH)
     released = 0
     for company_id in companies:
-        async with transaction(pool) as conn:
+        async with connection(pool) as conn:
             released += len(await dispatch.release_held(conn, company_id, inflight_cap))
     return released
 
@@ -84,15 +84,21 @@ async def sweep_expired_leases(pool: Pool, settings: Settings) -> dict[str, int]
     """Runs whose executor vanished: re-dispatch them to be resumed, or, once their claims are
     used up (hand-backs do not count), end them failed with `EXECUTOR_LOST`."""
     async with transaction(pool) as conn:
-        expired = await dispatch.claim_expired_leases(conn, settings.dispatch_stale_s, SWEEP_BATCH)
+        expired = await dispatch.claim_expired_leases(
+            conn, settings.dispatch_stale_s, SWEEP_BATCH, settings.max_attempts
+        )
         lost = [r for r in expired if r.attempt - r.handed_back >= settings.max_attempts]
         retry = [r for r in expired if r not in lost]
+        ended = []
         for run in lost:
             error = f"no executor finished the run in {settings.max_attempts} attempts"
-            ended = await dispatch.end_lost_run(conn, run.id, error)
-            if ended is not None:
-                await announce_end(conn, ended, settings.max_inflight_runs_per_company)
+            over = await dispatch.end_lost_run(conn, run.id, error)
+            if over is not None:
+                await announce_end(conn, over)
+                ended.append(over)
         await dispatch.redispatch(conn, retry)
+    for company_id in {run.company_id for run in ended}:
+        await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=True)
     if expired:
         log.warning(
             "expired_leases_swept", lost=[str(r.id) for r in lost], redispatched=[str(r.id) for r in retry]

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     consumer_retry_base_s: float = Field(default=0.2, gt=0)
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
     consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100)
+    # A fetch returns once it has this many bytes or has waited this long: batching records
+    # into fewer round trips costs at most the wait in latency per hop.
+    consumer_fetch_min_bytes: int = Field(default=1, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=0)
 
     # Model providers (DESIGN.md §6): `openai` always exists; AGENT_EVAL_PROVIDERS adds more (JSON).
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)

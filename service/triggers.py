@@ -1,6 +1,7 @@
-"""Creating a case run (DESIGN.md §3): one transaction writes the run, its snapshot, its
-`run.queued` event, its release (under the company's in-flight cap) with the run request, and
-the idempotency key. Early rejections (404, 402, 422, 400) store nothing.
+"""Creating a case run (DESIGN.md §3): one transaction writes the run (held), its snapshot, its
+`run.queued` event and the idempotency key; right after, the run is released with its run
+request as the company's in-flight cap allows. Early rejections (404, 402, 422, 400) store
+nothing.
 
 With an `Idempotency-Key`, a request seen before creates nothing: the same fingerprint replays
 the stored run, another fingerprint is 422 `IDEMPOTENCY_KEY_REUSED`. A concurrent duplicate
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from schemas.cases import Case
-from schemas.events import EventType
 from schemas.runs import RunTrigger
 from service.credits import ensure_can_pay
-from service.db import cases, dispatch, idempotency, outbox, runs
-from service.db.core import Connection, LockTimeout, Pool, transaction
+from service.db import cases, idempotency, runs
+from service.db.core import Connection, LockTimeout, Pool, connection, transaction
+from service.db.run_creation import create_run
 from service.domain.agents import agent_field_errors, rule_problems
 from service.domain.snapshot import Snapshot, snapshot
+from service.endings import fill_slots
 from service.errors import (
     FlowExecutionUnsupported,
     IdempotencyKeyInUse,
@@ -49,6 +51,12 @@ class _Replay(Exception):
         self.stored = stored
 
 
+@dataclass(frozen=True)
+class Triggered:
+    run_id: UUID
+    created: bool  # False: an Idempotency-Key replay of an earlier request
+
+
 async def trigger_case_run(
     pool: Pool,
     settings: Settings,
@@ -57,22 +65,32 @@ async def trigger_case_run(
     case_id: UUID,
     body: RunTrigger,
     key: IdempotencyRequest | None,
-) -> UUID:
-    """Create (or, for a repeated key, find) the run; returns its id."""
+) -> Triggered:
+    """Create (or, for a repeated key, find) the run. A new run is created held
+    and released right after, as the company's in-flight cap allows. Without a key the reads and
+    the creation need no transaction: the run and its event are one statement."""
     if body.mode == "voice":
         raise ModeNotSupported("Only text runs exist; `mode: voice` is reserved")
-    try:
-        async with transaction(pool) as conn:
-            if key is not None:
+    if key is None:
+        async with connection(pool) as conn:
+            run_id = await _create(
+                conn, settings, company_id=company_id, case_id=case_id, body=body, key=None
+            )
+    else:
+        try:
+            async with transaction(pool) as conn:
                 stored = await idempotency.fetch_key(conn, company_id, key.key)
                 if stored is not None:
-                    return replayed(stored, key)
-            return await _create(conn, settings, company_id=company_id, case_id=case_id, body=body, key=key)
-    except _Replay as replay:
-        assert key is not None  # only keyed requests replay
-        return replayed(replay.stored, key)
-    except LockTimeout as exc:
-        raise IdempotencyKeyInUse("A request with this Idempotency-Key is still being processed") from exc
+                    return Triggered(replayed(stored, key), created=False)
+                run_id = await _create(
+                    conn, settings, company_id=company_id, case_id=case_id, body=body, key=key
+                )
+        except _Replay as replay:
+            return Triggered(replayed(replay.stored, key), created=False)
+        except LockTimeout as exc:
+            raise IdempotencyKeyInUse("A request with this Idempotency-Key is still being processed") from exc
+    await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=False)
+    return Triggered(run_id, created=True)
 
 
 def replayed(stored: idempotency.StoredKey, key: IdempotencyRequest) -> UUID:
@@ -101,9 +119,7 @@ async def _create(
         )
         if stored is not None:
             raise _Replay(stored)
-    run = await runs.insert_run(conn, _new_run(run_id, company_id, case, body, taken))
-    await outbox.append_event(conn, run.id, EventType.RUN_QUEUED, run.summary())
-    await dispatch.release_held(conn, company_id, settings.max_inflight_runs_per_company)
+    run = await create_run(conn, _new_run(run_id, company_id, case, body, taken))
     return run.id
 
 

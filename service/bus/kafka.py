@@ -54,11 +54,15 @@ class KafkaBus:
         client_id: str = "agent-eval",
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        fetch_max_wait_ms: int = 500,
+        fetch_min_bytes: int = 1,
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._fetch_min_bytes = fetch_min_bytes
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -168,6 +172,8 @@ class KafkaBus:
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=self._heartbeat_interval_ms,
             max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+            fetch_min_bytes=self._fetch_min_bytes,
         )
         return KafkaSubscription(consumer, tuple(topics), _Listener(on_assigned, on_revoked))
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from schemas.api import RunStatus, TerminationReason
+from schemas.events import EventType
 from service.db.core import Connection
-from service.db.runs import RUN_COLUMNS, Run, run_from_record
+from service.db.runs import Run
+from service.db.transitions import transition, transition_sql
 
 
 @dataclass(frozen=True)
@@ -34,34 +37,36 @@ class Ending:
     error_code: str | None = None
 
 
-_CLAIM = f"""
+# The claim of DESIGN.md §3 with `run.started`, and the attempt cap: a run whose executors
+# kept vanishing is not claimed again (the expired-lease sweep ends it `EXECUTOR_LOST`).
+_CLAIM = transition_sql(
+    "status = 'running', queue_status = 'claimed', claimed_by = $2, attempt = attempt + 1,"
+    " lease_expires_at = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()),"
+    " updated_at = now()",
+    "released_at IS NOT NULL AND status IN ('queued', 'running')"
+    " AND (queue_status = 'pending' OR lease_expires_at < now()) AND attempt - handed_back < $4",
+    params=4,
+)
+# No indexed column changes here, so PostgreSQL can update the row in place (HOT) on every
+# turn; leases are renewed for all runs at once by `extend_leases`.
+_ADVANCE = """
 UPDATE eval_runs
-SET status = 'running', queue_status = 'claimed', claimed_by = $2, attempt = attempt + 1,
-    lease_expires_at = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()),
-    updated_at = now()
-WHERE id = $1 AND released_at IS NOT NULL AND status IN ('queued', 'running')
-  AND (queue_status = 'pending' OR lease_expires_at < now())
-RETURNING {RUN_COLUMNS}
-"""
-_LOCK_OWNED = f"""
-SELECT {RUN_COLUMNS} FROM eval_runs
+SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + $5, updated_at = now()
 WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running'
-FOR NO KEY UPDATE
+RETURNING company_id, last_event_seq - $5 + 1 AS first_sequence, cancel_requested_at, now() AS now
 """
-_PROGRESS = """
-UPDATE eval_runs
-SET active_ms = greatest(active_ms, $4), lease_expires_at = now() + make_interval(secs => $5),
-    updated_at = now()
-WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running'
-"""
-_FINISH = f"""
-UPDATE eval_runs
-SET status = $4, termination_reason = $5, error = $6, error_code = $7, active_ms = greatest(active_ms, $8),
-    ended_at = now(), duration_ms = greatest(0, (extract(epoch FROM now() - started_at) * 1000)::int),
-    updated_at = now()
-WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running'
-RETURNING {RUN_COLUMNS}
-"""
+_FINISH = transition_sql(
+    "status = $4, termination_reason = $5, error = $6, error_code = $7, active_ms = greatest(active_ms, $8),"
+    " ended_at = now(), duration_ms = greatest(0, (extract(epoch FROM now() - started_at) * 1000)::int),"
+    " updated_at = now()",
+    "claimed_by = $2 AND attempt = $3 AND status = 'running'",
+    params=8,
+)
+END_EVENTS: dict[str, EventType] = {
+    "completed": EventType.RUN_COMPLETED,
+    "failed": EventType.RUN_FAILED,
+    "cancelled": EventType.RUN_CANCELLED,
+}
 _EXTEND = """
 UPDATE eval_runs AS r
 SET lease_expires_at = now() + make_interval(secs => $4)
@@ -77,29 +82,39 @@ RETURNING id, company_id
 """
 
 
-async def claim_run(conn: Connection, run_id: UUID, executor: str, ttl_s: float) -> Run | None:
-    """Take a released run that is pending or whose lease expired; None if it is not claimable."""
-    record = await conn.fetchrow(_CLAIM, run_id, executor, ttl_s)
-    return None if record is None else run_from_record(record)
+async def claim_run(
+    conn: Connection, run_id: UUID, executor: str, ttl_s: float, max_attempts: int
+) -> Run | None:
+    """Take a released run that is pending or whose lease expired, announcing `run.started`;
+    None if it is not claimable (or its attempts are used up)."""
+    return await transition(conn, _CLAIM, run_id, [executor, ttl_s, max_attempts], [EventType.RUN_STARTED])
 
 
-async def lock_owned_run(conn: Connection, lease: Lease) -> Run | None:
-    """The run locked for this transaction, if `lease` still holds it (else None: lease lost)."""
-    record = await conn.fetchrow(_LOCK_OWNED, lease.run_id, lease.executor, lease.attempt)
-    return None if record is None else run_from_record(record)
+@dataclass(frozen=True)
+class Advance:
+    """A held run, locked, with `events` sequence numbers allocated from `first_sequence`."""
+
+    company_id: UUID
+    first_sequence: int
+    cancel_requested_at: datetime | None
+    now: datetime  # the transaction's time, for the rows it writes
 
 
-async def record_progress(conn: Connection, lease: Lease, active_ms: int, ttl_s: float) -> bool:
-    """Store the time executors have owned the run and renew the lease; False if it was lost."""
-    status = await conn.execute(_PROGRESS, lease.run_id, lease.executor, lease.attempt, active_ms, ttl_s)
-    return status.endswith(" 1")
+async def advance_run(conn: Connection, lease: Lease, *, events: int, active_ms: int) -> Advance | None:
+    """One statement per round: lock the run if `lease` still holds it, store the time owned
+    and allocate `events` event sequences; None if the lease was lost."""
+    record = await conn.fetchrow(_ADVANCE, lease.run_id, lease.executor, lease.attempt, active_ms, events)
+    if record is None:
+        return None
+    return Advance(
+        record["company_id"], record["first_sequence"], record["cancel_requested_at"], record["now"]
+    )
 
 
 async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> Run | None:
-    """End the conversation (status terminal, reason, ended_at, duration); None if the lease was lost."""
-    record = await conn.fetchrow(
-        _FINISH,
-        lease.run_id,
+    """End the conversation (status terminal, reason, ended_at, duration) and announce it;
+    None if the lease was lost."""
+    args = [
         lease.executor,
         lease.attempt,
         ending.status,
@@ -107,8 +122,8 @@ async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: 
         ending.error,
         ending.error_code,
         active_ms,
-    )
-    return None if record is None else run_from_record(record)
+    ]
+    return await transition(conn, _FINISH, lease.run_id, args, [END_EVENTS[ending.status]])
 
 
 async def extend_leases(conn: Connection, executor: str, leases: Sequence[Lease], ttl_s: float) -> set[UUID]:

@@ -47,9 +47,6 @@ class OutboxRow:
     created_at: datetime
 
 
-_NEXT_SEQUENCE = """
-UPDATE eval_runs SET last_event_seq = last_event_seq + 1 WHERE id = $1 RETURNING company_id, last_event_seq
-"""
 _INSERT = """
 INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
                     created_at)
@@ -70,29 +67,20 @@ SELECT payload::text FROM outbox WHERE run_id = $1 AND sequence > $2 ORDER BY se
 """
 
 
-async def append_event(
-    conn: Connection, run_id: UUID, type: EventType, data: RunSummary | Turn, *, now: datetime | None = None
-) -> Event:
-    """Write a run event in the caller's transaction; its sequence is the run's next number."""
-    if type not in RUN_EVENTS:
-        raise ValueError(f"{type} is not a run event")
-    record = await conn.fetchrow(_NEXT_SEQUENCE, run_id)
-    if record is None:
-        raise NotFound(f"Run {run_id} not found")
-    event = _build(
-        type,
-        company_id=record["company_id"],
-        run_id=run_id,
-        sequence=record["last_event_seq"],
-        data=data,
-        now=now,
-    )
-    await _insert(conn, event, key=str(run_id))
-    return event
-
-
-_NEXT_SEQUENCES = """
-UPDATE eval_runs SET last_event_seq = last_event_seq + $2 WHERE id = $1 RETURNING company_id, last_event_seq
+_APPEND_RUN_EVENTS = """
+WITH run AS (
+    UPDATE eval_runs SET last_event_seq = last_event_seq + cardinality($2::uuid[])
+    WHERE id = $1
+    RETURNING company_id, last_event_seq - cardinality($2::uuid[]) AS base
+)
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+SELECT e.event_id, e.topic, $1::text, e.type, run.company_id, $1, run.base + e.ord,
+       e.payload || jsonb_build_object('sequence', run.base + e.ord, 'company_id', run.company_id),
+       e.traceparent, e.created_at
+FROM run, unnest($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::timestamptz[])
+          WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
+RETURNING company_id, sequence
 """
 _INSERT_MANY = """
 INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
@@ -100,6 +88,15 @@ INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, pa
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::int[],
                      $8::jsonb[], $9::text[], $10::timestamptz[])
 """
+_UNKNOWN_COMPANY = UUID(int=0)  # stands in until the statement fills in the run's company
+
+
+async def append_event(
+    conn: Connection, run_id: UUID, type: EventType, data: RunSummary | Turn, *, now: datetime | None = None
+) -> Event:
+    """Write a run event in the caller's transaction; its sequence is the run's next number."""
+    (event,) = await append_events(conn, run_id, [(type, data)], now=now)
+    return event
 
 
 async def append_events(
@@ -109,20 +106,47 @@ async def append_events(
     *,
     now: datetime | None = None,
 ) -> list[Event]:
-    """Several run events in one go (two round trips), numbered consecutively in the given order."""
-    if any(type not in RUN_EVENTS for type, _ in events):
-        raise ValueError("only run events can be appended here")
-    record = await conn.fetchrow(_NEXT_SEQUENCES, run_id, len(events))
-    if record is None:
+    """Run events in one statement (one round trip), numbered consecutively in the given order:
+    the run's `last_event_seq` is raised under its row lock and the outbox rows carry the new
+    numbers, in their column and in their body, with the run's company."""
+    built = unnumbered_run_events(run_id, events, now=now)
+    rows = await conn.fetch(_APPEND_RUN_EVENTS, run_id, *run_event_columns(built))
+    if not rows:
         raise NotFound(f"Run {run_id} not found")
-    first = record["last_event_seq"] - len(events) + 1
-    built = [
-        _build(type, company_id=record["company_id"], run_id=run_id, sequence=first + i, data=data, now=now)
-        for i, (type, data) in enumerate(events)
+    return numbered(built, rows[0]["company_id"], sorted(r["sequence"] for r in rows))
+
+
+def unnumbered_run_events(
+    run_id: UUID, events: Sequence[tuple[EventType, RunSummary | Turn]], *, now: datetime | None = None
+) -> list[Event]:
+    """Run events whose sequence and company the writing statement fills in (from the run row)."""
+    for type, _ in events:
+        if type not in RUN_EVENTS:
+            raise ValueError(f"{type} is not a run event")
+    return [
+        _build(type, company_id=_UNKNOWN_COMPANY, run_id=run_id, sequence=1, data=data, now=now)
+        for type, data in events
     ]
-    columns = list(zip(*(_values(event, key=str(run_id)) for event in built), strict=True))
-    await conn.execute(_INSERT_MANY, *(list(column) for column in columns))
-    return built
+
+
+def numbered(events: Sequence[Event], company_id: UUID, sequences: Sequence[int]) -> list[Event]:
+    """The events as written: with the run's company and the sequences allocated."""
+    return [
+        event.model_copy(update={"sequence": number, "company_id": company_id})
+        for event, number in zip(events, sequences, strict=True)
+    ]
+
+
+def run_event_columns(events: Sequence[Event]) -> list[list[object]]:
+    """Columns for `unnest(event_id uuid[], topic, type, payload jsonb[], traceparent, created_at)`."""
+    return [
+        [event.id for event in events],
+        [topic_of(EventType(event.type)).value for event in events],
+        [event.type for event in events],
+        [EVENT_ADAPTER.dump_python(event, mode="json") for event in events],
+        [child_traceparent() for _ in events],
+        [event.time for event in events],
+    ]
 
 
 async def append_entity_event(
@@ -156,6 +180,23 @@ async def append_run_request(
     )
     await _insert(conn, event, key=str(run_id))
     return event
+
+
+async def append_run_requests(conn: Connection, run_ids: Sequence[UUID], company_id: UUID) -> None:
+    """Run requests for several runs of one company in one statement."""
+    events = [
+        _build(
+            EventType.RUN_REQUESTED,
+            company_id=company_id,
+            run_id=run_id,
+            sequence=None,
+            data=RunRequest(run_id=run_id),
+            now=None,
+        )
+        for run_id in run_ids
+    ]
+    columns = list(zip(*(_values(event, key=str(event.run_id)) for event in events), strict=True))
+    await conn.execute(_INSERT_MANY, *(list(column) for column in columns))
 
 
 def _build(

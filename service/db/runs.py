@@ -91,10 +91,15 @@ class Run:
 
 
 RUN_COLUMNS = ", ".join(f.name for f in fields(Run))
+DONE_CHANNEL = "agent_eval_runs"  # NOTIFY payload: the id of a run that became done
 
 
-def run_from_record(record: Record) -> Run:
-    return Run(**dict(record))
+def run_from_record(record: Record, extra: tuple[str, ...] = ()) -> Run:
+    """The row as a Run; `extra` names columns a statement returns beyond the table's."""
+    values = dict(record)
+    for name in extra:
+        values.pop(name, None)
+    return Run(**values)
 
 
 @dataclass(frozen=True)
@@ -182,23 +187,6 @@ async def get_run(conn: Connection, run_id: UUID, company_id: UUID | None = None
 
 
 _LOCK_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 FOR NO KEY UPDATE"
-_RECORD_EVALUATION = f"""
-UPDATE eval_runs
-SET evaluation = $2, score = $3, pass_fail = $4, judge_input_tokens = $5, judge_output_tokens = $6,
-    judge_cost_microcents = $7, judge_rate_card_version = $8, scored_at = now(), updated_at = now()
-WHERE id = $1 AND scored_at IS NULL AND status = 'completed'
-RETURNING {RUN_COLUMNS}
-"""
-_RECORD_BILL = f"""
-UPDATE eval_runs
-SET agent_input_tokens = $2, agent_output_tokens = $3, persona_input_tokens = $4, persona_output_tokens = $5,
-    agent_cost_cents = $6, persona_cost_cents = $7, judge_cost_cents = $8, total_cost_cents = $9,
-    uncollected_cents = $10, queue_status = 'done', done_at = now(), updated_at = now()
-WHERE id = $1 AND queue_status <> 'done'
-RETURNING {RUN_COLUMNS}
-"""
-_NOTIFY_DONE = "SELECT pg_notify('agent_eval_runs', $1::text)"
-_RECORD_UNCOLLECTED = "UPDATE eval_runs SET uncollected_cents = $2 WHERE id = $1"
 _UNFINALISED = f"""
 SELECT {RUN_COLUMNS} FROM eval_runs
 WHERE queue_status <> 'done' AND status IN ('completed', 'failed', 'cancelled')
@@ -209,31 +197,8 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 _MARK_SWEPT = "UPDATE eval_runs SET last_swept_at = now() WHERE id = $1"
+_PROGRESS = "SELECT status, queue_status FROM eval_runs WHERE id = $1 AND company_id = $2"
 _DONE_AMONG = "SELECT id FROM eval_runs WHERE id = ANY($1::uuid[]) AND queue_status = 'done'"
-DONE_CHANNEL = "agent_eval_runs"
-
-
-@dataclass(frozen=True)
-class JudgeUsage:
-    input_tokens: int
-    output_tokens: int
-    cost_microcents: int
-    rate_card_version: str | None
-
-
-@dataclass(frozen=True)
-class BilledUsage:
-    """Token totals by role and the run's bill, written when the run is finalised."""
-
-    agent_input_tokens: int
-    agent_output_tokens: int
-    persona_input_tokens: int
-    persona_output_tokens: int
-    agent_cost_cents: int
-    persona_cost_cents: int
-    judge_cost_cents: int
-    total_cost_cents: int
-    uncollected_cents: int
 
 
 async def lock_run(conn: Connection, run_id: UUID) -> Run | None:
@@ -243,56 +208,12 @@ async def lock_run(conn: Connection, run_id: UUID) -> Run | None:
     return None if record is None else run_from_record(record)
 
 
-async def record_evaluation(
-    conn: Connection,
-    run_id: UUID,
-    evaluation: JsonObject,
-    *,
-    score: float | None,
-    pass_fail: bool | None,
-    judge: JudgeUsage,
-) -> Run | None:
-    """Store the evaluation of a completed run; None if it was scored already (nothing changes)."""
-    record = await conn.fetchrow(
-        _RECORD_EVALUATION,
-        run_id,
-        evaluation,
-        score,
-        pass_fail,
-        judge.input_tokens,
-        judge.output_tokens,
-        judge.cost_microcents,
-        judge.rate_card_version,
-    )
-    return None if record is None else run_from_record(record)
-
-
-async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run | None:
-    """Finalise the run (queue_status done) with its costs; None if it was done already."""
-    record = await conn.fetchrow(
-        _RECORD_BILL,
-        run_id,
-        usage.agent_input_tokens,
-        usage.agent_output_tokens,
-        usage.persona_input_tokens,
-        usage.persona_output_tokens,
-        usage.agent_cost_cents,
-        usage.persona_cost_cents,
-        usage.judge_cost_cents,
-        usage.total_cost_cents,
-        usage.uncollected_cents,
-    )
-    return None if record is None else run_from_record(record)
-
-
-async def record_uncollected(conn: Connection, run_id: UUID, cents: int) -> None:
-    """The part of the run's cost its company's balance could not cover."""
-    await conn.execute(_RECORD_UNCOLLECTED, run_id, cents)
-
-
-async def notify_done(conn: Connection, run_id: UUID) -> None:
-    """Wake waiters on `agent_eval_runs` (delivered when the caller's transaction commits)."""
-    await conn.execute(_NOTIFY_DONE, str(run_id))
+async def fetch_progress(
+    conn: Connection, run_id: UUID, company_id: UUID
+) -> tuple[RunStatus, QueueStatus] | None:
+    """Just the run's `status` and `queue_status` (what a waiter checks), or None."""
+    record = await conn.fetchrow(_PROGRESS, run_id, company_id)
+    return None if record is None else (record["status"], record["queue_status"])
 
 
 async def done_among(conn: Connection, run_ids: list[UUID]) -> list[UUID]:

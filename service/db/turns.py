@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -92,6 +93,19 @@ INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, too
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING {TURN_COLUMNS}
 """
+_INSERT_TURNS = """
+INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model,
+                            input_tokens, output_tokens, cost_microcents, rate_card_version, latency_ms,
+                            attempt, created_at)
+SELECT id, run_id, turn_number, role, text, tool_calls::jsonb, tool_result::jsonb, flow_event::jsonb, model,
+       input_tokens, output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at
+FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::int[], $11::int[], $12::bigint[], $13::text[], $14::int[], $15::int[],
+            $16::timestamptz[])
+     AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
+           output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
+"""
+_JSON_COLUMNS = frozenset({"tool_calls", "tool_result", "flow_event"})
 _SELECT_TURNS = f"SELECT {TURN_COLUMNS} FROM eval_run_turns WHERE run_id = $1 ORDER BY turn_number"
 
 
@@ -121,6 +135,40 @@ async def insert_turn(conn: Connection, new: NewTurn) -> TurnRow:
     )
     assert record is not None  # INSERT … RETURNING always returns the row
     return turn_from_record(record)
+
+
+async def insert_turns(conn: Connection, new: Sequence[NewTurn], created_at: datetime) -> list[TurnRow]:
+    """Persist several rows in one statement, stamped `created_at`."""
+    rows = stamped(new, created_at)
+    await conn.execute(_INSERT_TURNS, *turn_columns(rows))
+    return rows
+
+
+def stamped(new: Sequence[NewTurn], created_at: datetime) -> list[TurnRow]:
+    """The rows as they will be stored."""
+    return [
+        TurnRow(**{f.name: getattr(t, f.name) for f in fields(NewTurn)}, created_at=created_at) for t in new
+    ]
+
+
+def turn_columns(rows: Sequence[TurnRow]) -> list[list[object]]:
+    """One array per column, in TURN_COLUMNS order (JSON documents as text)."""
+    return [
+        [
+            _json_text(getattr(row, f.name)) if f.name in _JSON_COLUMNS else getattr(row, f.name)
+            for row in rows
+        ]
+        for f in fields(TurnRow)
+    ]
+
+
+def _json_text(value: JsonValue) -> str | None:
+    """JSON documents travel as text in arrays (a list would become another array dimension)."""
+    return (
+        None
+        if value is None
+        else json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    )
 
 
 async def list_turns(conn: Connection, run_id: UUID) -> list[TurnRow]:

@@ -8,6 +8,7 @@ Matching is case-insensitive; `(?-i:…)` inside a pattern turns that off for a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import re2
 
@@ -48,8 +49,9 @@ class Pattern:
         return Match(int(start), int(end), str(found.group()))
 
 
+@lru_cache(maxsize=4096)
 def compile_pattern(source: str) -> Pattern:
-    """Compile or raise PatternError."""
+    """Compile (once per distinct pattern; compiled patterns are immutable) or raise PatternError."""
     return Pattern(source)
 
 

@@ -46,12 +46,11 @@ async def trigger_run(request: web.Request) -> web.StreamResponse:
     key = await idempotency_request(request)
     settings = request.app[SETTINGS]
     company_id = principal(request).company_id
-    run_id = await trigger_case_run(
+    triggered = await trigger_case_run(
         request.app[POOL], settings, company_id=company_id, case_id=case_id, body=body, key=key
     )
-    return await answer_when_done(
-        request, run_id, company_id, wait_of(request, default_s=settings.default_wait_s)
-    )
+    wait = wait_of(request, default_s=settings.default_wait_s)
+    return await answer_when_done(request, triggered.run_id, company_id, wait, fresh=triggered.created)
 
 
 async def get_run(request: web.Request) -> web.StreamResponse:

@@ -15,7 +15,6 @@ from service.db.core import Pool
 from tests.support.api import Client, Json, Tenant, key_for
 from tests.support.run_api import (
     RUNS,
-    Answer,
     answer,
     cancel,
     count,
@@ -24,6 +23,7 @@ from tests.support.run_api import (
     mark_over,
     mark_running,
     queued_run,
+    refused,
     scripted_case,
     waiters_now,
 )
@@ -36,10 +36,6 @@ async def run(client: Client, tenant: Tenant) -> Json:
     """A queued run of a scripted case; nothing executes it."""
     case = await scripted_case(client, tenant)
     return await queued_run(client, tenant, case["id"])
-
-
-def _error(got: Answer, status: int, code: str) -> None:
-    assert (got.status, got.body.get("code")) == (status, code), got.body
 
 
 async def _events(pool: Pool, run: Json) -> list[str]:
@@ -131,9 +127,9 @@ async def test_a_run_already_over_is_returned_unchanged(
 async def test_another_companys_run_cannot_be_cancelled(
     client: Client, tenant: Tenant, stranger: Tenant, run: Json, pool: Pool
 ) -> None:
-    _error(await cancel(client, stranger, run["id"]), 404, "NOT_FOUND")
-    _error(await cancel(client, stranger, run["id"], key="k-1"), 404, "NOT_FOUND")
-    _error(await cancel(client, tenant, str(uuid.uuid4())), 404, "NOT_FOUND")
+    refused(await cancel(client, stranger, run["id"]), 404, "NOT_FOUND")
+    refused(await cancel(client, stranger, run["id"], key="k-1"), 404, "NOT_FOUND")
+    refused(await cancel(client, tenant, str(uuid.uuid4())), 404, "NOT_FOUND")
     after = (await get_run(client, tenant, run["id"])).body
     assert (after["status"], after["queue_status"]) == ("queued", "pending")
     assert await count(pool, "idempotency_keys") == 0
@@ -146,7 +142,7 @@ async def test_cancel_replays_with_the_same_key_and_refuses_it_for_another_run(
     first = await cancel(client, tenant, run["id"], key="k-1")
     replay = await cancel(client, tenant, run["id"], key="k-1")
     assert (first.status, replay.status, replay.body) == (200, 200, first.body)
-    _error(await cancel(client, tenant, other["id"], key="k-1"), 422, "IDEMPOTENCY_KEY_REUSED")
+    refused(await cancel(client, tenant, other["id"], key="k-1"), 422, "IDEMPOTENCY_KEY_REUSED")
     still = (await get_run(client, tenant, other["id"])).body
     assert (still["status"], still["queue_status"]) == ("queued", "pending")
     assert await _events(pool, other) == ["queued"]
@@ -159,13 +155,13 @@ async def test_a_key_used_for_a_trigger_cannot_cancel(client: Client, tenant: Te
         headers={**tenant.headers(), "Prefer": "wait=0", "Idempotency-Key": "k-1"},
     )
     assert response.status == 202
-    _error(await cancel(client, tenant, run["id"], key="k-1"), 422, "IDEMPOTENCY_KEY_REUSED")
+    refused(await cancel(client, tenant, run["id"], key="k-1"), 422, "IDEMPOTENCY_KEY_REUSED")
     assert (await get_run(client, tenant, run["id"])).body["status"] == "queued"
 
 
 async def test_an_unusable_key_on_cancel_is_400(client: Client, tenant: Tenant, run: Json) -> None:
     got = await cancel(client, tenant, run["id"], key="k" * 256)
-    _error(got, 400, "VALIDATION_ERROR")
+    refused(got, 400, "VALIDATION_ERROR")
     assert [f["field"] for f in got.body["fields"]] == ["header.Idempotency-Key"]
     assert (await get_run(client, tenant, run["id"])).body["status"] == "queued"
 
@@ -175,7 +171,7 @@ async def test_cancel_takes_no_fields(client: Client, tenant: Tenant, run: Json)
         f"{RUNS}/{run['id']}/cancel", json={"reason": "bored"}, headers=tenant.headers()
     )
     got = await answer(response)
-    _error(got, 400, "VALIDATION_ERROR")
+    refused(got, 400, "VALIDATION_ERROR")
     assert [f["field"] for f in got.body["fields"]] == ["body.reason"]
     response = await client.post(f"{RUNS}/{run['id']}/cancel", json={}, headers=tenant.headers())
     assert response.status == 200
@@ -183,5 +179,5 @@ async def test_cancel_takes_no_fields(client: Client, tenant: Tenant, run: Json)
 
 async def test_cancelling_needs_the_run_scope(client: Client, tenant: Tenant, run: Json, pool: Pool) -> None:
     reader = await key_for(pool, tenant, ["agent_eval:read"])
-    _error(await cancel(client, reader, run["id"]), 401, "INSUFFICIENT_SCOPE")
+    refused(await cancel(client, reader, run["id"]), 401, "INSUFFICIENT_SCOPE")
     assert (await get_run(client, tenant, run["id"])).body["status"] == "queued"

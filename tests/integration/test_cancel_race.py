@@ -30,7 +30,7 @@ from tests.support.scenarios import (
 )
 from tests.support.waiting import eventually
 
-LATENCY_S = 0.05  # each scripted model call; the persona's goodbye is the last turn
+LATENCY_S = 0.08  # each scripted model call; the persona's goodbye is the last turn
 RACES = 20
 TERMINAL = ("completed", "failed", "cancelled")
 # Turns: persona, agent, persona, agent, persona goodbye (end_conversation).
@@ -48,7 +48,7 @@ def race_delays() -> list[float]:
     """When to cancel after the turn before the last one committed: both sure outcomes once
     (at once; long after the end), the rest spread around the last model call."""
     rng = random.Random(20_261_107)
-    return [0.0, 6 * LATENCY_S, *(rng.uniform(0, 2 * LATENCY_S) for _ in range(RACES - 2))]
+    return [0.0, 1.0, *(rng.uniform(0, 2 * LATENCY_S) for _ in range(RACES - 2))]
 
 
 async def race_once(
@@ -73,7 +73,8 @@ async def assert_one_end(pool: Pool, run: runs.Run, flagged: bool) -> str:
     assert [e for e in events if e in TERMINAL] == [run.status], events
     assert (run.queue_status, events.count("billed"), events.count("done")) == ("done", 1, 1)
     rows = await turn_rows(pool, run.id)
-    assert [r["turn_number"] for r in rows] == list(range(1, len(rows) + 1))
+    # Dense, and the goodbye is persisted either way: a cancel ends the run at that turn's commit.
+    assert [r["turn_number"] for r in rows] == list(range(1, LAST_TURN + 1))
     total = -(-sum(int(r["cost_microcents"]) for r in rows) // 1_000_000)
     assert run.total_cost_cents == total
     assert await charges(pool, run.id) == ([-total] if total else [])
@@ -88,7 +89,6 @@ async def assert_one_end(pool: Pool, run: runs.Run, flagged: bool) -> str:
         assert run.cancel_requested_at is None
         assert "cancel_requested" not in events
         assert events.count("scored") == 1
-        assert len(rows) == LAST_TURN
     return run.status
 
 

@@ -110,7 +110,8 @@ async def test_a_tool_round_trip_is_sent_to_each_side_as_it_should_see_it(
     # After the tool call, the agent sees its call and the (mocked) result, linked by id.
     call = second_agent["messages"][-2]["tool_calls"][0]
     result = second_agent["messages"][-1]
-    assert result["role"] == "tool" and result["tool_call_id"] == call["id"]
+    assert result["role"] == "tool"
+    assert result["tool_call_id"] == call["id"]
     assert json.loads(result["content"]) == {"status": "shipped"}
     # The persona never sees tool traffic: only the agent's words, as the user.
     assert [m["role"] for m in closing["messages"]] == ["system", "assistant", "user", "user"]
@@ -142,7 +143,8 @@ async def test_a_provider_that_stays_down_fails_the_run_with_a_code_billed_for_c
     llm.responder = by_side(persona=[Reply(text="Hi", input_tokens=500_000, output_tokens=1000)], agent=[])
     run, rows = await play(pool, with_fake(settings, llm, max_retries=1), bus)
     assert (run.status, run.termination_reason, run.error_code) == ("failed", "error", "PROVIDER_UNAVAILABLE")
-    assert run.error is not None and "HTTP 500" in run.error
+    assert run.error is not None
+    assert "HTTP 500" in run.error
     assert [r["role"] for r in rows] == ["persona"]
     assert run.total_cost_cents == -(-rows[0]["cost_microcents"] // 1_000_000) > 0
     assert await charges(pool, run.id) == [-run.total_cost_cents]
@@ -176,7 +178,8 @@ async def test_an_agent_with_nothing_to_add_after_tools_still_pays_for_the_call(
         ("agent", None),
         ("persona", "Ok"),
     ]
-    assert rows[3]["input_tokens"] == 50 and rows[3]["cost_microcents"] > 0
+    assert rows[3]["input_tokens"] == 50
+    assert rows[3]["cost_microcents"] > 0
     assert run.termination_reason == "persona_goodbye"
 
 

@@ -66,8 +66,12 @@ async def test_runs_past_the_company_cap_are_held_and_released_one_by_one(
     assert all(r.status == "completed" for r in done)
     started = [r.started_at for r in done]
     ended = [r.ended_at for r in done]
-    assert started[1] is not None and ended[0] is not None and started[1] >= ended[0]
-    assert started[2] is not None and ended[1] is not None and started[2] >= ended[1]
+    assert started[1] is not None
+    assert ended[0] is not None
+    assert started[1] >= ended[0]
+    assert started[2] is not None
+    assert ended[1] is not None
+    assert started[2] >= ended[1]
 
 
 async def test_another_company_is_not_held_by_a_busy_one(pool: Pool, settings: Settings) -> None:

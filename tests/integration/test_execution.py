@@ -18,18 +18,17 @@ from service.domain.pricing import DEFAULT_RATE_CARD, Price, RolePrices, price_c
 from service.settings import Settings
 from tests.support.factories import make_company
 from tests.support.pipeline import pipeline
-from tests.support.waiting import eventually
 from tests.support.scenarios import (
     charges,
     event_types,
     finished,
     make_case,
-    read_run,
     scripted_agent,
     scripted_persona,
     trigger,
     turn_rows,
 )
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -81,7 +80,8 @@ async def test_a_scripted_run_is_played_scored_and_billed_once(
         (5, "persona", "Thanks, bye"),
         (6, "agent", "Goodbye!"),
     ]
-    assert tool_names(rows[2]) == ["start_refund"] and tool_names(rows[5]) == ["end_call"]
+    assert tool_names(rows[2]) == ["start_refund"]
+    assert tool_names(rows[5]) == ["end_call"]
     assert rows[3]["tool_result"]["mocked"] is True
     assert rows[3]["tool_result"]["tool_call_id"] == rows[2]["tool_calls"][0]["id"]
     assert rows[3]["tool_result"]["result"] == {"refund_id": "mock"}
@@ -116,7 +116,8 @@ async def test_every_model_turn_is_priced_when_persisted_and_the_run_sums_them(
             assert (row["cost_microcents"], row["rate_card_version"]) == (price.cost_microcents, "test-card")
         else:  # the literal greeting and tool results cost nothing
             assert (row["cost_microcents"], row["input_tokens"]) == (0, 0)
-    assert rows[2]["model"] == "scripted" and rows[2]["cost_microcents"] > 0
+    assert rows[2]["model"] == "scripted"
+    assert rows[2]["cost_microcents"] > 0
     exact = sum(r["cost_microcents"] for r in rows)
     assert run.total_cost_cents == math.ceil(exact / 1_000_000)
     assert run.agent_cost_cents + run.persona_cost_cents == run.total_cost_cents
@@ -222,6 +223,7 @@ async def test_a_cancel_requested_mid_run_ends_it_cancelled_at_the_next_turn_bil
     assert (run.status, run.termination_reason) == ("cancelled", "cancelled")
     assert 2 <= len(rows) < 40
     types = await event_types(pool, run_id)
-    assert "scored" not in types and types[-3:] == ["cancelled", "billed", "done"]
+    assert "scored" not in types
+    assert types[-3:] == ["cancelled", "billed", "done"]
     assert run.total_cost_cents == math.ceil(sum(r["cost_microcents"] for r in rows) / 1_000_000)
     assert await charges(pool, run_id) == ([-run.total_cost_cents] if run.total_cost_cents else [])

@@ -14,7 +14,7 @@ import pytest
 
 from consumers.launch import running_role
 from consumers.roles import ROLES
-from schemas.events import EventType, Topic
+from schemas.events import Topic
 from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_name, topic_specs
 from service.cancels import cancel_run
@@ -152,14 +152,26 @@ async def relaying(settings: Settings, kafka: KafkaBus) -> AsyncIterator[None]:
         await task
 
 
-async def request_sent(pool: Pool, run_id: UUID) -> bool:
+async def all_sent(pool: Pool, run_id: UUID) -> bool:
+    """Every outbox row of the run (its run request and its events) is on Kafka."""
     async with connection(pool) as conn:
         sent = await conn.fetchval(
-            "SELECT bool_and(sent_at IS NOT NULL) FROM outbox WHERE run_id = $1 AND type = $2",
-            run_id,
-            EventType.RUN_REQUESTED.value,
+            "SELECT bool_and(sent_at IS NOT NULL) FROM outbox WHERE run_id = $1", run_id
         )
     return bool(sent)
+
+
+async def caught_up(kafka: KafkaBus, settings: Settings, role: str, topic: Topic) -> None:
+    """Wait until `role` has handled and committed every record of `topic` there is now."""
+    name = topic_name(settings.topic_prefix, topic)
+    ends = sum((await kafka.end_offsets(name)).values())
+    assert ends >= 1
+    group = ROLES[role].group(settings.topic_prefix)
+
+    async def handled() -> int:
+        return sum((await kafka.committed(group, name)).values())
+
+    await eventually(handled, until=lambda n: n >= ends, what=f"the {role} to handle {name}")
 
 
 async def test_a_run_cancelled_before_its_claim_never_starts(
@@ -168,10 +180,9 @@ async def test_a_run_cancelled_before_its_claim_never_starts(
     await kafka.create_topics(topic_specs(settings.topic_prefix, 1, 1))
     company = await make_company(pool, balance_cents=1_000)
     case_id = await make_case(pool, company.id)
-    requests = topic_name(settings.topic_prefix, Topic.RUN_REQUESTS)
-    async with relaying(settings, kafka):
+    async with relaying(settings, kafka):  # no executor yet
         run_id = await trigger(pool, settings, company.id, case_id)
-        await eventually(lambda: request_sent(pool, run_id), what="the run request on Kafka")
+        await eventually(lambda: all_sent(pool, run_id), what="the run request on Kafka")
         flagged = await cancel_run(pool, settings, company_id=company.id, run_id=run_id, key=None)
         assert flagged is False  # cancelled at once, not flagged for an executor
         cancelled = await read_run(pool, run_id)
@@ -182,24 +193,13 @@ async def test_a_run_cancelled_before_its_claim_never_starts(
         )
         assert (cancelled.total_cost_cents, await charges(pool, run_id)) == (0, [])
         assert await event_types(pool, run_id) == ["queued", "cancelled", "done"]
+        await eventually(lambda: all_sent(pool, run_id), what="the cancel's events on Kafka")
 
-        async with consuming(settings, pool, kafka, "executor"):
-            ends = sum((await kafka.end_offsets(requests)).values())
-            assert ends >= 1
-            group = ROLES["executor"].group(settings.topic_prefix)
-
-            async def handled() -> int:
-                return sum((await kafka.committed(group, requests)).values())
-
-            await eventually(handled, until=lambda n: n >= ends, what="the executor to handle the request")
-    run = await read_run(pool, run_id)
-    assert (run.status, run.queue_status, run.attempt, run.claimed_by, run.started_at) == (
-        "cancelled",
-        "done",
-        0,
-        None,
-        None,
-    )
+        async with consuming(settings, pool, kafka, "executor", "scorer", "biller"):
+            await caught_up(kafka, settings, "executor", Topic.RUN_REQUESTS)  # the request was delivered
+            await caught_up(kafka, settings, "biller", Topic.RUN_EVENTS)  # and so was `run.cancelled`
+    assert await read_run(pool, run_id) == cancelled  # the conversation never started
+    assert (cancelled.attempt, cancelled.claimed_by, cancelled.started_at) == (0, None, None)
     assert await turn_rows(pool, run_id) == []
     assert await event_types(pool, run_id) == ["queued", "cancelled", "done"]
     assert await charges(pool, run_id) == []

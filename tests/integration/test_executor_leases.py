@@ -18,6 +18,7 @@ from schemas.events import Event, decode_event
 from service.bus.memory import InProcessBus
 from service.db.claims import Ending, Lease
 from service.db.core import Pool, connection, transaction
+from service.maintenance import maintenance_jobs
 from service.settings import Settings
 from tests.support.factories import make_company
 from tests.support.scenarios import (
@@ -73,7 +74,8 @@ async def test_a_run_is_claimed_once_however_often_it_is_requested(
     run_id = await new_run(pool, settings)
     first = await engine.writer.claim(run_id, "a")
     second = await engine.writer.claim(run_id, "b")
-    assert first is not None and (first.status, first.queue_status, first.attempt) == (
+    assert first is not None
+    assert (first.status, first.queue_status, first.attempt) == (
         "running",
         "claimed",
         1,
@@ -90,7 +92,8 @@ async def test_an_executor_that_lost_its_lease_writes_nothing(
     assert first is not None
     await expire_lease(pool, run_id)
     second = await engine.writer.claim(run_id, "b")
-    assert second is not None and second.attempt == 2
+    assert second is not None
+    assert second.attempt == 2
     stale = Lease(run_id, "a", 1)
     with pytest.raises(LeaseLost):
         await engine.writer.persist(stale, 1, [Draft("persona", text="late")], None, 10)
@@ -100,7 +103,7 @@ async def test_an_executor_that_lost_its_lease_writes_nothing(
     assert (await read_run(pool, run_id)).status == "running"
 
 
-async def test_a_run_whose_executors_keep_vanishing_fails_executor_lost(
+async def test_a_run_whose_executors_keep_vanishing_is_not_claimed_again_and_fails_executor_lost(
     pool: Pool, settings: Settings, engine: Engine
 ) -> None:
     run_id = await new_run(pool, settings)
@@ -108,6 +111,9 @@ async def test_a_run_whose_executors_keep_vanishing_fails_executor_lost(
         assert await engine.writer.claim(run_id, executor) is not None
         await expire_lease(pool, run_id)
     assert await engine.writer.claim(run_id, "d") is None
+    assert (await read_run(pool, run_id)).attempt == 3
+    (sweep,) = [job for job in maintenance_jobs(pool, settings) if job.name == "expired_leases"]
+    assert await sweep.run() == {"lost": 1, "redispatched": 0}
     run = await read_run(pool, run_id)
     assert (run.status, run.termination_reason, run.error_code) == ("failed", "error", "EXECUTOR_LOST")
     assert (await event_types(pool, run_id))[-1] == "failed"
@@ -121,7 +127,8 @@ async def test_hand_backs_do_not_count_against_the_attempt_cap(
         assert await engine.writer.claim(run_id, executor) is not None
         await Executor(pool, settings, engine, name=executor).hand_back()
     fourth = await engine.writer.claim(run_id, "d")
-    assert fourth is not None and (fourth.attempt, fourth.handed_back) == (4, 3)
+    assert fourth is not None
+    assert (fourth.attempt, fourth.handed_back) == (4, 3)
 
 
 async def test_a_stopping_executor_hands_its_runs_back_and_another_resumes_them(

@@ -73,7 +73,9 @@ async def test_a_real_call_posts_the_tool_its_arguments_and_the_run_id(
 ) -> None:
     answer = await caller.answer(call(day="monday"), [tool(url=f"{server.url}/tool")], "real", [], RUN_ID)
     assert server.received == [{"tool": "book", "arguments": {"day": "monday"}, "run_id": str(RUN_ID)}]
-    assert answer["mocked"] is False and answer["result"] == {"booked": True} and answer["status"] == 200
+    assert answer["mocked"] is False
+    assert answer["result"] == {"booked": True}
+    assert answer["status"] == 200
 
 
 async def test_mock_policy_never_calls_and_answers_from_the_output_schema(
@@ -108,7 +110,8 @@ def test_a_tool_without_a_url_is_always_mocked() -> None:
 
 async def test_an_unknown_tool_is_answered_with_an_error_the_agent_sees(caller: ToolCaller) -> None:
     answer = await caller.answer(call("teleport"), [tool()], "mock", [], RUN_ID)
-    assert answer["error"] == "the agent has no tool named 'teleport'" and answer["mocked"] is False
+    assert answer["error"] == "the agent has no tool named 'teleport'"
+    assert answer["mocked"] is False
 
 
 async def test_an_error_status_is_an_error_result_with_the_body(
@@ -116,7 +119,8 @@ async def test_an_error_status_is_an_error_result_with_the_body(
 ) -> None:
     server.status, server.body = 503, {"error": "down"}
     answer = await caller.answer(call(), [tool(url=f"{server.url}/tool")], "real", [], RUN_ID)
-    assert answer["error"] == "HTTP 503" and answer["body"] == {"error": "down"}
+    assert answer["error"] == "HTTP 503"
+    assert answer["body"] == {"error": "down"}
 
 
 async def test_a_slow_tool_times_out(server: ToolServer) -> None:
@@ -137,7 +141,8 @@ async def test_a_response_over_the_size_cap_is_refused(server: ToolServer, calle
 
 async def test_redirects_are_not_followed(server: ToolServer, caller: ToolCaller) -> None:
     answer = await caller.answer(call(), [tool(url=f"{server.url}/moved")], "real", [], RUN_ID)
-    assert answer["error"] == "HTTP 302" and server.received == []
+    assert answer["error"] == "HTTP 302"
+    assert server.received == []
 
 
 async def test_plain_text_answers_are_passed_on_as_text(server: ToolServer, caller: ToolCaller) -> None:
@@ -175,5 +180,6 @@ async def test_the_ssrf_guard_checks_what_a_name_resolves_to(server: ToolServer)
     finally:
         await guarded.close()
     error = str(answer["error"])
-    assert error.startswith("refused: localhost is not allowed:") and error.endswith("is a loopback address")
+    assert error.startswith("refused: localhost is not allowed:")
+    assert error.endswith("is a loopback address")
     assert server.received == []

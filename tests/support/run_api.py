@@ -37,6 +37,11 @@ async def answer(response: ClientResponse) -> Answer:
     return Answer(response.status, body, dict(response.headers))
 
 
+def refused(got: Answer, status: int, code: str) -> None:
+    """Assert an error answer with this status and machine code."""
+    assert (got.status, got.body.get("code")) == (status, code), got.body
+
+
 async def scripted_case(
     client: Client,
     tenant: Tenant,

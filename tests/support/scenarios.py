@@ -115,7 +115,7 @@ async def trigger(
     body: dict[str, Any] | None = None,
     key: IdempotencyRequest | None = None,
 ) -> UUID:
-    return await trigger_case_run(
+    triggered = await trigger_case_run(
         pool,
         settings,
         company_id=company_id,
@@ -123,6 +123,7 @@ async def trigger(
         body=RunTrigger.model_validate_json(json.dumps(body or {})),
         key=key,
     )
+    return triggered.run_id
 
 
 async def read_run(pool: Pool, run_id: UUID) -> runs.Run:

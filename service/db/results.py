@@ -1,0 +1,104 @@
+"""A finished conversation's results on its run: the evaluation (`run.scored`) and the bill
+(`run.billed`, `run.done`), each written with its events in one statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from schemas.events import EventType
+from service.db.core import Connection
+from service.db.runs import DONE_CHANNEL, Run
+from service.db.transitions import transition, transition_sql
+
+
+@dataclass(frozen=True)
+class JudgeUsage:
+    input_tokens: int
+    output_tokens: int
+    cost_microcents: int
+    rate_card_version: str | None
+
+
+@dataclass(frozen=True)
+class BilledUsage:
+    """Token totals by role and the run's bill, written when the run is finalised."""
+
+    agent_input_tokens: int
+    agent_output_tokens: int
+    persona_input_tokens: int
+    persona_output_tokens: int
+    agent_cost_cents: int
+    persona_cost_cents: int
+    judge_cost_cents: int
+    total_cost_cents: int
+    uncollected_cents: int
+
+
+_RECORD_EVALUATION = transition_sql(
+    "evaluation = $2, score = $3, pass_fail = $4, judge_input_tokens = $5, judge_output_tokens = $6,"
+    " judge_cost_microcents = $7, judge_rate_card_version = $8, scored_at = now(), updated_at = now()",
+    "scored_at IS NULL AND status = 'completed'",
+    params=8,
+)
+# Every statement that makes a run done also wakes its waiters (NOTIFY is delivered on commit).
+_RECORD_BILL = transition_sql(
+    "agent_input_tokens = $2, agent_output_tokens = $3, persona_input_tokens = $4,"
+    " persona_output_tokens = $5, agent_cost_cents = $6, persona_cost_cents = $7, judge_cost_cents = $8,"
+    " total_cost_cents = $9,"
+    " uncollected_cents = $10, queue_status = 'done', done_at = now(), updated_at = now()",
+    "queue_status <> 'done'",
+    params=10,
+    notify=DONE_CHANNEL,
+)
+
+
+async def record_evaluation(
+    conn: Connection,
+    run_id: UUID,
+    evaluation: dict[str, JsonValue],
+    *,
+    score: float | None,
+    pass_fail: bool | None,
+    judge: JudgeUsage,
+) -> Run | None:
+    """Store the evaluation of a completed run and announce `run.scored`; None if it was scored
+    already (nothing changes, nothing is announced)."""
+    args = [
+        evaluation,
+        score,
+        pass_fail,
+        judge.input_tokens,
+        judge.output_tokens,
+        judge.cost_microcents,
+        judge.rate_card_version,
+    ]
+    return await transition(conn, _RECORD_EVALUATION, run_id, args, [EventType.RUN_SCORED])
+
+
+async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run | None:
+    """Finalise the run (queue_status done) with its costs, announce `run.billed` and `run.done`,
+    and wake its waiters; None if it was done already. `uncollected_cents` is what the balance
+    will not cover: the caller charges the ledger in the same transaction."""
+    args = [
+        usage.agent_input_tokens,
+        usage.agent_output_tokens,
+        usage.persona_input_tokens,
+        usage.persona_output_tokens,
+        usage.agent_cost_cents,
+        usage.persona_cost_cents,
+        usage.judge_cost_cents,
+        usage.total_cost_cents,
+        usage.uncollected_cents,
+    ]
+    return await transition(conn, _RECORD_BILL, run_id, args, [EventType.RUN_BILLED, EventType.RUN_DONE])
+
+
+_RECORD_UNCOLLECTED = "UPDATE eval_runs SET uncollected_cents = $2 WHERE id = $1"
+
+
+async def record_uncollected(conn: Connection, run_id: UUID, cents: int) -> None:
+    """The part of the run's cost its company's balance could not cover."""
+    await conn.execute(_RECORD_UNCOLLECTED, run_id, cents)
