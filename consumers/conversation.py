@@ -25,7 +25,16 @@ from schemas.runs import RunConfig
 from service.clock import Clock
 from service.db.claims import Ending, Lease
 from service.db.runs import Run
-from service.domain.conversation import AnswerTools, Finish, Greet, Rules, Speak, Step, next_step
+from service.domain.conversation import (
+    AnswerTools,
+    Finish,
+    Greet,
+    Rules,
+    Speak,
+    Step,
+    next_step,
+    time_budget_ms,
+)
 from service.domain.prompts import agent_tools, agent_view, persona_tools, persona_view
 from service.domain.transcript import TranscriptTurn
 from service.logging import get_logger
@@ -63,12 +72,11 @@ class Setup:
 def setup_of(run: Run, settings: Settings) -> Setup:
     config = RunConfig.model_validate(run.config)
     agent = config.case.agent
-    budget_s = agent.max_call_duration_secs or settings.run_timeout_s
     rules = Rules(
         max_turns=config.case.max_turns,
         agent_speaks_first=agent.agent_speaks_first,
         greeting=agent.greeting_message,
-        budget_ms=int(budget_s * 1000),
+        budget_ms=time_budget_ms(agent.max_call_duration_secs, settings.run_timeout_s),
     )
     return Setup(
         config,

@@ -52,6 +52,13 @@ class Rules:
     budget_ms: int
 
 
+def time_budget_ms(agent_limit_s: float | None, operator_limit_s: float) -> int:
+    """The run's wall-clock budget: the agent's own limit, never beyond the operator's ceiling
+    (`RUN_TIMEOUT_S`); an agent without one (None or 0) gets the ceiling."""
+    limit_s = min(agent_limit_s, operator_limit_s) if agent_limit_s else operator_limit_s
+    return int(limit_s * 1000)
+
+
 def spoken_turns(transcript: Sequence[TranscriptTurn]) -> int:
     return sum(t.role in ("persona", "agent") for t in transcript)
 

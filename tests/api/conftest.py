@@ -1,4 +1,5 @@
-"""API fixtures: the gateway on a fresh database with an admin token, and two tenants."""
+"""API fixtures: the gateway on a fresh database with an admin token, two tenants, and a scripted case
+of theirs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pytest_aiohttp.plugin import AiohttpClient
 from service.app import create_app
 from service.db.core import Pool
 from service.settings import Settings
-from tests.support.api import Client, Tenant, make_tenant
+from tests.support.api import Client, Json, Tenant, make_tenant
 from tests.support.live import ADMIN_TOKEN
+from tests.support.run_api import MUST_SAY_REFUND, scripted_case
 
 
 @pytest.fixture
@@ -33,3 +35,9 @@ async def tenant(pool: Pool) -> Tenant:
 async def stranger(pool: Pool) -> Tenant:
     """Another company: its ids must look missing to `tenant`, and the reverse."""
     return await make_tenant(pool, "Globex")
+
+
+@pytest.fixture
+async def case(client: Client, tenant: Tenant) -> Json:
+    """A scripted refund conversation of `tenant`'s that ends when the agent hangs up."""
+    return await scripted_case(client, tenant, success_criteria=[MUST_SAY_REFUND])

@@ -1,14 +1,13 @@
 """`/agent-eval/cases/{id}/run` and `/agent-eval/runs`: the blocking trigger (200 when done, 202
 with `Location` and `Retry-After` otherwise), `Prefer: wait`, waiters woken by NOTIFY and on
-shutdown, `Idempotency-Key`, refusals that write nothing, the list and its filters, turns and
-the evaluation."""
+shutdown, refusals that write nothing, turns and the evaluation of a done run (`test_run_idempotency.py`
+and `test_run_reads.py` hold the rest)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from datetime import datetime
 from uuid import UUID
 
 import pytest
@@ -16,18 +15,16 @@ from pytest_aiohttp.plugin import AiohttpClient
 
 from service.app import create_app
 from service.db.core import Pool
-from service.domain.idempotency import fingerprint
 from service.settings import Settings
-from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant, agent_body, key_for, make_tenant
+from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant, agent_body, key_for
 from tests.support.run_api import (
     CASES,
+    MUST_SAY_REFUND,
     RUNS,
-    Answer,
+    accepted,
     answer,
-    blocked_on_key,
     count,
     get_run,
-    held_key,
     mark_done,
     mark_over,
     queued_run,
@@ -47,21 +44,6 @@ FLOW: Json = {
         {"id": "end", "type": "end", "name": "End"},
     ],
 }
-MUST_SAY_REFUND: Json = {"type": "must_say", "pattern": "refund"}
-
-
-@pytest.fixture
-async def case(client: Client, tenant: Tenant) -> Json:
-    """A scripted refund conversation that ends when the agent hangs up."""
-    return await scripted_case(client, tenant, success_criteria=[MUST_SAY_REFUND])
-
-
-def _accepted(got: Answer, run_id: str, *, retry_after: str = "2") -> None:
-    """Assert a 202 for the run: the latest run, where to poll, and when."""
-    assert got.status == 202, got.body
-    assert got.body["id"] == run_id
-    assert got.body["queue_status"] != "done"
-    assert (got.headers["Location"], got.headers["Retry-After"]) == (f"{RUNS}/{run_id}", retry_after)
 
 
 # --- the blocking trigger with the pipeline running ---------------------------------------------
@@ -152,13 +134,13 @@ async def test_wait_0_or_less_answers_202_at_once_with_where_to_poll(
     client: Client, tenant: Tenant, case: Json
 ) -> None:
     got = await trigger(client, tenant, case["id"], prefer="wait=0")
-    _accepted(got, got.body["id"])
+    accepted(got, got.body["id"])
     assert got.headers["Preference-Applied"] == "wait=0"
     assert (got.body["status"], got.body["queue_status"]) == ("queued", "pending")
     assert (got.body["score"], got.body["evaluation"], got.body["total_cost_cents"]) == (None, None, 0)
     assert got.body["case"]["agent"]["system_prompt"] == "You help customers."
     negative = await trigger(client, tenant, case["id"], prefer="wait=-5")
-    _accepted(negative, negative.body["id"])
+    accepted(negative, negative.body["id"])
     assert negative.headers["Preference-Applied"] == "wait=0"
 
 
@@ -168,7 +150,7 @@ async def test_wait_1_holds_the_trigger_about_a_second_then_answers_202(
     started = time.monotonic()
     got = await trigger(client, tenant, case["id"], prefer="wait=1")
     elapsed = time.monotonic() - started
-    _accepted(got, got.body["id"])
+    accepted(got, got.body["id"])
     assert got.headers["Preference-Applied"] == "wait=1"
     assert 0.9 <= elapsed < 10, elapsed
 
@@ -179,7 +161,7 @@ async def test_a_run_over_but_not_done_says_retry_after_1(
     run = await queued_run(client, tenant, case["id"])
     await mark_over(pool, run["id"])
     got = await get_run(client, tenant, run["id"], prefer="wait=0")
-    _accepted(got, run["id"], retry_after="1")
+    accepted(got, run["id"], retry_after="1")
     assert (got.body["status"], got.body["termination_reason"]) == ("completed", "max_turns")
     assert got.headers["Preference-Applied"] == "wait=0"
 
@@ -203,10 +185,10 @@ async def test_get_with_prefer_wait_answers_202_while_the_run_is_not_done(
 ) -> None:
     run = await queued_run(client, tenant, case["id"])
     got = await get_run(client, tenant, run["id"], prefer="wait=1")
-    _accepted(got, run["id"])
+    accepted(got, run["id"])
     assert got.headers["Preference-Applied"] == "wait=1"
     among_others = await get_run(client, tenant, run["id"], prefer="respond-async, wait=0")
-    _accepted(among_others, run["id"])
+    accepted(among_others, run["id"])
     assert among_others.headers["Preference-Applied"] == "wait=0"
 
 
@@ -252,107 +234,10 @@ async def test_blocked_requests_are_answered_202_when_the_gateway_shuts_down(
     await client.server.close()
     got, posted = await asyncio.gather(blocked_get, blocked_post)
     assert time.monotonic() - started < 10
-    _accepted(got, run["id"])
-    _accepted(posted, posted.body["id"])
+    accepted(got, run["id"])
+    accepted(posted, posted.body["id"])
     assert got.headers["Preference-Applied"] == "wait=30"
     assert "Preference-Applied" not in posted.headers
-
-
-# --- Idempotency-Key --------------------------------------------------------------------------------
-
-
-async def test_the_same_key_and_body_replay_the_same_run(
-    client: Client, tenant: Tenant, case: Json, pool: Pool
-) -> None:
-    first = await trigger(client, tenant, case["id"], {"labels": {"a": "1", "b": "2"}}, key="k-1")
-    # The same JSON with other key order is the same request.
-    second = await trigger(client, tenant, case["id"], {"labels": {"b": "2", "a": "1"}}, key="k-1")
-    _accepted(first, first.body["id"])
-    _accepted(second, first.body["id"])
-    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (1, 1)
-
-
-@pytest.mark.parametrize("change", ["body", "path"])
-async def test_the_same_key_for_another_request_is_422(
-    client: Client, tenant: Tenant, case: Json, pool: Pool, change: str
-) -> None:
-    await trigger(client, tenant, case["id"], {"labels": {"a": "1"}}, key="k-1")
-    other_case = (await scripted_case(client, tenant))["id"] if change == "path" else case["id"]
-    body: Json = {"labels": {"a": "2"}} if change == "body" else {"labels": {"a": "1"}}
-    got = await trigger(client, tenant, other_case, body, key="k-1")
-    refused(got, 422, "IDEMPOTENCY_KEY_REUSED")
-    assert await count(pool, "eval_runs") == 1
-
-
-async def test_an_unusable_key_is_400_and_nothing_is_written(
-    client: Client, tenant: Tenant, case: Json, pool: Pool
-) -> None:
-    for key in ("k" * 256, "clé", "   ", "tab\there"):
-        got = await trigger(client, tenant, case["id"], key=key)
-        refused(got, 400, "VALIDATION_ERROR")
-        assert [f["field"] for f in got.body["fields"]] == ["header.Idempotency-Key"], key
-    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (0, 0)
-    got = await trigger(client, tenant, case["id"], key="k" * 255)
-    _accepted(got, got.body["id"])
-
-
-async def test_a_concurrent_duplicate_still_in_progress_after_5_s_is_409(
-    client: Client, tenant: Tenant, case: Json, pool: Pool
-) -> None:
-    async with held_key(pool, tenant, fingerprint=bytes(32), resource_id=uuid.uuid4()):
-        started = time.monotonic()
-        got = await trigger(client, tenant, case["id"], key="k-1")
-        elapsed = time.monotonic() - started
-    refused(got, 409, "IDEMPOTENCY_KEY_IN_USE")
-    assert 4.5 <= elapsed < 15, elapsed
-    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (0, 0)
-    # The first request gave up (rolled back): the key is free again.
-    got = await trigger(client, tenant, case["id"], key="k-1")
-    _accepted(got, got.body["id"])
-
-
-async def test_a_concurrent_duplicate_replays_the_first_requests_run_once_it_commits(
-    client: Client, tenant: Tenant, case: Json, pool: Pool
-) -> None:
-    first = await queued_run(client, tenant, case["id"])
-    same = fingerprint("POST", f"{CASES}/{case['id']}/run", {})
-    async with held_key(pool, tenant, fingerprint=same, resource_id=UUID(first["id"])) as commit:
-        duplicate = asyncio.create_task(trigger(client, tenant, case["id"], key="k-1"))
-        await eventually(lambda: blocked_on_key(pool), what="the duplicate to wait on the key")
-        await commit()
-    got = await duplicate
-    _accepted(got, first["id"])
-    assert await count(pool, "eval_runs") == 1
-
-
-async def test_a_404_stores_no_key_so_a_retry_with_it_succeeds(
-    client: Client, tenant: Tenant, case: Json, pool: Pool
-) -> None:
-    missing = await trigger(client, tenant, str(uuid.uuid4()), key="k-1")
-    refused(missing, 404, "NOT_FOUND")
-    assert await count(pool, "idempotency_keys") == 0
-    got = await trigger(client, tenant, case["id"], key="k-1")
-    _accepted(got, got.body["id"])
-
-
-async def test_a_company_without_credits_is_402_and_a_retry_with_the_key_after_a_top_up_succeeds(
-    client: Client, pool: Pool
-) -> None:
-    broke = await make_tenant(pool, "Broke", credits_cents=0)
-    case = await scripted_case(client, broke)
-    unpaid = await trigger(client, broke, case["id"], key="k-1")
-    refused(unpaid, 402, "BILLING_ERROR")
-    assert unpaid.body["error"], unpaid.body
-    assert (await count(pool, "eval_runs"), await count(pool, "idempotency_keys")) == (0, 0)
-    top_up = await client.post(
-        f"/admin/companies/{broke.company_id}/credits",
-        json={"amount_cents": 500, "reason": "top-up"},
-        headers=ADMIN_HEADERS,
-    )
-    assert top_up.status in (200, 201), await top_up.text()
-    got = await trigger(client, broke, case["id"], key="k-1")
-    _accepted(got, got.body["id"])
-    assert await count(pool, "eval_runs") == 1
 
 
 # --- refusals: nothing is written -----------------------------------------------------------------
@@ -385,13 +270,13 @@ async def test_a_case_that_cannot_be_used_is_404(
     assert await count(pool, "eval_runs") == 0
 
 
-async def test_voice_mode_is_422_and_text_mode_is_accepted(
+async def test_voice_mode_is_422_and_text_mode_isaccepted(
     client: Client, tenant: Tenant, case: Json, pool: Pool
 ) -> None:
     refused(await trigger(client, tenant, case["id"], {"mode": "voice"}), 422, "MODE_NOT_SUPPORTED")
     assert await count(pool, "eval_runs") == 0
     got = await trigger(client, tenant, case["id"], {"mode": "text"})
-    _accepted(got, got.body["id"])
+    accepted(got, got.body["id"])
 
 
 async def test_a_flow_agent_is_422(client: Client, tenant: Tenant, pool: Pool) -> None:
@@ -441,126 +326,3 @@ async def test_a_malformed_case_id_is_400(client: Client, tenant: Tenant) -> Non
     got = await trigger(client, tenant, "not-a-uuid")
     refused(got, 400, "VALIDATION_ERROR")
     assert [f["field"] for f in got.body["fields"]] == ["path.case_id"]
-
-
-# --- reading runs -----------------------------------------------------------------------------------
-
-
-async def _listed(client: Client, tenant: Tenant, params: list[tuple[str, str]] | None = None) -> Json:
-    response = await client.get(RUNS, params=params or [], headers=tenant.headers())
-    page: Json = await response.json()
-    assert response.status == 200, page
-    return page
-
-
-def _ids(page: Json) -> list[str]:
-    return [run["id"] for run in page["data"]]
-
-
-def _query_time(value: str) -> str:
-    return datetime.fromisoformat(value).isoformat().replace("+00:00", "Z")
-
-
-async def test_the_list_is_newest_first_in_pages(client: Client, tenant: Tenant, case: Json) -> None:
-    made = [(await queued_run(client, tenant, case["id"]))["id"] for _ in range(3)]
-    page = await _listed(client, tenant)
-    assert _ids(page) == made[::-1]
-    assert page["pagination"] == {"total": 3, "limit": 20, "offset": 0, "has_more": False}
-    assert page["data"][0] == (await get_run(client, tenant, made[2])).body
-    page = await _listed(client, tenant, [("limit", "1"), ("offset", "1")])
-    assert _ids(page) == [made[1]]
-    assert page["pagination"] == {"total": 3, "limit": 1, "offset": 1, "has_more": True}
-    past_the_end = await _listed(client, tenant, [("offset", "5")])
-    assert past_the_end == {
-        "data": [],
-        "pagination": {"total": 3, "limit": 20, "offset": 5, "has_more": False},
-    }
-
-
-async def test_the_list_filters_by_case_status_and_creation_time(
-    client: Client, tenant: Tenant, case: Json, pool: Pool
-) -> None:
-    other_case = await scripted_case(client, tenant)
-    first = await queued_run(client, tenant, case["id"])
-    second = await queued_run(client, tenant, other_case["id"])
-    third = await queued_run(client, tenant, case["id"])
-    await mark_over(pool, third["id"])
-    assert _ids(await _listed(client, tenant, [("case_id", case["id"])])) == [third["id"], first["id"]]
-    assert _ids(await _listed(client, tenant, [("status", "completed")])) == [third["id"]]
-    assert _ids(await _listed(client, tenant, [("status", "queued")])) == [second["id"], first["id"]]
-    after_first = [("created_after", _query_time(first["created_at"]))]
-    assert _ids(await _listed(client, tenant, after_first)) == [third["id"], second["id"]]
-    before_third = [("created_before", _query_time(third["created_at"]))]
-    assert _ids(await _listed(client, tenant, before_third)) == [second["id"], first["id"]]
-    both = after_first + before_third + [("case_id", other_case["id"])]
-    page = await _listed(client, tenant, both)
-    assert (_ids(page), page["pagination"]["total"]) == ([second["id"]], 1)
-
-
-async def test_the_list_filters_by_labels_all_of_which_must_match(
-    client: Client, tenant: Tenant, case: Json
-) -> None:
-    both = await queued_run(client, tenant, case["id"], {"labels": {"env": "ci", "team": "a"}})
-    env_only = await queued_run(client, tenant, case["id"], {"labels": {"env": "ci", "team": "b"}})
-    await queued_run(client, tenant, case["id"])
-    two = [("label", "env=ci"), ("label", "team=a")]
-    assert _ids(await _listed(client, tenant, two)) == [both["id"]]
-    assert _ids(await _listed(client, tenant, [("label", "team=b"), ("label", "env=ci")])) == [env_only["id"]]
-    assert _ids(await _listed(client, tenant, [("label", "env=prod"), ("label", "team=a")])) == []
-    # One label alone is the commonest filter of all.
-    assert _ids(await _listed(client, tenant, [("label", "env=ci")])) == [env_only["id"], both["id"]]
-
-
-async def test_another_companys_runs_are_never_listed_nor_readable(
-    client: Client, tenant: Tenant, stranger: Tenant, case: Json
-) -> None:
-    mine = await queued_run(client, tenant, case["id"])
-    theirs = await queued_run(client, stranger, (await scripted_case(client, stranger))["id"])
-    assert _ids(await _listed(client, tenant)) == [mine["id"]]
-    assert _ids(await _listed(client, stranger)) == [theirs["id"]]
-    assert (await _listed(client, tenant, [("case_id", theirs["case_id"])]))["data"] == []
-    for path in ("", "/turns", "/evaluation"):
-        response = await client.get(f"{RUNS}/{theirs['id']}{path}", headers=tenant.headers())
-        refused(await answer(response), 404, "NOT_FOUND")
-    refused(await get_run(client, tenant, theirs["id"], prefer="wait=5"), 404, "NOT_FOUND")
-    refused(await get_run(client, tenant, str(uuid.uuid4())), 404, "NOT_FOUND")
-
-
-BAD_QUERIES = [
-    ("limit", "101", "query.limit"),
-    ("limit", "0", "query.limit"),
-    ("status", "bogus", "query.status"),
-    ("label", "no-equals-sign", "query.label.0"),
-    ("created_after", "yesterday", "query.created_after"),
-    ("case_id", "not-a-uuid", "query.case_id"),
-    ("colour", "red", "query.colour"),
-]
-
-
-async def test_a_bad_list_query_is_400_naming_the_parameter(client: Client, tenant: Tenant) -> None:
-    for name, value, field in BAD_QUERIES:
-        got = await answer(await client.get(RUNS, params=[(name, value)], headers=tenant.headers()))
-        refused(got, 400, "VALIDATION_ERROR")
-        assert [f["field"] for f in got.body["fields"]] == [field], got.body
-
-
-async def test_turns_and_evaluation_are_empty_and_null_until_the_run_is_done(
-    client: Client, tenant: Tenant, case: Json, pool: Pool
-) -> None:
-    run = await queued_run(client, tenant, case["id"])
-    turns = await answer(await client.get(f"{RUNS}/{run['id']}/turns", headers=tenant.headers()))
-    assert (turns.status, turns.body) == (200, {"data": []})
-    nothing = {"score": None, "pass_fail": None, "inconclusive": None, "results": None}
-    evaluation = await answer(await client.get(f"{RUNS}/{run['id']}/evaluation", headers=tenant.headers()))
-    assert (evaluation.status, evaluation.body) == (
-        200,
-        {**nothing, "status": "queued", "termination_reason": None, "queue_status": "pending"},
-    )
-    await mark_over(pool, run["id"])
-    evaluation = await answer(await client.get(f"{RUNS}/{run['id']}/evaluation", headers=tenant.headers()))
-    assert evaluation.body == {
-        **nothing,
-        "status": "completed",
-        "termination_reason": "max_turns",
-        "queue_status": "claimed",
-    }

@@ -1,10 +1,14 @@
-"""`agent-eval dev`: starts on a machine with nothing running, keeps its data across restarts."""
+"""`agent-eval dev`: starts on a machine with nothing running, runs the README's quickstart to a
+scored, billed run in one request, keeps its data across restarts."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +18,28 @@ from tests.support.processes import AGENT_EVAL, Spawned, spawned
 from tests.support.waiting import eventually_sync
 
 START_TIMEOUT_S = 90.0
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _quickstart() -> str:
+    """The shell block that follows the `<!-- quickstart -->` marker in the README."""
+    match = re.search(r"<!-- quickstart -->\n```sh\n(.*?)```", README.read_text(), re.DOTALL)
+    assert match, "README.md has no quickstart block"
+    return match.group(1)
+
+
+def _run_quickstart(url: str, key: str) -> dict[str, object]:
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _quickstart()],
+        env={**os.environ, "API": url, "KEY": key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    run: dict[str, object] = json.loads(done.stdout)
+    return run
 
 
 def _base_url(child: Spawned) -> str:
@@ -27,8 +53,9 @@ def _base_url(child: Spawned) -> str:
     return match.group(1)
 
 
-async def _get(url: str) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+async def _get(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
         return response.status, await response.json()
 
 
@@ -37,7 +64,7 @@ def _stop(child: Spawned) -> int:
     return child.wait(60)
 
 
-async def test_dev_starts_from_nothing_serves_and_keeps_its_data(tmp_path: Path) -> None:
+async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "dev-data"
     argv = [AGENT_EVAL, "dev", "--port", "0", "--data-dir", str(data_dir)]
     env = {"AGENT_EVAL_DATABASE_URL": "", "AGENT_EVAL_KAFKA_BOOTSTRAP": ""}
@@ -46,8 +73,18 @@ async def test_dev_starts_from_nothing_serves_and_keeps_its_data(tmp_path: Path)
         assert await _get(f"{url}/readyz") == (200, {"status": "ok", "checks": {"database": "ok"}})
         key_line = first.find("API key (shown once")
         assert key_line is not None
-        assert re.search(r"ae_live_[0-9A-Za-z]{32}", key_line)
+        key = re.search(r"ae_live_[0-9A-Za-z]{32}", key_line)
+        assert key
         assert first.find("first start: created company") is not None
+        run = await asyncio.to_thread(_run_quickstart, url, key.group(0))
+        assert (run["status"], run["queue_status"], run["termination_reason"]) == (
+            "completed",
+            "done",
+            "agent_ended",
+        )
+        assert (run["score"], run["pass_fail"]) == (100.0, True)
+        assert isinstance(run["total_cost_cents"], int)
+        assert run["total_cost_cents"] >= 1
         assert await asyncio.to_thread(_stop, first) == 0
     assert localpg.read_state(data_dir / "postgres") is None  # the embedded database was stopped
 
@@ -56,4 +93,10 @@ async def test_dev_starts_from_nothing_serves_and_keeps_its_data(tmp_path: Path)
         assert (await _get(f"{url}/healthz"))[0] == 200
         assert second.find("reusing the existing data") is not None
         assert second.find("API key") is None  # nothing is seeded twice, no key printed again
+        status, kept = await _get(f"{url}/agent-eval/runs/{run['id']}", key.group(0))
+        assert (status, kept["queue_status"], kept["total_cost_cents"]) == (
+            200,
+            "done",
+            run["total_cost_cents"],
+        )
         assert await asyncio.to_thread(_stop, second) == 0

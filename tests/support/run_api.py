@@ -21,6 +21,7 @@ from tests.support.scenarios import scripted_agent, scripted_persona
 
 RUNS = "/agent-eval/runs"
 CASES = "/agent-eval/cases"
+MUST_SAY_REFUND: Json = {"type": "must_say", "pattern": "refund"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class Answer:
 async def answer(response: ClientResponse) -> Answer:
     body: Json = await response.json()
     return Answer(response.status, body, dict(response.headers))
+
+
+def accepted(got: Answer, run_id: str, *, retry_after: str = "2") -> None:
+    """Assert a 202 for the run: the latest run, where to poll, and when."""
+    assert got.status == 202, got.body
+    assert got.body["id"] == run_id
+    assert got.body["queue_status"] != "done"
+    assert (got.headers["Location"], got.headers["Retry-After"]) == (f"{RUNS}/{run_id}", retry_after)
 
 
 def refused(got: Answer, status: int, code: str) -> None:

@@ -16,6 +16,7 @@ from service.domain.conversation import (
     next_step,
     pending_calls,
     spoken_turns,
+    time_budget_ms,
 )
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
 
@@ -243,3 +244,13 @@ def test_answered_tools_are_never_end_call_nor_already_answered(transcript: list
         assert step.calls
         assert all(c in transcript[last_agent].tool_calls for c in step.calls)
         assert all(c.name != "end_call" and c.id not in answered for c in step.calls)
+
+
+@pytest.mark.parametrize(
+    ("agent_limit_s", "operator_limit_s", "budget_ms"),
+    [(60, 600, 60_000), (3600, 600, 600_000), (None, 600, 600_000), (0, 90.5, 90_500)],
+)
+def test_the_time_budget_is_the_agents_limit_capped_by_the_operators(
+    agent_limit_s: float | None, operator_limit_s: float, budget_ms: int
+) -> None:
+    assert time_budget_ms(agent_limit_s, operator_limit_s) == budget_ms
