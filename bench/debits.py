@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
-import asyncpg
-
+from bench.stack import create_database, database_server, drop
 from consumers.biller import bill_run
 from service import accounts
 from service.db import ledger
 from service.db.core import Pool, connection, create_pool
-from service.db.migrate import apply_migrations
 from service.ids import new_id
 from service.logging import configure_logging
 
@@ -42,11 +37,6 @@ SELECT gen_random_uuid(), id, n, CASE WHEN n % 2 = 1 THEN 'persona' ELSE 'agent'
        1234567 * n
 FROM unnest($1::uuid[]) AS id, generate_series(1, 4) AS n
 """
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 async def prepare(pool: Pool, companies: int, runs: int) -> list[UUID]:
@@ -76,14 +66,9 @@ async def bill_all(pool: Pool, run_ids: list[UUID], concurrency: int) -> float:
 
 
 async def measure(server_url: str, companies: int, runs: int, concurrency: int) -> None:
-    name = f"agent_eval_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(with_database(server_url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    database_url, name = await create_database(server_url)
     try:
-        conn = await asyncpg.connect(with_database(server_url, name))
-        await apply_migrations(conn)
-        await conn.close()
-        pool = await create_pool(with_database(server_url, name), min_size=concurrency, max_size=concurrency)
+        pool = await create_pool(database_url, min_size=concurrency, max_size=concurrency)
         try:
             run_ids = await prepare(pool, companies, runs)
             elapsed = await bill_all(pool, run_ids, concurrency)
@@ -96,8 +81,7 @@ async def measure(server_url: str, companies: int, runs: int, concurrency: int) 
         finally:
             await pool.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop(server_url, name)
     print(
         f"  {companies:>5} compan{'y' if companies == 1 else 'ies'}: {runs / elapsed:8,.0f} debits/s "
         f"({runs} runs in {elapsed:.2f} s, {concurrency} concurrent billers)"
@@ -109,9 +93,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    server_url = os.environ.get("AGENT_EVAL_DATABASE_URL")
-    if not server_url:
-        print("AGENT_EVAL_DATABASE_URL is not set: run `scripts/services up` and `source .services/env`")
+    server_url = database_server()
+    if server_url is None:
         return 2
     configure_logging("warning")
     print("Biller debit transactions (each: run + company locks, charge, finalise, 2 events, NOTIFY):")

@@ -36,8 +36,8 @@ import asyncpg
 from bench.stack import (
     Processes,
     Seeded,
+    create_case,
     drop,
-    http,
     machine_cpu,
     metric,
     peak_rss_mb,
@@ -50,47 +50,23 @@ from service.localpg import free_port
 
 
 def make_case(base: str, key: str, *, max_turns: int, lines: int) -> str:
-    agent = http(
-        "POST",
-        f"{base}/agents",
-        key,
-        {
-            "name": "Bench agent",
-            "system_prompt": "You answer questions briefly.",
-            "model": "scripted",
-            "agent_speaks_first": False,
-            "rules": [{"when": "question", "say": "Here is a short answer to your question."}],
-        },
-    )
+    agent = {
+        "system_prompt": "You answer questions briefly.",
+        "model": "scripted",
+        "agent_speaks_first": False,
+        "rules": [{"when": "question", "say": "Here is a short answer to your question."}],
+    }
     script = [f"Question number {i}, please answer it." for i in range(1, lines + 1)]
-    persona = http(
-        "POST",
-        f"{base}/agent-eval/personas",
-        key,
-        {
-            "name": "Bench caller",
-            "identity_prompt": "You ask questions.",
-            "model": "scripted",
-            "script": script,
-        },
-    )
-    case = http(
-        "POST",
-        f"{base}/agent-eval/cases",
-        key,
-        {
-            "name": "Bench case",
-            "agent_id": agent["id"],
-            "persona_id": persona["id"],
-            "scenario": "The caller asks five questions.",
-            "max_turns": max_turns,
-            "success_criteria": [
-                {"type": "must_say", "pattern": "short answer"},
-                {"type": "must_not_say", "pattern": "I can't help"},
-            ],
-        },
-    )
-    return str(case["id"])
+    persona = {"identity_prompt": "You ask questions.", "model": "scripted", "script": script}
+    case = {
+        "scenario": "The caller asks five questions.",
+        "max_turns": max_turns,
+        "success_criteria": [
+            {"type": "must_say", "pattern": "short answer"},
+            {"type": "must_not_say", "pattern": "I can't help"},
+        ],
+    }
+    return create_case(base, key, agent=agent, persona=persona, case=case)
 
 
 class Stack:

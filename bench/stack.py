@@ -41,16 +41,35 @@ class Seeded:
     company_id: str
 
 
-async def seed(server_url: str, *, credits_cents: int = 10_000) -> Seeded:
-    """A fresh, migrated database with one company and an all-scopes key without a real limit."""
+def database_server() -> str | None:
+    """The PostgreSQL server from `AGENT_EVAL_DATABASE_URL`, or None after saying how to set it."""
+    server_url = os.environ.get("AGENT_EVAL_DATABASE_URL")
+    if not server_url:
+        print("AGENT_EVAL_DATABASE_URL is not set: run `scripts/services up` and `source .services/env`")
+        return None
+    return server_url
+
+
+async def create_database(server_url: str) -> tuple[str, str]:
+    """A fresh, migrated database on the server: (its url, its name). Dropped if migrating fails."""
     name = f"agent_eval_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(with_database(server_url, "postgres"))
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
     url = with_database(server_url, name)
-    conn = await asyncpg.connect(url)
-    await apply_migrations(conn)
-    await conn.close()
+    try:
+        conn = await asyncpg.connect(url)
+        await apply_migrations(conn)
+        await conn.close()
+    except BaseException:
+        await drop(server_url, name)
+        raise
+    return url, name
+
+
+async def seed(server_url: str, *, credits_cents: int = 10_000) -> Seeded:
+    """A fresh, migrated database with one company and an all-scopes key without a real limit."""
+    url, name = await create_database(server_url)
     pool = await create_pool(url, min_size=1, max_size=2)
     company = await accounts.create_company(pool, "Bench", credits_cents=credits_cents)
     issued = await accounts.issue_api_key(
@@ -166,14 +185,39 @@ def wait_ready(url: str, timeout_s: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def http(method: str, url: str, key: str, body: Mapping[str, object] | None = None) -> dict[str, object]:
+def http(
+    method: str, url: str, key: str, body: Mapping[str, object] | None = None, *, timeout_s: float = 30.0
+) -> dict[str, object]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 — our own server
     request.add_header("Authorization", f"Bearer {key}")
     request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 — our own server
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 — our own server
         parsed: dict[str, object] = json.loads(response.read())
         return parsed
+
+
+def create_case(
+    base: str,
+    key: str,
+    *,
+    agent: Mapping[str, object],
+    persona: Mapping[str, object],
+    case: Mapping[str, object],
+    timeout_s: float = 30.0,
+) -> str:
+    """POST "Bench agent", "Bench caller" and "Bench case" on the two, each with the other fields
+    given; the case's id."""
+
+    def post(path: str, body: Mapping[str, object]) -> object:
+        return http("POST", f"{base}{path}", key, body, timeout_s=timeout_s)["id"]
+
+    agent_id = post("/agents", {"name": "Bench agent", **agent})
+    persona_id = post("/agent-eval/personas", {"name": "Bench caller", **persona})
+    case_id = post(
+        "/agent-eval/cases", {"name": "Bench case", "agent_id": agent_id, "persona_id": persona_id, **case}
+    )
+    return str(case_id)
 
 
 def metric(url: str, name: str) -> float:

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from schemas.common import Body, Name, Patch
+from schemas.common import Body, Name, Patch, reject_null
 
 Scope = Literal[
     "agent_eval:read",
@@ -40,12 +40,7 @@ class CompanyPatch(Patch):
     is_suspended: bool | SkipJsonSchema[None] = None
     billing_email: Email | None = None
 
-    @field_validator("name", "is_suspended")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _not_null = field_validator("name", "is_suspended")(reject_null)
 
 
 class Company(BaseModel):

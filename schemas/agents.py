@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from schemas.common import Body, JsonObject, Language, LongText, Name, Patch, ShortText
+from schemas.common import Body, JsonObject, Language, LongText, Name, Patch, ShortText, reject_null
 
 VOICE_ONLY = "Voice only: stored and returned, ignored by text simulations."
 SYSTEM_TOOL = "end_call"
@@ -206,7 +206,7 @@ class AgentOverrides(Patch):
     webhook_url: Url | None = None
     webhook_events: list[WebhookEvent] | SkipJsonSchema[None] = None
 
-    @field_validator(
+    _not_null = field_validator(
         "name",
         "system_prompt",
         "temperature",
@@ -224,12 +224,7 @@ class AgentOverrides(Patch):
         "extraction_parameters",
         "lead_memory_enabled",
         "webhook_events",
-    )
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    )(reject_null)
 
 
 class AgentPatch(AgentOverrides):

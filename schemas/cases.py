@@ -11,7 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from schemas.agents import Agent, AgentOverrides, ToolName
 from schemas.assertions import Assertion
-from schemas.common import Body, Name, Patch, ShortText
+from schemas.common import Body, Name, Patch, ShortText, reject_null
 from schemas.personas import Persona
 
 ToolPolicy = Literal["mock", "real", "allowlist"]
@@ -60,7 +60,7 @@ class CasePatch(Patch):
     tool_policy: ToolPolicy | SkipJsonSchema[None] = None
     tool_allowlist: Annotated[list[ToolName], Field(max_length=64)] | SkipJsonSchema[None] = None
 
-    @field_validator(
+    _not_null = field_validator(
         "name",
         "scenario",
         "persona_id",
@@ -70,12 +70,7 @@ class CasePatch(Patch):
         "pass_threshold",
         "tool_policy",
         "tool_allowlist",
-    )
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    )(reject_null)
 
 
 class Case(CaseFields):

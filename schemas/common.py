@@ -106,6 +106,13 @@ class Page(BaseModel, Generic[T]):
     pagination: Pagination
 
 
+def reject_null(value: object) -> object:
+    """For `field_validator`: a PATCH may leave out a required field but not send it as null."""
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
 def page_of(items: list[T], total: int, query: ListQuery) -> Page[T]:
     """The envelope for one page of `total` items."""
     return Page[T](

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.agents import ModelName
-from schemas.common import Body, JsonObject, Language, Name, Patch, ShortText
+from schemas.common import Body, JsonObject, Language, Name, Patch, ShortText, reject_null
 
 ScriptLine = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 Script = Annotated[list[ScriptLine], Field(min_length=1, max_length=100)]
@@ -65,12 +65,9 @@ class PersonaPatch(Patch):
     model: ModelName | None = None
     script: Script | None = None
 
-    @field_validator("name", "identity_prompt", "behavior_traits", "language", "voice_config")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _not_null = field_validator("name", "identity_prompt", "behavior_traits", "language", "voice_config")(
+        reject_null
+    )
 
 
 class Persona(PersonaFields):

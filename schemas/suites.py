@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from schemas.common import Body, Name, Patch, ShortText
+from schemas.common import Body, Name, Patch, ShortText, reject_null
 
 Parallelism = Field(default=1, ge=1, le=16, description="How many of its cases run at once (1-16).")
 
@@ -31,12 +31,7 @@ class SuitePatch(Patch):
     agent_id: UUID | None = None
     parallelism: Annotated[int, Field(ge=1, le=16)] | SkipJsonSchema[None] = None
 
-    @field_validator("name", "parallelism")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _not_null = field_validator("name", "parallelism")(reject_null)
 
 
 class Suite(SuiteFields):

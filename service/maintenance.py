@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from service.db import dispatch, idempotency, outbox, rate_limits, runs
-from service.db.core import Pool, connection, transaction
+from service.db.core import Connection, Pool, connection, transaction
 from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
 from service.endings import announce_end, fill_slots
 from service.logging import get_logger
@@ -130,27 +130,27 @@ async def sweep_unfinalised(pool: Pool) -> int:
     return len(stuck)
 
 
-async def purge_outbox(pool: Pool, retention_s: float) -> int:
+async def _purge_in_batches(pool: Pool, purge: Callable[[Connection], Awaitable[int]]) -> int:
+    """Run a batched delete until a batch comes back short (each batch its own short statement,
+    so no long lock or transaction); returns how many rows went."""
     total = 0
     while True:
         async with connection(pool) as conn:
-            deleted = await outbox.purge_sent(conn, retention_s, PURGE_BATCH)
+            deleted = await purge(conn)
         total += deleted
         if deleted < PURGE_BATCH:
-            break
+            return total
+
+
+async def purge_outbox(pool: Pool, retention_s: float) -> int:
+    total = await _purge_in_batches(pool, lambda conn: outbox.purge_sent(conn, retention_s, PURGE_BATCH))
     OUTBOX_PURGED.inc(total)
     return total
 
 
 async def purge_idempotency_keys(pool: Pool, ttl_hours: float) -> int:
     cutoff = datetime.now(UTC) - timedelta(hours=ttl_hours)
-    total = 0
-    while True:
-        async with connection(pool) as conn:
-            deleted = await idempotency.purge_keys(conn, cutoff, PURGE_BATCH)
-        total += deleted
-        if deleted < PURGE_BATCH:
-            return total
+    return await _purge_in_batches(pool, lambda conn: idempotency.purge_keys(conn, cutoff, PURGE_BATCH))
 
 
 async def purge_rate_limit_windows(pool: Pool) -> int:

@@ -67,19 +67,39 @@ SELECT payload::text FROM outbox WHERE run_id = $1 AND sequence > $2 ORDER BY se
 """
 
 
-_APPEND_RUN_EVENTS = """
-WITH run AS (
-    UPDATE eval_runs SET last_event_seq = last_event_seq + cardinality($2::uuid[])
-    WHERE id = $1
-    RETURNING company_id, last_event_seq - cardinality($2::uuid[]) AS base
-)
+def events_for_run_sql(first: int, *, data: str | None = None) -> str:
+    """`INSERT INTO outbox … SELECT … FROM run, unnest(…)`: run events passed as
+    `run_event_columns` in parameters `$first`..`$first+5`, written for the row of a CTE named
+    `run` that returns `id`, `company_id` and `last_event_seq` already raised by
+    `event_count(first)`. They are numbered after what the run had, in the given order, with
+    the sequence and the company (and `data`, an SQL jsonb expression, when given) put into
+    their bodies. No RETURNING: a statement adds what it needs."""
+    ids, topics, types, bodies, parents, times = (f"${first + i}" for i in range(6))
+    sequence = f"run.last_event_seq - {event_count(first)} + e.ord"
+    body = f"'sequence', {sequence}, 'company_id', run.company_id" + (f", 'data', {data}" if data else "")
+    return f"""
 INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
                     created_at)
-SELECT e.event_id, e.topic, $1::text, e.type, run.company_id, $1, run.base + e.ord,
-       e.payload || jsonb_build_object('sequence', run.base + e.ord, 'company_id', run.company_id),
-       e.traceparent, e.created_at
-FROM run, unnest($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::timestamptz[])
+SELECT e.event_id, e.topic, run.id::text, e.type, run.company_id, run.id, {sequence},
+       e.payload || jsonb_build_object({body}), e.traceparent, e.created_at
+FROM run, unnest({ids}::uuid[], {topics}::text[], {types}::text[], {bodies}::jsonb[], {parents}::text[],
+                 {times}::timestamptz[])
           WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
+"""
+
+
+def event_count(first: int) -> str:
+    """How many events an `events_for_run_sql(first)` statement writes, in SQL."""
+    return f"cardinality(${first}::uuid[])"
+
+
+_APPEND_RUN_EVENTS = f"""
+WITH run AS (
+    UPDATE eval_runs SET last_event_seq = last_event_seq + {event_count(2)}
+    WHERE id = $1
+    RETURNING id, company_id, last_event_seq
+)
+{events_for_run_sql(2)}
 RETURNING company_id, sequence
 """
 _INSERT_MANY = """
@@ -166,11 +186,8 @@ async def append_entity_event(
     return event
 
 
-async def append_run_request(
-    conn: Connection, run_id: UUID, company_id: UUID, *, now: datetime | None = None
-) -> Event:
-    """Ask an executor to run (or resume) a released run: a command on the run-requests topic."""
-    event = _build(
+def _run_request(run_id: UUID, company_id: UUID, now: datetime | None) -> Event:
+    return _build(
         EventType.RUN_REQUESTED,
         company_id=company_id,
         run_id=run_id,
@@ -178,23 +195,20 @@ async def append_run_request(
         data=RunRequest(run_id=run_id),
         now=now,
     )
+
+
+async def append_run_request(
+    conn: Connection, run_id: UUID, company_id: UUID, *, now: datetime | None = None
+) -> Event:
+    """Ask an executor to run (or resume) a released run: a command on the run-requests topic."""
+    event = _run_request(run_id, company_id, now)
     await _insert(conn, event, key=str(run_id))
     return event
 
 
 async def append_run_requests(conn: Connection, run_ids: Sequence[UUID], company_id: UUID) -> None:
     """Run requests for several runs of one company in one statement."""
-    events = [
-        _build(
-            EventType.RUN_REQUESTED,
-            company_id=company_id,
-            run_id=run_id,
-            sequence=None,
-            data=RunRequest(run_id=run_id),
-            now=None,
-        )
-        for run_id in run_ids
-    ]
+    events = [_run_request(run_id, company_id, None) for run_id in run_ids]
     columns = list(zip(*(_values(event, key=str(event.run_id)) for event in events), strict=True))
     await conn.execute(_INSERT_MANY, *(list(column) for column in columns))
 

@@ -19,13 +19,13 @@ from service.db import outbox, turns
 from service.db.claims import Lease
 from service.db.core import Connection
 
-_PERSIST_ROUND = """
+_PERSIST_ROUND = f"""
 WITH run AS (
     UPDATE eval_runs
-    SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + cardinality($5::uuid[]),
+    SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + {outbox.event_count(5)},
         updated_at = now()
-    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' {unless_cancelled}
-    RETURNING company_id, last_event_seq - cardinality($5::uuid[]) AS base, cancel_requested_at
+    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' {{unless_cancelled}}
+    RETURNING id, company_id, last_event_seq, cancel_requested_at
 ), written AS (
     INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
                                 model, input_tokens, output_tokens, cost_microcents, rate_card_version,
@@ -40,13 +40,7 @@ WITH run AS (
                output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
     WHERE EXISTS (SELECT 1 FROM run)
 )
-INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
-                    created_at)
-SELECT e.event_id, e.topic, $1::text, e.type, run.company_id, $1, run.base + e.ord,
-       e.payload || jsonb_build_object('sequence', run.base + e.ord, 'company_id', run.company_id),
-       e.traceparent, e.created_at
-FROM run, unnest($5::uuid[], $6::text[], $7::text[], $8::jsonb[], $9::text[], $10::timestamptz[])
-          WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
+{outbox.events_for_run_sql(5)}
 RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
 """
 _ROUND_UNLESS_CANCELLED = _PERSIST_ROUND.format(unless_cancelled="AND cancel_requested_at IS NULL")

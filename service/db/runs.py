@@ -90,6 +90,31 @@ class Run:
         )
 
 
+def queued_summary(
+    run_id: UUID,
+    *,
+    case_id: UUID | None = None,
+    suite_id: UUID | None = None,
+    suite_run_id: UUID | None = None,
+    labels: dict[str, str] | None = None,
+) -> RunSummary:
+    """What a new run looks like: queued, pending, nothing scored or spent."""
+    return RunSummary(
+        id=run_id,
+        case_id=case_id,
+        suite_id=suite_id,
+        suite_run_id=suite_run_id,
+        status="queued",
+        queue_status="pending",
+        termination_reason=None,
+        score=None,
+        pass_fail=None,
+        total_cost_cents=0,
+        error_code=None,
+        labels=labels or {},
+    )
+
+
 RUN_COLUMNS = ", ".join(f.name for f in fields(Run))
 DONE_CHANNEL = "agent_eval_runs"  # NOTIFY payload: the id of a run that became done
 
@@ -122,12 +147,39 @@ class NewRun:
     persona_model: str | None = None
 
 
-_INSERT_RUN = f"""
+def insert_run_sql(last_event_seq: str = "0") -> str:
+    """`INSERT INTO eval_runs … RETURNING` the row, its values as `new_run_values` in $1..$14;
+    `last_event_seq` is SQL (a statement that announces the run counts its events there)."""
+    return f"""
 INSERT INTO eval_runs (id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, config,
-                       agent_overrides, labels, released_at, position, agent_model, persona_model)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END, $12, $13, $14)
+                       agent_overrides, labels, released_at, position, agent_model, persona_model,
+                       last_event_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END, $12, $13, $14,
+        {last_event_seq})
 RETURNING {RUN_COLUMNS}
 """
+
+
+def new_run_values(new: NewRun) -> tuple[object, ...]:
+    return (
+        new.id,
+        new.company_id,
+        new.case_id,
+        new.suite_id,
+        new.suite_run_id,
+        new.agent_id,
+        new.persona_id,
+        new.config,
+        new.agent_overrides,
+        new.labels,
+        new.released,
+        new.position,
+        new.agent_model,
+        new.persona_model,
+    )
+
+
+_INSERT_RUN = insert_run_sql()
 _SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1"
 _SELECT_COMPANY_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 AND company_id = $2"
 
@@ -147,24 +199,9 @@ WHERE queue_status <> 'done'
 
 
 async def insert_run(conn: Connection, new: NewRun) -> Run:
-    """Create a run (queued, pending), released now unless `new.released` is false."""
-    record = await conn.fetchrow(
-        _INSERT_RUN,
-        new.id,
-        new.company_id,
-        new.case_id,
-        new.suite_id,
-        new.suite_run_id,
-        new.agent_id,
-        new.persona_id,
-        new.config,
-        new.agent_overrides,
-        new.labels,
-        new.released,
-        new.position,
-        new.agent_model,
-        new.persona_model,
-    )
+    """Create a run (queued, pending), released now unless `new.released` is false, without
+    announcing it (`service.db.run_creation.create_run` does both)."""
+    record = await conn.fetchrow(_INSERT_RUN, *new_run_values(new))
     assert record is not None  # INSERT … RETURNING always returns the row
     return run_from_record(record)
 

@@ -12,9 +12,8 @@ from pydantic import JsonValue
 
 from schemas.api import ToolCall, Turn, TurnRole
 from service.db.core import Connection, Record
+from service.domain.pricing import cents_up
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
-
-MICROCENTS_PER_CENT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class TurnRow:
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             cost_microcents=self.cost_microcents,
-            cost_cents=-(-self.cost_microcents // MICROCENTS_PER_CENT),
+            cost_cents=cents_up(self.cost_microcents),
             rate_card_version=self.rate_card_version,
             latency_ms=self.latency_ms,
         )

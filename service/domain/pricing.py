@@ -82,12 +82,17 @@ class Bill:
     total_cost_cents: int
 
 
+def cents_up(microcents: int) -> int:
+    """Whole cents, rounded up: what an amount in microcents costs."""
+    return -(-microcents // MICROCENTS_PER_CENT)
+
+
 def bill(agent_microcents: int, persona_microcents: int, judge_microcents: int) -> Bill:
     """Whole cents for a run: total rounded up, split across roles by largest remainder."""
     parts = [agent_microcents, persona_microcents, judge_microcents]
     if any(p < 0 for p in parts):
         raise ValueError("costs cannot be negative")
-    total = -(-sum(parts) // MICROCENTS_PER_CENT)
+    total = cents_up(sum(parts))
     floors = [p // MICROCENTS_PER_CENT for p in parts]
     left = total - sum(floors)
     # Largest fractional part first; ties go to agent, then persona, then judge.

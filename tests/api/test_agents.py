@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from service.db.core import Pool
-from tests.support.api import Client, Json, Tenant, agent_body, created, key_for
+from tests.support.api import (
+    Client,
+    Json,
+    Tenant,
+    agent_body,
+    allowed_with_scope,
+    created,
+    deleted,
+    first_row,
+    gone,
+    refused_field,
+    refused_query,
+    refused_without_scope,
+    row_count,
+)
+
+AGENT_SCOPES = ("agents:read", "agents:create", "agents:update", "agents:delete", "agent_eval:read")
 
 FLOW = {
     "flow_config_version": "1",
@@ -26,14 +41,6 @@ FLOW = {
 
 async def _agent(client: Client, tenant: Tenant, **overrides: object) -> Json:
     return await created(client, tenant, "/agents", agent_body(**overrides))
-
-
-async def _rows(database_url: str, table: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-    finally:
-        await conn.close()
 
 
 async def test_create_returns_the_agent_with_defaults_and_every_reference_field(
@@ -100,11 +107,8 @@ async def test_invalid_agents_are_refused_naming_the_field_and_nothing_is_writte
     client: Client, tenant: Tenant, database_url: str, overrides: Json, field: str
 ) -> None:
     response = await client.post("/agents", json=agent_body(**overrides), headers=tenant.headers())
-    assert response.status == 400
-    body = await response.json()
-    assert body["code"] == "VALIDATION_ERROR"
-    assert field in [f["field"] for f in body["fields"]], body
-    assert await _rows(database_url, "agents") == 0
+    await refused_field(response, field)
+    assert await row_count(database_url, "agents") == 0
 
 
 async def test_a_flow_agent_needs_a_well_formed_graph(client: Client, tenant: Tenant) -> None:
@@ -145,10 +149,7 @@ async def test_list_is_newest_first_paginated_and_filterable(client: Client, ten
     "query", ["limit=0", "limit=101", "offset=-1", "limit=abc", "type=voice", "sort=name"]
 )
 async def test_bad_list_queries_are_refused(client: Client, tenant: Tenant, query: str) -> None:
-    response = await client.get(f"/agents?{query}", headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR")
-    assert body["fields"][0]["field"].startswith("query.")
+    await refused_query(client, tenant, f"/agents?{query}")
 
 
 async def test_patch_changes_only_what_is_sent(client: Client, tenant: Tenant) -> None:
@@ -197,16 +198,9 @@ async def test_patching_the_same_type_is_fine(client: Client, tenant: Tenant) ->
 
 async def test_delete_is_soft_and_final(client: Client, tenant: Tenant, database_url: str) -> None:
     agent = await _agent(client, tenant)
-    response = await client.delete(f"/agents/{agent['id']}", headers=tenant.headers())
-    assert response.status == 204
-    for method in ("get", "patch", "delete"):
-        response = await client.request(method, f"/agents/{agent['id']}", json={}, headers=tenant.headers())
-        assert (response.status, (await response.json())["code"]) == (404, "NOT_FOUND")
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow("SELECT deleted_at, is_active FROM agents")
-    finally:
-        await conn.close()
+    await deleted(client, tenant, f"/agents/{agent['id']}")
+    await gone(client, tenant, f"/agents/{agent['id']}")
+    row = await first_row(database_url, "SELECT deleted_at, is_active FROM agents")
     assert row is not None
     assert row["deleted_at"] is not None
     assert row["is_active"] is False
@@ -249,20 +243,9 @@ async def test_each_endpoint_needs_its_scope(
     client: Client, tenant: Tenant, pool: Pool, method: str, path: str, scope: str
 ) -> None:
     agent = await _agent(client, tenant)
-    others = [
-        s
-        for s in ("agents:read", "agents:create", "agents:update", "agents:delete", "agent_eval:read")
-        if s != scope
-    ]
-    narrow = await key_for(pool, tenant, others)
     url = path.format(id=agent["id"])
-    response = await client.request(method, url, json=agent_body(), headers=narrow.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (401, "INSUFFICIENT_SCOPE")
-    assert scope in body["error"]
-    allowed = await key_for(pool, tenant, [scope])
-    response = await client.request(method, url, json=agent_body(), headers=allowed.headers())
-    assert response.status in (200, 201, 204)
+    await refused_without_scope(client, pool, tenant, method, url, agent_body(), scope, AGENT_SCOPES)
+    await allowed_with_scope(client, pool, tenant, method, url, agent_body(), scope)
 
 
 async def test_text_the_database_cannot_store_is_a_400_not_a_500(
@@ -273,7 +256,7 @@ async def test_text_the_database_cannot_store_is_a_400_not_a_500(
     )
     body = await response.json()
     assert (response.status, body["code"], body["fields"][0]["field"]) == (400, "VALIDATION_ERROR", "body")
-    assert await _rows(database_url, "agents") == 0
+    assert await row_count(database_url, "agents") == 0
 
 
 async def test_numbers_too_big_for_a_float_are_refused_even_inside_free_form_json(
@@ -286,4 +269,4 @@ async def test_numbers_too_big_for_a_float_are_refused_even_inside_free_form_jso
     body = await response.json()
     assert (response.status, body["code"]) == (400, "VALIDATION_ERROR")
     assert body["fields"][0]["field"] == "body.tools.0.output_schema"
-    assert await _rows(database_url, "agents") == 0
+    assert await row_count(database_url, "agents") == 0

@@ -24,10 +24,12 @@ from tests.support.api import (
     Client,
     Json,
     Tenant,
+    World,
     agent_body,
-    case_body,
     created,
+    insufficient_scope,
     key_for,
+    make_world,
     persona_body,
     suite_body,
 )
@@ -259,10 +261,7 @@ async def test_a_key_without_the_endpoints_scope_is_insufficient_scope(
     client: Client, pool: Pool, tenant: Tenant, path: str, scope: str, granted: list[str]
 ) -> None:
     narrow = await key_for(pool, tenant, granted)
-    response = await client.get(path, headers=narrow.headers())
-    body: Json = await response.json()
-    assert (response.status, body["code"]) == (401, "INSUFFICIENT_SCOPE")
-    assert scope in body["error"]
+    await insufficient_scope(await client.get(path, headers=narrow.headers()), scope)
     allowed = await key_for(pool, tenant, [scope])
     assert (await client.get(path, headers=allowed.headers())).status == 200
 
@@ -295,10 +294,8 @@ async def _resource(client: Client, owner: Tenant, kind: str) -> tuple[str, Json
         return "/agent-eval/personas", await created(client, owner, "/agent-eval/personas", persona_body())
     if kind == "suites":
         return "/agent-eval/suites", await created(client, owner, "/agent-eval/suites", suite_body())
-    agent = await created(client, owner, "/agents", agent_body())
-    persona = await created(client, owner, "/agent-eval/personas", persona_body())
-    case = await created(client, owner, "/agent-eval/cases", case_body(agent["id"], persona["id"]))
-    return "/agent-eval/cases", case
+    world = await make_world(client, owner)
+    return "/agent-eval/cases", await created(client, owner, "/agent-eval/cases", world.body())
 
 
 @pytest.mark.parametrize("kind", ["agents", "personas", "cases", "suites"])
@@ -327,17 +324,10 @@ async def test_a_company_never_sees_or_touches_another_companys_resources(
 async def test_a_case_cannot_use_another_companys_agent_or_persona(
     client: Client, tenant: Tenant, stranger: Tenant
 ) -> None:
-    their_agent = await created(client, stranger, "/agents", agent_body())
-    their_persona = await created(client, stranger, "/agent-eval/personas", persona_body())
-    our_agent = await created(client, tenant, "/agents", agent_body())
-    our_persona = await created(client, tenant, "/agent-eval/personas", persona_body())
-    for agent_id, persona_id in (
-        (their_agent["id"], our_persona["id"]),
-        (our_agent["id"], their_persona["id"]),
-    ):
-        response = await client.post(
-            "/agent-eval/cases", json=case_body(agent_id, persona_id), headers=tenant.headers()
-        )
+    theirs = await make_world(client, stranger)
+    ours = await make_world(client, tenant)
+    for mixed in (World(theirs.agent, ours.persona), World(ours.agent, theirs.persona)):
+        response = await client.post("/agent-eval/cases", json=mixed.body(), headers=tenant.headers())
         assert await _code(response) == (404, "NOT_FOUND")
     listed: Json = await (await client.get("/agent-eval/cases", headers=tenant.headers())).json()
     assert listed["data"] == []

@@ -4,53 +4,46 @@ missing scope; agent and persona embedded; assertions and agent overrides valida
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
-import asyncpg
 import pytest
 from aiohttp import ClientResponse
 
 from service.db.core import Pool
 from tests.support.api import (
+    COLLECTIONS,
+    EVAL_SCOPES,
     Client,
     Json,
     Tenant,
+    World,
     agent_body,
-    case_body,
+    allowed_with_scope,
     created,
-    key_for,
+    deleted,
+    gone,
+    listed,
+    looks_missing,
+    make_world,
+    not_found,
     persona_body,
+    refused_bad_path_id,
+    refused_field,
+    refused_query,
+    refused_without_scope,
+    row_count,
+    soft_deleted,
     suite_body,
+    unusable_id,
 )
 
 CASES = "/agent-eval/cases"
-COLLECTIONS = {"agent": "/agents", "persona": "/agent-eval/personas", "suite": "/agent-eval/suites"}
-BODIES = {"agent": agent_body, "persona": persona_body, "suite": suite_body}
-SCOPES = ("agent_eval:read", "agent_eval:create", "agent_eval:update", "agent_eval:delete", "agent_eval:run")
 HOWS = ["foreign", "deleted", "missing"]
 MUST_SAY: Json = {"type": "must_say", "pattern": "heating", "weight": 1.0, "description": None}
 
 
-@dataclass(frozen=True)
-class World:
-    """An agent and a persona of one company: what a case needs."""
-
-    agent: Json
-    persona: Json
-
-    def body(self, **overrides: object) -> Json:
-        return {**case_body(self.agent["id"], self.persona["id"]), **overrides}
-
-
-async def _world(client: Client, tenant: Tenant) -> World:
-    agent = await created(client, tenant, "/agents", agent_body())
-    persona = await created(client, tenant, COLLECTIONS["persona"], persona_body())
-    return World(agent, persona)
-
-
 @pytest.fixture
 async def world(client: Client, tenant: Tenant) -> World:
-    return await _world(client, tenant)
+    return await make_world(client, tenant)
 
 
 async def _case(client: Client, tenant: Tenant, world: World, **overrides: object) -> Json:
@@ -65,48 +58,18 @@ async def _patch(client: Client, tenant: Tenant, case_id: str, patch: Json) -> C
     return await client.patch(f"{CASES}/{case_id}", json=patch, headers=tenant.headers())
 
 
-async def _delete(client: Client, tenant: Tenant, path: str) -> None:
-    response = await client.delete(path, headers=tenant.headers())
-    assert response.status == 204
-
-
 async def _listed(client: Client, tenant: Tenant, query: str = "") -> Json:
-    response = await client.get(f"{CASES}?{query}", headers=tenant.headers())
-    page: Json = await response.json()
-    assert response.status == 200, page
-    return page
+    return await listed(client, tenant, f"{CASES}?{query}")
 
 
-async def _rows(database_url: str, table: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-    finally:
-        await conn.close()
-
-
-async def _refused(response: ClientResponse, field: str) -> None:
-    """Assert a 400 VALIDATION_ERROR naming `field` (assertion type tags left out of the path)."""
-    body: Json = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR"), body
-    assert field in [f["field"] for f in body["fields"]], body
-
-
-async def _not_found(response: ClientResponse) -> None:
-    body: Json = await response.json()
-    assert (response.status, body["code"]) == (404, "NOT_FOUND"), body
-
-
-async def _unusable(client: Client, tenant: Tenant, stranger: Tenant, resource: str, how: str) -> str:
-    """An id of `resource` that `tenant` cannot use: another company's, deleted, or never created."""
-    if how == "missing":
-        return str(uuid.uuid4())
-    made = await created(
-        client, stranger if how == "foreign" else tenant, COLLECTIONS[resource], BODIES[resource]()
-    )
-    if how == "deleted":
-        await _delete(client, tenant, f"{COLLECTIONS[resource]}/{made['id']}")
-    return str(made["id"])
+async def _cannot_move_to(
+    client: Client, tenant: Tenant, stranger: Tenant, world: World, resource: str, how: str
+) -> None:
+    """Assert a case cannot be moved to an unusable `resource` (see `unusable_id`) and stays as it was."""
+    case = await _case(client, tenant, world)
+    reference = await unusable_id(client, tenant, stranger, resource, how)
+    await not_found(await _patch(client, tenant, case["id"], {f"{resource}_id": reference}))
+    assert await (await _get(client, tenant, case["id"])).json() == case
 
 
 async def test_create_returns_the_case_with_defaults_and_its_agent_and_persona(
@@ -195,8 +158,8 @@ async def test_invalid_cases_are_refused_naming_the_field_and_nothing_is_written
     client: Client, tenant: Tenant, world: World, database_url: str, overrides: Json, field: str
 ) -> None:
     response = await client.post(CASES, json=world.body(**overrides), headers=tenant.headers())
-    await _refused(response, field)
-    assert await _rows(database_url, "eval_cases") == 0
+    await refused_field(response, field)
+    assert await row_count(database_url, "eval_cases") == 0
 
 
 @pytest.mark.parametrize(
@@ -229,8 +192,8 @@ async def test_invalid_assertions_are_refused_naming_the_field_and_nothing_is_wr
 ) -> None:
     body = world.body(success_criteria=[MUST_SAY, criterion])
     response = await client.post(CASES, json=body, headers=tenant.headers())
-    await _refused(response, field)
-    assert await _rows(database_url, "eval_cases") == 0
+    await refused_field(response, field)
+    assert await row_count(database_url, "eval_cases") == 0
 
 
 @pytest.mark.parametrize(
@@ -288,8 +251,8 @@ async def test_invalid_agent_overrides_are_refused_naming_the_key_and_nothing_is
     client: Client, tenant: Tenant, world: World, database_url: str, overrides: Json, field: str
 ) -> None:
     response = await client.post(CASES, json=world.body(agent_overrides=overrides), headers=tenant.headers())
-    await _refused(response, field)
-    assert await _rows(database_url, "eval_cases") == 0
+    await refused_field(response, field)
+    assert await row_count(database_url, "eval_cases") == 0
 
 
 @pytest.mark.parametrize(
@@ -325,12 +288,12 @@ async def test_references_must_be_live_and_the_companys(
     resource: str,
     how: str,
 ) -> None:
-    reference = await _unusable(client, tenant, stranger, resource, how)
+    reference = await unusable_id(client, tenant, stranger, resource, how)
     response = await client.post(
         CASES, json=world.body(**{f"{resource}_id": reference}), headers=tenant.headers()
     )
-    await _not_found(response)
-    assert await _rows(database_url, "eval_cases") == 0
+    await not_found(response)
+    assert await row_count(database_url, "eval_cases") == 0
 
 
 async def test_a_case_without_an_agent_takes_its_suites(client: Client, tenant: Tenant, world: World) -> None:
@@ -361,8 +324,8 @@ async def test_a_case_without_an_agent_needs_a_suite_with_one(
     if with_suite:
         body["suite_id"] = (await created(client, tenant, COLLECTIONS["suite"], suite_body()))["id"]
     response = await client.post(CASES, json=body, headers=tenant.headers())
-    await _refused(response, "body.agent_id")
-    assert await _rows(database_url, "eval_cases") == 0
+    await refused_field(response, "body.agent_id")
+    assert await row_count(database_url, "eval_cases") == 0
 
 
 async def test_the_suites_agent_must_still_be_live(
@@ -370,11 +333,11 @@ async def test_the_suites_agent_must_still_be_live(
 ) -> None:
     agent = await created(client, tenant, "/agents", agent_body())
     suite = await created(client, tenant, COLLECTIONS["suite"], suite_body(agent_id=agent["id"]))
-    await _delete(client, tenant, f"/agents/{agent['id']}")
+    await deleted(client, tenant, f"/agents/{agent['id']}")
     body = world.body(suite_id=suite["id"])
     del body["agent_id"]
-    await _not_found(await client.post(CASES, json=body, headers=tenant.headers()))
-    assert await _rows(database_url, "eval_cases") == 0
+    await not_found(await client.post(CASES, json=body, headers=tenant.headers()))
+    assert await row_count(database_url, "eval_cases") == 0
 
 
 async def test_list_is_newest_first_paginated_and_embeds_agent_and_persona(
@@ -393,7 +356,7 @@ async def test_list_is_newest_first_paginated_and_embeds_agent_and_persona(
 
 
 async def test_list_filters_by_agent_persona_and_suite(client: Client, tenant: Tenant, world: World) -> None:
-    other = await _world(client, tenant)
+    other = await make_world(client, tenant)
     suite = await created(client, tenant, COLLECTIONS["suite"], suite_body())
     plain = await _case(client, tenant, world)
     in_suite = await _case(client, tenant, world, suite_id=suite["id"])
@@ -429,10 +392,7 @@ async def test_list_filters_by_agent_persona_and_suite(client: Client, tenant: T
     ],
 )
 async def test_bad_list_queries_are_refused(client: Client, tenant: Tenant, query: str) -> None:
-    response = await client.get(f"{CASES}?{query}", headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR")
-    assert body["fields"][0]["field"].startswith("query.")
+    await refused_query(client, tenant, f"{CASES}?{query}")
 
 
 async def test_patch_changes_only_what_is_sent(client: Client, tenant: Tenant, world: World) -> None:
@@ -471,7 +431,7 @@ async def test_the_agent_of_a_case_cannot_change(client: Client, tenant: Tenant,
     case = await _case(client, tenant, world)
     other = await created(client, tenant, "/agents", agent_body(name="Other"))
     response = await _patch(client, tenant, case["id"], {"agent_id": other["id"], "name": "Moved"})
-    await _refused(response, "body.agent_id")
+    await refused_field(response, "body.agent_id")
     assert await (await _get(client, tenant, case["id"])).json() == case
     response = await _patch(client, tenant, case["id"], {"agent_id": world.agent["id"], "name": "Same"})
     updated = await response.json()
@@ -491,10 +451,7 @@ async def test_patch_can_move_a_case_to_another_persona(client: Client, tenant: 
 async def test_the_new_persona_must_be_live_and_the_companys(
     client: Client, tenant: Tenant, stranger: Tenant, world: World, how: str
 ) -> None:
-    case = await _case(client, tenant, world)
-    persona_id = await _unusable(client, tenant, stranger, "persona", how)
-    await _not_found(await _patch(client, tenant, case["id"], {"persona_id": persona_id}))
-    assert await (await _get(client, tenant, case["id"])).json() == case
+    await _cannot_move_to(client, tenant, stranger, world, "persona", how)
 
 
 async def test_patch_can_move_a_case_between_suites_and_out(
@@ -514,17 +471,14 @@ async def test_patch_can_move_a_case_between_suites_and_out(
 async def test_the_new_suite_must_be_live_and_the_companys(
     client: Client, tenant: Tenant, stranger: Tenant, world: World, how: str
 ) -> None:
-    case = await _case(client, tenant, world)
-    suite_id = await _unusable(client, tenant, stranger, "suite", how)
-    await _not_found(await _patch(client, tenant, case["id"], {"suite_id": suite_id}))
-    assert await (await _get(client, tenant, case["id"])).json() == case
+    await _cannot_move_to(client, tenant, stranger, world, "suite", how)
 
 
 async def test_a_case_whose_persona_was_deleted_reads_but_must_move_to_be_saved(
     client: Client, tenant: Tenant, world: World
 ) -> None:
     case = await _case(client, tenant, world)
-    await _delete(client, tenant, f"{COLLECTIONS['persona']}/{world.persona['id']}")
+    await deleted(client, tenant, f"{COLLECTIONS['persona']}/{world.persona['id']}")
     response = await _get(client, tenant, case["id"])
     read = await response.json()
     assert (response.status, read["persona_id"], read["persona"]["name"]) == (
@@ -534,7 +488,7 @@ async def test_a_case_whose_persona_was_deleted_reads_but_must_move_to_be_saved(
     )
     assert read["persona"]["deleted_at"] is not None
     assert [c["id"] for c in (await _listed(client, tenant))["data"]] == [case["id"]]
-    await _not_found(await _patch(client, tenant, case["id"], {"name": "Renamed"}))
+    await not_found(await _patch(client, tenant, case["id"], {"name": "Renamed"}))
     assert await (await _get(client, tenant, case["id"])).json() == read
     live = await created(client, tenant, COLLECTIONS["persona"], persona_body(name="Live"))
     response = await _patch(client, tenant, case["id"], {"persona_id": live["id"], "name": "Renamed"})
@@ -571,7 +525,7 @@ async def test_invalid_patches_are_refused_and_change_nothing(
     client: Client, tenant: Tenant, world: World, patch: Json, field: str
 ) -> None:
     case = await _case(client, tenant, world)
-    await _refused(await _patch(client, tenant, case["id"], patch), field)
+    await refused_field(await _patch(client, tenant, case["id"], patch), field)
     assert await (await _get(client, tenant, case["id"])).json() == case
 
 
@@ -579,17 +533,9 @@ async def test_delete_is_soft_and_final(
     client: Client, tenant: Tenant, world: World, database_url: str
 ) -> None:
     case = await _case(client, tenant, world)
-    await _delete(client, tenant, f"{CASES}/{case['id']}")
-    for method in ("get", "patch", "delete"):
-        response = await client.request(method, f"{CASES}/{case['id']}", json={}, headers=tenant.headers())
-        await _not_found(response)
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow("SELECT id, deleted_at FROM eval_cases")
-    finally:
-        await conn.close()
-    assert row is not None
-    assert (str(row["id"]), row["deleted_at"] is not None) == (case["id"], True)
+    await deleted(client, tenant, f"{CASES}/{case['id']}")
+    await gone(client, tenant, f"{CASES}/{case['id']}")
+    await soft_deleted(database_url, "eval_cases", case["id"])
     assert (await _listed(client, tenant))["pagination"]["total"] == 0
     assert (await _listed(client, tenant, f"agent_id={world.agent['id']}"))["data"] == []
 
@@ -598,25 +544,16 @@ async def test_delete_is_soft_and_final(
 async def test_a_random_id_is_not_found(client: Client, tenant: Tenant, method: str) -> None:
     missing = uuid.uuid4()
     response = await client.request(method, f"{CASES}/{missing}", json={}, headers=tenant.headers())
-    await _not_found(response)
+    await not_found(response)
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
 async def test_another_companys_case_looks_missing(
     client: Client, tenant: Tenant, stranger: Tenant, method: str
 ) -> None:
-    theirs_world = await _world(client, stranger)
+    theirs_world = await make_world(client, stranger)
     theirs = await _case(client, stranger, theirs_world)
-    missing_id = str(uuid.uuid4())
-    missing = await client.request(
-        method, f"{CASES}/{missing_id}", json={"name": "Mine"}, headers=tenant.headers()
-    )
-    foreign = await client.request(
-        method, f"{CASES}/{theirs['id']}", json={"name": "Mine"}, headers=tenant.headers()
-    )
-    assert (missing.status, foreign.status) == (404, 404)
-    missing_body, foreign_body = await missing.json(), await foreign.json()
-    assert foreign_body == {**missing_body, "error": missing_body["error"].replace(missing_id, theirs["id"])}
+    await looks_missing(client, tenant, method, CASES, theirs["id"])
     for query in ("", f"agent_id={theirs['agent_id']}", f"persona_id={theirs['persona_id']}"):
         assert (await _listed(client, tenant, query))["pagination"]["total"] == 0
     assert await (await _get(client, stranger, theirs["id"])).json() == theirs
@@ -624,9 +561,7 @@ async def test_another_companys_case_looks_missing(
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
 async def test_a_bad_id_in_the_path_is_a_400(client: Client, tenant: Tenant, method: str) -> None:
-    response = await client.request(method, f"{CASES}/not-a-uuid", json={}, headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"], body["fields"][0]["field"]) == (400, "VALIDATION_ERROR", "path.id")
+    await refused_bad_path_id(client, tenant, method, CASES)
 
 
 @pytest.mark.parametrize(
@@ -650,16 +585,9 @@ async def test_each_endpoint_needs_its_scope(
     scope: str,
 ) -> None:
     case = await _case(client, tenant, world)
-    others = [s for s in (*SCOPES, "agents:read", "agents:create") if s != scope]
-    narrow = await key_for(pool, tenant, others)
     url = path.format(id=case["id"])
     body = world.body(max_turns=7)
-    response = await client.request(method, url, json=body, headers=narrow.headers())
-    refused = await response.json()
-    assert (response.status, refused["code"]) == (401, "INSUFFICIENT_SCOPE")
-    assert scope in refused["error"]
+    await refused_without_scope(client, pool, tenant, method, url, body, scope, EVAL_SCOPES)
     assert await (await _get(client, tenant, case["id"])).json() == case
-    assert await _rows(database_url, "eval_cases") == 1
-    allowed = await key_for(pool, tenant, [scope])
-    response = await client.request(method, url, json=body, headers=allowed.headers())
-    assert response.status in (200, 201, 204)
+    assert await row_count(database_url, "eval_cases") == 1
+    await allowed_with_scope(client, pool, tenant, method, url, body, scope)

@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 import pytest
 from aiohttp import ClientResponse
 
 from service.db.core import Pool
-from tests.support.api import Client, Json, Tenant, created, key_for, persona_body
+from tests.support.api import (
+    EVAL_SCOPES,
+    Client,
+    Json,
+    Tenant,
+    allowed_with_scope,
+    created,
+    deleted,
+    gone,
+    listed,
+    looks_missing,
+    not_found,
+    persona_body,
+    refused_bad_path_id,
+    refused_field,
+    refused_query,
+    refused_without_scope,
+    row_count,
+    soft_deleted,
+)
 
 PERSONAS = "/agent-eval/personas"
-SCOPES = ("agent_eval:read", "agent_eval:create", "agent_eval:update", "agent_eval:delete", "agent_eval:run")
 
 
 async def _persona(client: Client, tenant: Tenant, **overrides: object) -> Json:
@@ -25,26 +42,7 @@ async def _get(client: Client, tenant: Tenant, persona_id: str) -> ClientRespons
 
 
 async def _listed(client: Client, tenant: Tenant, query: str = "") -> Json:
-    response = await client.get(f"{PERSONAS}?{query}", headers=tenant.headers())
-    page: Json = await response.json()
-    assert response.status == 200, page
-    return page
-
-
-async def _rows(database_url: str, table: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-    finally:
-        await conn.close()
-
-
-async def _refused(response: ClientResponse, field: str) -> Json:
-    """Assert a 400 VALIDATION_ERROR naming `field`; return the body."""
-    body: Json = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR"), body
-    assert field in [f["field"] for f in body["fields"]], body
-    return body
+    return await listed(client, tenant, f"{PERSONAS}?{query}")
 
 
 async def test_create_returns_the_persona_with_defaults(client: Client, tenant: Tenant) -> None:
@@ -115,13 +113,13 @@ async def test_invalid_personas_are_refused_naming_the_field_and_nothing_is_writ
     client: Client, tenant: Tenant, database_url: str, body: Json, field: str
 ) -> None:
     response = await client.post(PERSONAS, json=body, headers=tenant.headers())
-    await _refused(response, field)
-    assert await _rows(database_url, "eval_personas") == 0
+    await refused_field(response, field)
+    assert await row_count(database_url, "eval_personas") == 0
 
 
 async def test_a_scripted_persona_without_a_script_says_why(client: Client, tenant: Tenant) -> None:
     response = await client.post(PERSONAS, json=persona_body(model="scripted"), headers=tenant.headers())
-    body = await _refused(response, "body.script")
+    body = await refused_field(response, "body.script")
     assert "script" in body["fields"][0]["message"]
 
 
@@ -158,10 +156,7 @@ async def test_list_filters_by_language(client: Client, tenant: Tenant) -> None:
     "query", ["limit=0", "limit=101", "offset=-1", "limit=abc", "language=english", "sort=name"]
 )
 async def test_bad_list_queries_are_refused(client: Client, tenant: Tenant, query: str) -> None:
-    response = await client.get(f"{PERSONAS}?{query}", headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR")
-    assert body["fields"][0]["field"].startswith("query.")
+    await refused_query(client, tenant, f"{PERSONAS}?{query}")
 
 
 async def test_patch_changes_only_what_is_sent(client: Client, tenant: Tenant) -> None:
@@ -215,7 +210,7 @@ async def test_invalid_patches_are_refused_and_change_nothing(
 ) -> None:
     persona = await _persona(client, tenant)
     response = await client.patch(f"{PERSONAS}/{persona['id']}", json=patch, headers=tenant.headers())
-    await _refused(response, field)
+    await refused_field(response, field)
     assert await (await _get(client, tenant, persona["id"])).json() == persona
 
 
@@ -224,26 +219,15 @@ async def test_a_scripted_persona_cannot_lose_its_script(client: Client, tenant:
     response = await client.patch(
         f"{PERSONAS}/{persona['id']}", json={"script": None}, headers=tenant.headers()
     )
-    await _refused(response, "body.script")
+    await refused_field(response, "body.script")
     assert await (await _get(client, tenant, persona["id"])).json() == persona
 
 
 async def test_delete_is_soft_and_final(client: Client, tenant: Tenant, database_url: str) -> None:
     persona = await _persona(client, tenant)
-    response = await client.delete(f"{PERSONAS}/{persona['id']}", headers=tenant.headers())
-    assert response.status == 204
-    for method in ("get", "patch", "delete"):
-        response = await client.request(
-            method, f"{PERSONAS}/{persona['id']}", json={}, headers=tenant.headers()
-        )
-        assert (response.status, (await response.json())["code"]) == (404, "NOT_FOUND")
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow("SELECT id, deleted_at FROM eval_personas")
-    finally:
-        await conn.close()
-    assert row is not None
-    assert (str(row["id"]), row["deleted_at"] is not None) == (persona["id"], True)
+    await deleted(client, tenant, f"{PERSONAS}/{persona['id']}")
+    await gone(client, tenant, f"{PERSONAS}/{persona['id']}")
+    await soft_deleted(database_url, "eval_personas", persona["id"])
     assert (await _listed(client, tenant))["pagination"]["total"] == 0
 
 
@@ -251,8 +235,7 @@ async def test_delete_is_soft_and_final(client: Client, tenant: Tenant, database
 async def test_a_random_id_is_not_found(client: Client, tenant: Tenant, method: str) -> None:
     missing = uuid.uuid4()
     response = await client.request(method, f"{PERSONAS}/{missing}", json={}, headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (404, "NOT_FOUND")
+    body = await not_found(response)
     assert str(missing) in body["error"]
 
 
@@ -261,25 +244,14 @@ async def test_another_companys_persona_looks_missing(
     client: Client, tenant: Tenant, stranger: Tenant, method: str
 ) -> None:
     theirs = await _persona(client, stranger)
-    missing_id = str(uuid.uuid4())
-    missing = await client.request(
-        method, f"{PERSONAS}/{missing_id}", json={"name": "Mine"}, headers=tenant.headers()
-    )
-    foreign = await client.request(
-        method, f"{PERSONAS}/{theirs['id']}", json={"name": "Mine"}, headers=tenant.headers()
-    )
-    assert (missing.status, foreign.status) == (404, 404)
-    missing_body, foreign_body = await missing.json(), await foreign.json()
-    assert foreign_body == {**missing_body, "error": missing_body["error"].replace(missing_id, theirs["id"])}
+    await looks_missing(client, tenant, method, PERSONAS, theirs["id"])
     assert (await _listed(client, tenant))["pagination"]["total"] == 0
     assert await (await _get(client, stranger, theirs["id"])).json() == theirs
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
 async def test_a_bad_id_in_the_path_is_a_400(client: Client, tenant: Tenant, method: str) -> None:
-    response = await client.request(method, f"{PERSONAS}/not-a-uuid", json={}, headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"], body["fields"][0]["field"]) == (400, "VALIDATION_ERROR", "path.id")
+    await refused_bad_path_id(client, tenant, method, PERSONAS)
 
 
 @pytest.mark.parametrize(
@@ -296,15 +268,8 @@ async def test_each_endpoint_needs_its_scope(
     client: Client, tenant: Tenant, pool: Pool, database_url: str, method: str, path: str, scope: str
 ) -> None:
     persona = await _persona(client, tenant)
-    others = [s for s in (*SCOPES, "agents:read", "agents:create") if s != scope]
-    narrow = await key_for(pool, tenant, others)
     url = path.format(id=persona["id"])
-    response = await client.request(method, url, json=persona_body(), headers=narrow.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (401, "INSUFFICIENT_SCOPE")
-    assert scope in body["error"]
+    await refused_without_scope(client, pool, tenant, method, url, persona_body(), scope, EVAL_SCOPES)
     assert await (await _get(client, tenant, persona["id"])).json() == persona
-    assert await _rows(database_url, "eval_personas") == 1
-    allowed = await key_for(pool, tenant, [scope])
-    response = await client.request(method, url, json=persona_body(), headers=allowed.headers())
-    assert response.status in (200, 201, 204)
+    assert await row_count(database_url, "eval_personas") == 1
+    await allowed_with_scope(client, pool, tenant, method, url, persona_body(), scope)

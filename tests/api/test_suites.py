@@ -5,25 +5,35 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 import pytest
 from aiohttp import ClientResponse
 
 from service.db.core import Pool
 from tests.support.api import (
+    EVAL_SCOPES,
     Client,
     Json,
     Tenant,
     agent_body,
-    case_body,
+    allowed_with_scope,
     created,
-    key_for,
-    persona_body,
+    deleted,
+    gone,
+    listed,
+    looks_missing,
+    make_world,
+    not_found,
+    refused_bad_path_id,
+    refused_field,
+    refused_query,
+    refused_without_scope,
+    row_count,
+    soft_deleted,
     suite_body,
+    unusable_id,
 )
 
 SUITES = "/agent-eval/suites"
-SCOPES = ("agent_eval:read", "agent_eval:create", "agent_eval:update", "agent_eval:delete", "agent_eval:run")
 
 
 async def _suite(client: Client, tenant: Tenant, **overrides: object) -> Json:
@@ -38,45 +48,8 @@ async def _get(client: Client, tenant: Tenant, suite_id: str) -> ClientResponse:
     return await client.get(f"{SUITES}/{suite_id}", headers=tenant.headers())
 
 
-async def _delete(client: Client, tenant: Tenant, path: str) -> None:
-    response = await client.delete(path, headers=tenant.headers())
-    assert response.status == 204
-
-
 async def _listed(client: Client, tenant: Tenant, query: str = "") -> Json:
-    response = await client.get(f"{SUITES}?{query}", headers=tenant.headers())
-    page: Json = await response.json()
-    assert response.status == 200, page
-    return page
-
-
-async def _rows(database_url: str, table: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-    finally:
-        await conn.close()
-
-
-async def _refused(response: ClientResponse, field: str) -> None:
-    body: Json = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR"), body
-    assert field in [f["field"] for f in body["fields"]], body
-
-
-async def _not_found(response: ClientResponse) -> None:
-    body: Json = await response.json()
-    assert (response.status, body["code"]) == (404, "NOT_FOUND"), body
-
-
-async def _unusable_agent(client: Client, tenant: Tenant, stranger: Tenant, how: str) -> str:
-    """An agent id `tenant` cannot use: another company's, deleted, or never created."""
-    if how == "missing":
-        return str(uuid.uuid4())
-    agent = await _agent(client, stranger if how == "foreign" else tenant)
-    if how == "deleted":
-        await _delete(client, tenant, f"/agents/{agent['id']}")
-    return str(agent["id"])
+    return await listed(client, tenant, f"{SUITES}?{query}")
 
 
 async def test_create_returns_the_suite_with_defaults(client: Client, tenant: Tenant) -> None:
@@ -122,18 +95,18 @@ async def test_invalid_suites_are_refused_naming_the_field_and_nothing_is_writte
     client: Client, tenant: Tenant, database_url: str, body: Json, field: str
 ) -> None:
     response = await client.post(SUITES, json=body, headers=tenant.headers())
-    await _refused(response, field)
-    assert await _rows(database_url, "eval_suites") == 0
+    await refused_field(response, field)
+    assert await row_count(database_url, "eval_suites") == 0
 
 
 @pytest.mark.parametrize("how", ["foreign", "deleted", "missing"])
 async def test_the_default_agent_must_be_a_live_agent_of_the_company(
     client: Client, tenant: Tenant, stranger: Tenant, database_url: str, how: str
 ) -> None:
-    agent_id = await _unusable_agent(client, tenant, stranger, how)
+    agent_id = await unusable_id(client, tenant, stranger, "agent", how)
     response = await client.post(SUITES, json=suite_body(agent_id=agent_id), headers=tenant.headers())
-    await _not_found(response)
-    assert await _rows(database_url, "eval_suites") == 0
+    await not_found(response)
+    assert await row_count(database_url, "eval_suites") == 0
 
 
 async def test_list_is_newest_first_and_paginated(client: Client, tenant: Tenant) -> None:
@@ -150,10 +123,7 @@ async def test_list_is_newest_first_and_paginated(client: Client, tenant: Tenant
     "query", ["limit=0", "limit=101", "offset=-1", "limit=abc", "agent_id=x", "sort=name"]
 )
 async def test_bad_list_queries_are_refused(client: Client, tenant: Tenant, query: str) -> None:
-    response = await client.get(f"{SUITES}?{query}", headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR")
-    assert body["fields"][0]["field"].startswith("query.")
+    await refused_query(client, tenant, f"{SUITES}?{query}")
 
 
 async def test_patch_changes_only_what_is_sent(client: Client, tenant: Tenant) -> None:
@@ -189,11 +159,11 @@ async def test_patching_the_default_agent_checks_it_again(
     client: Client, tenant: Tenant, stranger: Tenant, how: str
 ) -> None:
     suite = await _suite(client, tenant)
-    agent_id = await _unusable_agent(client, tenant, stranger, how)
+    agent_id = await unusable_id(client, tenant, stranger, "agent", how)
     response = await client.patch(
         f"{SUITES}/{suite['id']}", json={"agent_id": agent_id}, headers=tenant.headers()
     )
-    await _not_found(response)
+    await not_found(response)
     assert await (await _get(client, tenant, suite["id"])).json() == suite
 
 
@@ -214,34 +184,23 @@ async def test_invalid_patches_are_refused_and_change_nothing(
 ) -> None:
     suite = await _suite(client, tenant)
     response = await client.patch(f"{SUITES}/{suite['id']}", json=patch, headers=tenant.headers())
-    await _refused(response, field)
+    await refused_field(response, field)
     assert await (await _get(client, tenant, suite["id"])).json() == suite
 
 
 async def test_delete_is_soft_and_final(client: Client, tenant: Tenant, database_url: str) -> None:
     suite = await _suite(client, tenant)
-    await _delete(client, tenant, f"{SUITES}/{suite['id']}")
-    for method in ("get", "patch", "delete"):
-        response = await client.request(method, f"{SUITES}/{suite['id']}", json={}, headers=tenant.headers())
-        await _not_found(response)
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow("SELECT id, deleted_at FROM eval_suites")
-    finally:
-        await conn.close()
-    assert row is not None
-    assert (str(row["id"]), row["deleted_at"] is not None) == (suite["id"], True)
+    await deleted(client, tenant, f"{SUITES}/{suite['id']}")
+    await gone(client, tenant, f"{SUITES}/{suite['id']}")
+    await soft_deleted(database_url, "eval_suites", suite["id"])
     assert (await _listed(client, tenant))["pagination"]["total"] == 0
 
 
 async def test_deleting_a_suite_keeps_its_cases_in_it(client: Client, tenant: Tenant) -> None:
-    agent = await _agent(client, tenant)
-    persona = await created(client, tenant, "/agent-eval/personas", persona_body())
+    world = await make_world(client, tenant)
     suite = await _suite(client, tenant)
-    case = await created(
-        client, tenant, "/agent-eval/cases", case_body(agent["id"], persona["id"], suite_id=suite["id"])
-    )
-    await _delete(client, tenant, f"{SUITES}/{suite['id']}")
+    case = await created(client, tenant, "/agent-eval/cases", world.body(suite_id=suite["id"]))
+    await deleted(client, tenant, f"{SUITES}/{suite['id']}")
     response = await client.get(f"/agent-eval/cases/{case['id']}", headers=tenant.headers())
     assert (response.status, (await response.json())["suite_id"]) == (200, suite["id"])
     response = await client.get(f"/agent-eval/cases?suite_id={suite['id']}", headers=tenant.headers())
@@ -252,7 +211,7 @@ async def test_deleting_a_suite_keeps_its_cases_in_it(client: Client, tenant: Te
 async def test_a_random_id_is_not_found(client: Client, tenant: Tenant, method: str) -> None:
     missing = uuid.uuid4()
     response = await client.request(method, f"{SUITES}/{missing}", json={}, headers=tenant.headers())
-    await _not_found(response)
+    await not_found(response)
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
@@ -260,25 +219,14 @@ async def test_another_companys_suite_looks_missing(
     client: Client, tenant: Tenant, stranger: Tenant, method: str
 ) -> None:
     theirs = await _suite(client, stranger)
-    missing_id = str(uuid.uuid4())
-    missing = await client.request(
-        method, f"{SUITES}/{missing_id}", json={"name": "Mine"}, headers=tenant.headers()
-    )
-    foreign = await client.request(
-        method, f"{SUITES}/{theirs['id']}", json={"name": "Mine"}, headers=tenant.headers()
-    )
-    assert (missing.status, foreign.status) == (404, 404)
-    missing_body, foreign_body = await missing.json(), await foreign.json()
-    assert foreign_body == {**missing_body, "error": missing_body["error"].replace(missing_id, theirs["id"])}
+    await looks_missing(client, tenant, method, SUITES, theirs["id"])
     assert (await _listed(client, tenant))["pagination"]["total"] == 0
     assert await (await _get(client, stranger, theirs["id"])).json() == theirs
 
 
 @pytest.mark.parametrize("method", ["get", "patch", "delete"])
 async def test_a_bad_id_in_the_path_is_a_400(client: Client, tenant: Tenant, method: str) -> None:
-    response = await client.request(method, f"{SUITES}/not-a-uuid", json={}, headers=tenant.headers())
-    body = await response.json()
-    assert (response.status, body["code"], body["fields"][0]["field"]) == (400, "VALIDATION_ERROR", "path.id")
+    await refused_bad_path_id(client, tenant, method, SUITES)
 
 
 @pytest.mark.parametrize(
@@ -295,15 +243,9 @@ async def test_each_endpoint_needs_its_scope(
     client: Client, tenant: Tenant, pool: Pool, database_url: str, method: str, path: str, scope: str
 ) -> None:
     suite = await _suite(client, tenant)
-    others = [s for s in (*SCOPES, "agents:read", "agents:create") if s != scope]
-    narrow = await key_for(pool, tenant, others)
     url = path.format(id=suite["id"])
-    response = await client.request(method, url, json=suite_body(parallelism=2), headers=narrow.headers())
-    body = await response.json()
-    assert (response.status, body["code"]) == (401, "INSUFFICIENT_SCOPE")
-    assert scope in body["error"]
+    body = suite_body(parallelism=2)
+    await refused_without_scope(client, pool, tenant, method, url, body, scope, EVAL_SCOPES)
     assert await (await _get(client, tenant, suite["id"])).json() == suite
-    assert await _rows(database_url, "eval_suites") == 1
-    allowed = await key_for(pool, tenant, [scope])
-    response = await client.request(method, url, json=suite_body(parallelism=2), headers=allowed.headers())
-    assert response.status in (200, 201, 204)
+    assert await row_count(database_url, "eval_suites") == 1
+    await allowed_with_scope(client, pool, tenant, method, url, body, scope)

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from uuid import UUID
-
-import pytest
 
 from service.bus.memory import InProcessBus
 from service.cancels import cancel_run
@@ -19,7 +16,7 @@ from service.settings import Settings
 from tests.support.factories import make_company
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import (
-    charges,
+    assert_billed_for_turns,
     event_types,
     finished,
     make_case,
@@ -35,13 +32,6 @@ RACES = 20
 TERMINAL = ("completed", "failed", "cancelled")
 # Turns: persona, agent, persona, agent, persona goodbye (end_conversation).
 LAST_TURN = 5
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    bus = InProcessBus()
-    yield bus
-    await bus.stop()
 
 
 def race_delays() -> list[float]:
@@ -75,9 +65,7 @@ async def assert_one_end(pool: Pool, run: runs.Run, flagged: bool) -> str:
     rows = await turn_rows(pool, run.id)
     # Dense, and the goodbye is persisted either way: a cancel ends the run at that turn's commit.
     assert [r["turn_number"] for r in rows] == list(range(1, LAST_TURN + 1))
-    total = -(-sum(int(r["cost_microcents"]) for r in rows) // 1_000_000)
-    assert run.total_cost_cents == total
-    assert await charges(pool, run.id) == ([-total] if total else [])
+    await assert_billed_for_turns(pool, run)
     if flagged:
         assert (run.status, run.termination_reason) == ("cancelled", "cancelled")
         assert run.cancel_requested_at is not None

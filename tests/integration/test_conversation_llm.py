@@ -4,17 +4,14 @@ what each side is sent, tool calling round trips, retries, and provider failures
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from service.bus.memory import InProcessBus
 from service.db.core import Pool
 from service.domain.prompts import PERSONA_OPENS
 from service.settings import ProviderConfig, Settings
 from tests.support.factories import make_company
-from tests.support.fake_llm import FakeLLM, Reply, fake_llm
+from tests.support.fake_llm import FakeLLM, Reply
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import charges, event_types, finished, make_case, trigger, turn_rows
 
@@ -34,19 +31,6 @@ AGENT = {
 }
 PERSONA = {"name": "Buyer", "identity_prompt": "You are waiting for order 42.", "model": "fake:persona"}
 FAST_RETRY = {"retry-after-ms": "10"}
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with fake_llm() as server:
-        yield server
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    bus = InProcessBus()
-    yield bus
-    await bus.stop()
 
 
 def with_fake(settings: Settings, llm: FakeLLM, *, timeout_s: float = 5.0, max_retries: int = 1) -> Settings:

@@ -4,10 +4,7 @@ runs, executors that keep vanishing)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from uuid import UUID
-
-import pytest
 
 from service.bus.memory import InProcessBus
 from service.db.core import Pool, connection, transaction
@@ -16,13 +13,6 @@ from service.settings import Settings
 from tests.support.factories import make_company
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import event_types, finished, make_case, read_run, trigger
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    bus = InProcessBus()
-    yield bus
-    await bus.stop()
 
 
 async def job(pool: Pool, settings: Settings, name: str) -> object:

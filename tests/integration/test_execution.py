@@ -5,11 +5,8 @@ events, the score and the one charge."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
-
-import pytest
 
 from schemas.runs import RunConfig
 from service.bus.memory import InProcessBus
@@ -29,13 +26,6 @@ from tests.support.scenarios import (
     turn_rows,
 )
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    bus = InProcessBus()
-    yield bus
-    await bus.stop()
 
 
 def roles_and_texts(rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:

@@ -28,6 +28,7 @@ from tests.support.fake_llm import FakeLLM, Reply, fake_llm
 from tests.support.pipeline import pipeline
 from tests.support.processes import Spawned
 from tests.support.scenarios import (
+    assert_billed_for_turns,
     charges,
     event_types,
     finished,
@@ -46,18 +47,6 @@ LINES = 8
 SCRIPT = [f"Question number {i} about my order" for i in range(1, LINES + 1)]
 ANSWERS = [f"Answer number {i}." for i in range(1, LINES + 1)]
 RULES: list[dict[str, Any]] = [{"when": f"number {i} ", "say": ANSWERS[i - 1]} for i in range(1, LINES + 1)]
-
-
-def cost_cents(rows: list[dict[str, Any]]) -> int:
-    """`ceil(Σ cost_microcents / 10⁶)`, in integers."""
-    return -(-sum(int(r["cost_microcents"]) for r in rows) // 1_000_000)
-
-
-async def assert_billed_for_turns(pool: Pool, run: runs.Run) -> None:
-    """The run's total is the priced cost of its turns, charged once (no row for a zero total)."""
-    total = cost_cents(await turn_rows(pool, run.id))
-    assert run.total_cost_cents == total
-    assert await charges(pool, run.id) == ([-total] if total else [])
 
 
 @contextlib.asynccontextmanager

@@ -36,9 +36,13 @@ LONG_TALK = scripted_persona([f"line {i}" for i in range(12)])
 ECHO_AGENT = scripted_agent(greeting_message=None, rules=[{"when": ".", "say": "Right."}], tools=[])
 
 
+def make_engine(settings: Settings, pool: Pool) -> Engine:
+    return build_engine(RoleContext(settings=settings, pool=pool, bus=InProcessBus()))
+
+
 @pytest.fixture
 async def engine(settings: Settings, pool: Pool) -> AsyncIterator[Engine]:
-    built = build_engine(RoleContext(settings=settings, pool=pool, bus=InProcessBus()))
+    built = make_engine(settings, pool)
     yield built
     await built.tools.close()
     await built.providers.close()
@@ -59,6 +63,19 @@ async def run_request(pool: Pool, run_id: UUID) -> Event:
             run_id,
         )
     return decode_event(payload)
+
+
+async def slow_executor_on_a_new_run(
+    pool: Pool, settings: Settings, **slower: float
+) -> tuple[UUID, Executor, Engine]:
+    """A new run handed to an executor "first" whose settings are updated with `slower`; the run,
+    the executor and its engine (whose tools the caller closes)."""
+    slow = settings.model_copy(update=slower)
+    slow_engine = make_engine(slow, pool)
+    run_id = await new_run(pool, settings)
+    executor = Executor(pool, slow, slow_engine, name="first")
+    await executor.handle(await run_request(pool, run_id))
+    return run_id, executor, slow_engine
 
 
 async def expire_lease(pool: Pool, run_id: UUID) -> None:
@@ -134,11 +151,7 @@ async def test_hand_backs_do_not_count_against_the_attempt_cap(
 async def test_a_stopping_executor_hands_its_runs_back_and_another_resumes_them(
     pool: Pool, settings: Settings, engine: Engine
 ) -> None:
-    slow = settings.model_copy(update={"scripted_latency_s": 0.1})
-    slow_engine = build_engine(RoleContext(settings=slow, pool=pool, bus=InProcessBus()))
-    run_id = await new_run(pool, settings)
-    first = Executor(pool, slow, slow_engine, name="first")
-    await first.handle(await run_request(pool, run_id))
+    run_id, first, slow_engine = await slow_executor_on_a_new_run(pool, settings, scripted_latency_s=0.1)
     await eventually(lambda: turn_rows(pool, run_id), until=lambda rows: len(rows) >= 3, what="three turns")
     await first.close()
     handed = await read_run(pool, run_id)
@@ -163,11 +176,7 @@ async def test_a_stopping_executor_hands_its_runs_back_and_another_resumes_them(
 async def test_renewing_leases_drops_a_conversation_another_executor_took_over(
     pool: Pool, settings: Settings
 ) -> None:
-    slow = settings.model_copy(update={"scripted_latency_s": 0.2})
-    slow_engine = build_engine(RoleContext(settings=slow, pool=pool, bus=InProcessBus()))
-    run_id = await new_run(pool, settings)
-    executor = Executor(pool, slow, slow_engine, name="first")
-    await executor.handle(await run_request(pool, run_id))
+    run_id, executor, slow_engine = await slow_executor_on_a_new_run(pool, settings, scripted_latency_s=0.2)
     assert executor.playing() == {run_id}
     await expire_lease(pool, run_id)
     assert await slow_engine.writer.claim(run_id, "thief") is not None
@@ -183,11 +192,9 @@ async def test_renewing_leases_drops_a_conversation_another_executor_took_over(
 async def test_renewing_leases_pushes_the_expiry_forward(
     pool: Pool, settings: Settings, engine: Engine
 ) -> None:
-    slow = settings.model_copy(update={"scripted_latency_s": 0.5, "lease_ttl_s": 60})
-    slow_engine = build_engine(RoleContext(settings=slow, pool=pool, bus=InProcessBus()))
-    run_id = await new_run(pool, settings)
-    executor = Executor(pool, slow, slow_engine, name="first")
-    await executor.handle(await run_request(pool, run_id))
+    run_id, executor, slow_engine = await slow_executor_on_a_new_run(
+        pool, settings, scripted_latency_s=0.5, lease_ttl_s=60
+    )
     async with transaction(pool) as conn:
         await conn.execute(
             "UPDATE eval_runs SET lease_expires_at = now() + interval '1 second' WHERE id = $1", run_id

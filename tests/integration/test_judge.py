@@ -16,7 +16,7 @@ from schemas.assertions import CustomLlmJudge
 from service.domain.judging import VERDICT_SCHEMA
 from service.domain.transcript import ToolCallRecord, TranscriptTurn, render
 from service.settings import ProviderConfig
-from tests.support.fake_llm import FakeLLM, Reply, fake_llm, verdict
+from tests.support.fake_llm import FakeLLM, Reply, verdict
 
 RUBRIC = "The agent confirms the order number before giving a delivery date."
 TRANSCRIPT = (
@@ -30,12 +30,6 @@ TRANSCRIPT = (
     TranscriptTurn(turn_number=4, role="agent", text="Order 42 ships tomorrow."),
 )
 MALFORMED = Reply(text="I think it passes, mostly.")
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with fake_llm() as server:
-        yield server
 
 
 @pytest.fixture

@@ -24,10 +24,9 @@ from consumers.llm.base import (
 )
 from consumers.llm.openai_compat import OpenAICompatibleProvider, providers_from_settings
 from service.domain.transcript import ToolCallRecord
-from service.lifecycle import serving
 from service.localpg import free_port
 from service.settings import ModelSettings, ProviderConfig, Settings
-from tests.support.fake_llm import FakeLLM, Reply, fake_llm
+from tests.support.fake_llm import FakeLLM, Reply, chat_completions_server
 
 FAST_RETRY = {"retry-after-ms": "10"}  # the SDK honours it instead of its ~0.5-1 s backoff
 SCHEMA: dict[str, JsonValue] = {
@@ -41,12 +40,6 @@ LOOKUP = ToolSpec(
     description="Find an order by its number.",
     parameters={"type": "object", "properties": {"order": {"type": "integer"}}, "required": ["order"]},
 )
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with fake_llm() as server:
-        yield server
 
 
 @asynccontextmanager
@@ -111,10 +104,8 @@ class HeaderRecorder:
 @asynccontextmanager
 async def header_recorder() -> AsyncIterator[HeaderRecorder]:
     recorder = HeaderRecorder()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", recorder.handle)
-    async with serving(app, "127.0.0.1", 0) as url:
-        recorder.base_url = f"{url}/v1"
+    async with chat_completions_server(recorder.handle) as base_url:
+        recorder.base_url = base_url
         yield recorder
 
 
@@ -327,40 +318,24 @@ async def test_server_errors_are_retried_up_to_max_retries(llm: FakeLLM) -> None
     assert len(llm.requests) == 3
 
 
-async def test_server_that_keeps_failing_is_unavailable_after_retries(llm: FakeLLM) -> None:
-    llm.responder = lambda _: Reply(status=500, headers=FAST_RETRY)
+@pytest.mark.parametrize(
+    ("status", "expected", "calls"),
+    [
+        pytest.param(500, "PROVIDER_UNAVAILABLE", 3, id="server-keeps-failing-is-unavailable-after-retries"),
+        pytest.param(429, "PROVIDER_RATE_LIMITED", 3, id="rate-limit-that-persists-is-rate-limited"),
+        pytest.param(400, "PROVIDER_REJECTED", 1, id="bad-request-is-rejected-without-retrying"),
+        pytest.param(401, "PROVIDER_REJECTED", 1, id="unauthorized-is-rejected-without-retrying"),
+    ],
+)
+async def test_an_error_status_that_persists_surfaces_as_its_code(
+    llm: FakeLLM, status: int, expected: ProviderCode, calls: int
+) -> None:
+    llm.responder = lambda _: Reply(status=status, headers=FAST_RETRY)
     async with fake_providers(llm.base_url, max_retries=2) as providers:
         code = await provider_error(providers, ask())
 
-    assert code == "PROVIDER_UNAVAILABLE"
-    assert len(llm.requests) == 3
-
-
-async def test_rate_limit_that_persists_is_rate_limited(llm: FakeLLM) -> None:
-    llm.responder = lambda _: Reply(status=429, headers=FAST_RETRY)
-    async with fake_providers(llm.base_url, max_retries=2) as providers:
-        code = await provider_error(providers, ask())
-
-    assert code == "PROVIDER_RATE_LIMITED"
-    assert len(llm.requests) == 3
-
-
-async def test_bad_request_is_rejected_without_retrying(llm: FakeLLM) -> None:
-    llm.responder = lambda _: Reply(status=400, headers=FAST_RETRY)
-    async with fake_providers(llm.base_url, max_retries=2) as providers:
-        code = await provider_error(providers, ask())
-
-    assert code == "PROVIDER_REJECTED"
-    assert len(llm.requests) == 1
-
-
-async def test_unauthorized_is_rejected_without_retrying(llm: FakeLLM) -> None:
-    llm.responder = lambda _: Reply(status=401, headers=FAST_RETRY)
-    async with fake_providers(llm.base_url, max_retries=2) as providers:
-        code = await provider_error(providers, ask())
-
-    assert code == "PROVIDER_REJECTED"
-    assert len(llm.requests) == 1
+    assert code == expected
+    assert len(llm.requests) == calls
 
 
 async def test_reply_slower_than_the_timeout_is_a_timeout(llm: FakeLLM) -> None:

@@ -3,45 +3,25 @@ scored, billed, done run; redelivered events change nothing and emit nothing."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from uuid import UUID
 
 import pytest
 
-from consumers.launch import RunningRole, running_role
 from consumers.roles import ROLES
 from schemas.events import EventType, Topic
 from service.bus.base import OutgoingRecord
 from service.bus.kafka import KafkaBus
-from service.bus.topics import topic_name, topic_specs
-from service.db import companies, outbox, runs
+from service.bus.topics import topic_name
+from service.db import companies, outbox
 from service.db.core import Pool, connection, transaction
-from service.relay import Relay
 from service.settings import ProviderConfig, Settings
 from tests.support.factories import make_company, make_finished_run
-from tests.support.fake_llm import FakeLLM, fake_llm, verdict
+from tests.support.fake_llm import FakeLLM, verdict
+from tests.support.pipeline import pipeline
+from tests.support.scenarios import read_run
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
-
-
-@contextlib.asynccontextmanager
-async def pipeline(settings: Settings, pool: Pool, kafka: KafkaBus) -> AsyncIterator[list[RunningRole]]:
-    stop = asyncio.Event()
-    roles = [running_role(ROLES[name], settings, pool, kafka, None) for name in ("scorer", "biller")]
-    tasks = [asyncio.create_task(Relay(settings, kafka).run(stop))]
-    tasks += [asyncio.create_task(role.run()) for role in roles]
-    try:
-        for role in roles:
-            await asyncio.wait_for(role.runner.started.wait(), 30)
-        yield roles
-    finally:
-        stop.set()
-        for role in roles:
-            role.request_stop()
-        await asyncio.gather(*tasks)
 
 
 async def _events(pool: Pool, run_id: UUID) -> list[str]:
@@ -55,12 +35,6 @@ async def _committed(kafka: KafkaBus, settings: Settings, role: str) -> int:
     return sum((await kafka.committed(group, topic_name(settings.topic_prefix, Topic.RUN_EVENTS))).values())
 
 
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with fake_llm() as server:
-        yield server
-
-
 async def test_a_completed_run_flows_to_done_and_redelivery_is_harmless(
     pool: Pool, kafka: KafkaBus, settings: Settings, llm: FakeLLM
 ) -> None:
@@ -70,7 +44,6 @@ async def test_a_completed_run_flows_to_done_and_redelivery_is_harmless(
             "judge_model": "fake:j",
         }
     )
-    await kafka.create_topics(topic_specs(settings.topic_prefix, 1, 1))
     company = await make_company(pool, balance_cents=500)
     criteria = [
         {"type": "must_say", "pattern": "hello"},
@@ -86,9 +59,11 @@ async def test_a_completed_run_flows_to_done_and_redelivery_is_harmless(
     async with transaction(pool) as conn:
         await outbox.append_event(conn, run.id, EventType.RUN_COMPLETED, run.summary())
 
-    async with pipeline(settings, pool, kafka):
+    async with pipeline(settings, pool, kafka, roles=("scorer", "biller")):
         done = await eventually(
-            lambda: _fetch(pool, run.id), until=lambda r: r.queue_status == "done", what="the run to be done"
+            lambda: read_run(pool, run.id),
+            until=lambda r: r.queue_status == "done",
+            what="the run to be done",
         )
         assert await _events(pool, run.id) == ["completed", "scored", "billed", "done"]
         assert (done.score, done.pass_fail, done.total_cost_cents) == (100.0, True, 4)
@@ -103,13 +78,8 @@ async def test_a_completed_run_flows_to_done_and_redelivery_is_harmless(
                 return await _committed(kafka, settings, role) >= target
 
             await eventually(caught_up, what=f"the {name} to consume the redelivery")
-    assert await _fetch(pool, run.id) == done
+    assert await read_run(pool, run.id) == done
     assert await _events(pool, run.id) == ["completed", "scored", "billed", "done"]
     assert len(llm.requests) == 1  # the judge was not asked again
     async with connection(pool) as conn:
         assert (await companies.get_company(conn, company.id)).balance_cents == 496
-
-
-async def _fetch(pool: Pool, run_id: UUID) -> runs.Run:
-    async with connection(pool) as conn:
-        return await runs.get_run(conn, run_id)

@@ -21,7 +21,7 @@ from service.db import companies, ledger, outbox, runs
 from service.db.core import Pool, connection
 from service.settings import ProviderConfig, Settings
 from tests.support.factories import make_company, make_finished_run
-from tests.support.fake_llm import FakeLLM, Reply, fake_llm, verdict
+from tests.support.fake_llm import FakeLLM, Reply, verdict
 
 SAYS_HELLO = {"type": "must_say", "pattern": "hello", "weight": 1}
 NO_SORRY = {"type": "must_not_say", "pattern": "sorry", "weight": 1}
@@ -30,12 +30,6 @@ CONVERSATION: list[tuple[TurnRole, str | None, int]] = [
     ("persona", "Hi there", 1_000_000),
     ("agent", "Hello! How can I help?", 2_500_000),
 ]
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    async with fake_llm() as server:
-        yield server
 
 
 @pytest.fixture

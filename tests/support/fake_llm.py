@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,10 +101,19 @@ class FakeLLM:
 
 
 @asynccontextmanager
+async def chat_completions_server(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve `handler` as `POST /v1/chat/completions` on a free local port; yields the base URL."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    async with serving(app, "127.0.0.1", 0) as url:
+        yield f"{url}/v1"
+
+
+@asynccontextmanager
 async def fake_llm() -> AsyncIterator[FakeLLM]:
     llm = FakeLLM()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", llm.handle)
-    async with serving(app, "127.0.0.1", 0) as url:
-        llm.base_url = f"{url}/v1"
+    async with chat_completions_server(llm.handle) as base_url:
+        llm.base_url = base_url
         yield llm

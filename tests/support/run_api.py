@@ -17,7 +17,7 @@ from service.db.core import Pool, connection
 from service.settings import Settings
 from tests.support.api import Client, Json, Tenant, created
 from tests.support.pipeline import pipeline
-from tests.support.scenarios import scripted_agent, scripted_persona
+from tests.support.scenarios import refund_case_body, scripted_agent, scripted_persona
 
 RUNS = "/agent-eval/runs"
 CASES = "/agent-eval/cases"
@@ -62,13 +62,7 @@ async def scripted_case(
     """A scripted agent, a scripted persona and a case of them, all created over HTTP."""
     made_agent = await created(client, tenant, "/agents", agent or scripted_agent())
     made_persona = await created(client, tenant, "/agent-eval/personas", persona or scripted_persona())
-    body: Json = {
-        "name": "Refund",
-        "scenario": "The caller wants a refund for order A-1.",
-        "agent_id": made_agent["id"],
-        "persona_id": made_persona["id"],
-        **case_fields,
-    }
+    body = refund_case_body(made_agent["id"], made_persona["id"], **case_fields)
     return await created(client, tenant, CASES, body)
 
 

@@ -69,6 +69,17 @@ def scripted_persona(
     return persona
 
 
+def refund_case_body(agent_id: str, persona_id: str, **case_fields: Any) -> dict[str, Any]:
+    """The fields of a refund case of this agent and persona (`case_fields` added or overriding)."""
+    return {
+        "name": "Refund",
+        "scenario": "The caller wants a refund for order A-1.",
+        "agent_id": agent_id,
+        "persona_id": persona_id,
+        **case_fields,
+    }
+
+
 async def make_case(
     pool: Pool,
     company_id: UUID,
@@ -88,13 +99,7 @@ async def make_case(
             company_id,
             PersonaCreate.model_validate_json(json.dumps(persona or scripted_persona())),
         )
-        body = {
-            "name": "Refund",
-            "scenario": "The caller wants a refund for order A-1.",
-            "agent_id": str(saved_agent.id),
-            "persona_id": str(saved_persona.id),
-            **case_fields,
-        }
+        body = refund_case_body(str(saved_agent.id), str(saved_persona.id), **case_fields)
         case = await cases.insert_case(
             conn,
             new_id(),
@@ -167,3 +172,15 @@ async def charges(pool: Pool, run_id: UUID) -> list[int]:
             "SELECT amount_cents FROM credit_ledger WHERE run_id = $1 AND kind = 'eval_run_charge'", run_id
         )
     return [int(r["amount_cents"]) for r in rows]
+
+
+def cost_cents(rows: list[dict[str, Any]]) -> int:
+    """`ceil(Σ cost_microcents / 10⁶)`, in integers."""
+    return -(-sum(int(r["cost_microcents"]) for r in rows) // 1_000_000)
+
+
+async def assert_billed_for_turns(pool: Pool, run: runs.Run) -> None:
+    """The run's total is the priced cost of its turns, charged once (no row for a zero total)."""
+    total = cost_cents(await turn_rows(pool, run.id))
+    assert run.total_cost_cents == total
+    assert await charges(pool, run.id) == ([-total] if total else [])

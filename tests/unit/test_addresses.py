@@ -7,6 +7,14 @@ import pytest
 from service.domain.addresses import forbidden_address, is_ip_literal
 
 
+def assert_refused_as(address: str, kind: str) -> None:
+    """The address is refused, the refusal naming `kind` (loopback, private, ...)."""
+    problem = forbidden_address(address)
+
+    assert problem is not None
+    assert kind in problem
+
+
 @pytest.mark.parametrize(
     ("address", "kind"),
     [
@@ -25,10 +33,7 @@ from service.domain.addresses import forbidden_address, is_ip_literal
     ],
 )
 def test_internal_addresses_are_refused_naming_their_kind(address: str, kind: str) -> None:
-    problem = forbidden_address(address)
-
-    assert problem is not None
-    assert kind in problem
+    assert_refused_as(address, kind)
 
 
 UNSPECIFIED_V4 = "0.0.0.0"  # noqa: S104 - an address under test; nothing binds to it
@@ -51,10 +56,7 @@ def test_unspecified_broadcast_shared_reserved_and_documentation_addresses_are_r
     ],
 )
 def test_ipv4_addresses_wrapped_in_ipv6_are_judged_as_the_ipv4_address(wrapped: str, kind: str) -> None:
-    problem = forbidden_address(wrapped)
-
-    assert problem is not None
-    assert kind in problem
+    assert_refused_as(wrapped, kind)
 
 
 @pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "::127.0.0.1"])

@@ -92,21 +92,16 @@ def test_anything_but_the_asked_for_json_is_no_vote(text: str | None) -> None:
 # --- decide ------------------------------------------------------------------------------------
 
 
-def test_one_sample_that_passes_passes() -> None:
-    result = decide(judge(1), [PASS])
+@pytest.mark.parametrize(
+    ("vote", "passed", "outcome"),
+    [pytest.param(PASS, True, "passed", id="passes"), pytest.param(FAIL, False, "failed", id="fails")],
+)
+def test_one_sample_decides_alone(vote: Vote, passed: bool, outcome: str) -> None:
+    result = decide(judge(1), [vote])
 
-    assert result.passed is True
-    assert result.outcome == "passed"
-    assert result.reason == PASS.reason
-    assert result.agreement == "1/1"
-
-
-def test_one_sample_that_fails_fails() -> None:
-    result = decide(judge(1), [FAIL])
-
-    assert result.passed is False
-    assert result.outcome == "failed"
-    assert result.reason == FAIL.reason
+    assert result.passed is passed
+    assert result.outcome == outcome
+    assert result.reason == vote.reason
     assert result.agreement == "1/1"
 
 
