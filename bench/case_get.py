@@ -26,7 +26,7 @@ from typing import TypedDict
 import aiohttp
 
 from bench.stack import AGENT_EVAL, create_case, database_server, drop, percentile, seed, wait_ready
-from service.localpg import free_port
+from service.local.pgserver import free_port
 
 
 class Load(TypedDict):

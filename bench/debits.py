@@ -18,11 +18,11 @@ from uuid import UUID
 
 from bench.stack import create_database, database_server, drop
 from consumers.biller import bill_run
-from service import accounts
+from service.accounts import tenants
+from service.core.ids import new_id
+from service.core.logging import configure_logging
 from service.db import ledger
-from service.db.core import Pool, connection, create_pool
-from service.ids import new_id
-from service.logging import configure_logging
+from service.db.postgres import Pool, connection, create_pool
 
 _INSERT_RUNS = """
 INSERT INTO eval_runs (id, company_id, config, released_at, status, queue_status, termination_reason,
@@ -41,7 +41,7 @@ FROM unnest($1::uuid[]) AS id, generate_series(1, 4) AS n
 
 async def prepare(pool: Pool, companies: int, runs: int) -> list[UUID]:
     owners = [
-        (await accounts.create_company(pool, f"Bench {i}", credits_cents=10_000_000)).id
+        (await tenants.create_company(pool, f"Bench {i}", credits_cents=10_000_000)).id
         for i in range(companies)
     ]
     run_ids = [new_id() for _ in range(runs)]

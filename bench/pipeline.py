@@ -46,7 +46,7 @@ from bench.stack import (
     seed,
     wait_ready,
 )
-from service.localpg import free_port
+from service.local.pgserver import free_port
 
 
 def make_case(base: str, key: str, *, max_turns: int, lines: int) -> str:

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from service import accounts
-from service.db.core import create_pool
+from service.accounts import api_keys, tenants
 from service.db.migrate import apply_migrations
-from service.domain.keys import SCOPES
+from service.db.postgres import create_pool
+from service.domain.apikeys import SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_EVAL = shutil.which("agent-eval", path=str(Path(sys.executable).parent)) or "agent-eval"
@@ -71,8 +71,8 @@ async def seed(server_url: str, *, credits_cents: int = 10_000) -> Seeded:
     """A fresh, migrated database with one company and an all-scopes key without a real limit."""
     url, name = await create_database(server_url)
     pool = await create_pool(url, min_size=1, max_size=2)
-    company = await accounts.create_company(pool, "Bench", credits_cents=credits_cents)
-    issued = await accounts.issue_api_key(
+    company = await tenants.create_company(pool, "Bench", credits_cents=credits_cents)
+    issued = await api_keys.issue_api_key(
         pool, company.id, name="bench", scopes=list(SCOPES), rate_limit_per_minute=100_000_000
     )
     await pool.close()

@@ -15,13 +15,13 @@ from uuid import UUID
 
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, EventType, RunCancelled, RunFailed, RunScored, Topic
+from service.core.ids import new_id
+from service.core.logging import get_logger
+from service.core.metrics import UNCOLLECTED_CENTS
 from service.db import ledger, results, runs, turns
-from service.db.core import Connection, Pool, transaction
+from service.db.postgres import Connection, Pool, transaction
 from service.domain import pricing
 from service.domain.ledger import Debit
-from service.ids import new_id
-from service.logging import get_logger
-from service.metrics import UNCOLLECTED_CENTS
 
 log = get_logger("consumers.biller")
 

@@ -1,16 +1,21 @@
-"""Turning a role into a running consumer: its runner, configured from settings, and cleanup."""
+"""Turning a role into a running process part: a consumer role's runner, configured from
+settings, and cleanup; the relay with its maintenance jobs, in the same shape."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from consumers.maintenance import maintenance_jobs, run_scheduler
+from consumers.relay import Relay
 from consumers.role import Role, RoleContext
 from consumers.runner import Beat, ConsumerRunner, RunnerConfig
-from service.bus.base import Bus
+from service.bus.interface import Bus
 from service.bus.topics import topic_name
-from service.db.core import Pool
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.postgres import Pool
+from service.runtime.health import Heartbeat
 
 
 @dataclass
@@ -45,3 +50,23 @@ def running_role(role: Role, settings: Settings, pool: Pool, bus: Bus, heartbeat
     )
     runner = ConsumerRunner(bus, config, built.handler, gate=built.gate, heartbeat=heartbeat)
     return RunningRole(runner, built.close, built.stop)
+
+
+class RunningRelay:
+    """The relay and, while it leads, the maintenance jobs: started with `run`, stopped with
+    `request_stop`, like a running consumer role."""
+
+    def __init__(self, settings: Settings, pool: Pool, bus: Bus, heartbeat: Heartbeat | None = None) -> None:
+        self._stop = asyncio.Event()
+        self.relay = Relay(
+            settings,
+            bus,
+            heartbeat=heartbeat,
+            maintenance=lambda halt: run_scheduler(maintenance_jobs(pool, settings), halt),
+        )
+
+    async def run(self) -> None:
+        await self.relay.run(self._stop)
+
+    def request_stop(self) -> None:
+        self._stop.set()

@@ -15,12 +15,12 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from consumers.dlq import dead_letter_record
 from schemas.events import Event, decode_event
-from service.bus.base import Bus, BusError, Message
-from service.db.core import DatabaseUnavailable
-from service.dlq import dead_letter_record
-from service.logging import bound_context, get_logger
-from service.metrics import CONSUMED, CONSUMER_HANDLER_SECONDS, DLQ_RECORDS
+from service.bus.interface import Bus, BusError, Message
+from service.core.logging import bound_context, get_logger
+from service.core.metrics import CONSUMED, CONSUMER_HANDLER_SECONDS, DLQ_RECORDS
+from service.db.postgres import DatabaseUnavailable
 
 log = get_logger("consumers.processing")
 

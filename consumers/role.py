@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from consumers.processing import Handler
 from consumers.runner import Gate
 from schemas.events import EventType, Topic
-from service.bus.base import Bus
-from service.db.core import Pool
-from service.settings import Settings
+from service.bus.interface import Bus
+from service.core.settings import Settings
+from service.db.postgres import Pool
 
 
 @dataclass(frozen=True)

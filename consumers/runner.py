@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from consumers.processing import Handler, RecordProcessor
-from service.bus.base import (
+from service.bus.interface import (
     Bus,
     BusError,
     CommitFailed,
@@ -32,7 +32,7 @@ from service.bus.base import (
     Subscription,
     TopicPartition,
 )
-from service.logging import get_logger
+from service.core.logging import get_logger
 
 log = get_logger("consumers.runner")
 

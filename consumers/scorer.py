@@ -12,23 +12,24 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from consumers.judge import Judge, Judgement
-from consumers.llm.base import Providers
 from consumers.llm.openai_compat import providers_from_settings
+from consumers.llm.providers import Providers
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.assertions import CustomLlmJudge
 from schemas.events import Event, EventType, RunCompleted, Topic
+from schemas.rates import RateCard
 from schemas.runs import RunConfig
+from service.core.logging import get_logger
+from service.core.settings import Settings
 from service.db import results, runs, turns
-from service.db.core import Pool, connection
+from service.db.postgres import Pool, connection
 from service.domain import pricing
 from service.domain.scoring import evaluate
-from service.logging import get_logger
-from service.settings import Settings
 
 log = get_logger("consumers.scorer")
 
 
-def judge_usage(judgements: Sequence[Judgement], card: pricing.RateCard) -> results.JudgeUsage:
+def judge_usage(judgements: Sequence[Judgement], card: RateCard) -> results.JudgeUsage:
     """Tokens and exact cost of every judge call made (priced with the rate card in force)."""
     priced = [
         (call, pricing.price_call(card, "judge", j.model, call.input_tokens, call.output_tokens))

@@ -9,7 +9,8 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from schemas.common import Body, Name, Patch, reject_null
+from schemas.bodies import Body, Patch
+from schemas.fields import Name, reject_null
 
 Scope = Literal[
     "agent_eval:read",

@@ -24,7 +24,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from schemas.common import Body, JsonObject, Language, LongText, Name, Patch, ShortText, reject_null
+from schemas.bodies import Body, Patch
+from schemas.fields import JsonObject, Language, LongText, Name, ShortText, reject_null
 
 VOICE_ONLY = "Voice only: stored and returned, ignored by text simulations."
 SYSTEM_TOOL = "end_call"

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.common import JsonObject
+from schemas.fields import JsonObject
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 QueueStatus = Literal["pending", "claimed", "done"]

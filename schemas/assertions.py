@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, StringConstraints
 
 from schemas.agents import ModelName, ToolName
-from schemas.common import Body, JsonObject, LongText, ShortText
+from schemas.bodies import Body
+from schemas.fields import JsonObject, LongText, ShortText
 
 Weight = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False, description="Relative weight, > 0.")]
 Pattern = Annotated[

@@ -8,7 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.common import Query, QueryDateTime
+from schemas.bodies import Query
+from schemas.fields import QueryDateTime
 
 GroupBy = Literal["day", "month", "total", "agent"]
 Product = Literal["voice_call", "eval_run", "phone_number", "topup", "refund", "adjustment"]

@@ -11,7 +11,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from schemas.agents import Agent, AgentOverrides, ToolName
 from schemas.assertions import Assertion
-from schemas.common import Body, Name, Patch, ShortText, reject_null
+from schemas.bodies import Body, Patch
+from schemas.fields import Name, ShortText, reject_null
 from schemas.personas import Persona
 
 ToolPolicy = Literal["mock", "real", "allowlist"]

@@ -10,7 +10,8 @@ from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.agents import ModelName
-from schemas.common import Body, JsonObject, Language, Name, Patch, ShortText, reject_null
+from schemas.bodies import Body, Patch
+from schemas.fields import JsonObject, Language, Name, ShortText, reject_null
 
 ScriptLine = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 Script = Annotated[list[ScriptLine], Field(min_length=1, max_length=100)]

@@ -10,9 +10,11 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from schemas.agents import AgentOverrides
 from schemas.api import QueueStatus, RunStatus, TerminationReason, Turn
+from schemas.bodies import Body
 from schemas.cases import Case
-from schemas.common import Body, ListQuery, QueryDateTime
 from schemas.evaluation import AssertionResult, Evaluation
+from schemas.fields import QueryDateTime
+from schemas.pages import ListQuery
 
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^=]+$")]
 LabelValue = Annotated[str, StringConstraints(max_length=200)]

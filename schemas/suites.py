@@ -9,7 +9,8 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from schemas.common import Body, Name, Patch, ShortText, reject_null
+from schemas.bodies import Body, Patch
+from schemas.fields import Name, ShortText, reject_null
 
 Parallelism = Field(default=1, ge=1, le=16, description="How many of its cases run at once (1-16).")
 

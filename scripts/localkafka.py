@@ -29,7 +29,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from service.localpg import free_port, port_open
+from service.local.pgserver import free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "scripts" / "kafka" / "pom.xml"

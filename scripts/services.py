@@ -20,7 +20,7 @@ from pathlib import Path
 
 import localkafka
 
-from service import localpg
+from service.local import pgserver
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("AGENT_EVAL_SERVICES_DIR", ROOT / ".services")).resolve()
@@ -35,12 +35,12 @@ def say(message: str) -> None:
     print(f"services: {message}", file=sys.stderr, flush=True)
 
 
-def postgres_up(prefer: localpg.Prefer) -> None:
+def postgres_up(prefer: pgserver.Prefer) -> None:
     if os.environ.get("AGENT_EVAL_DATABASE_URL"):
         say("PostgreSQL: using AGENT_EVAL_DATABASE_URL from the environment")
         return
-    reused = localpg.read_state(PG_DIR)
-    server = localpg.start(PG_DIR, settings=localpg.TEST_SETTINGS, prefer=prefer, databases=[DATABASE])
+    reused = pgserver.read_state(PG_DIR)
+    server = pgserver.start(PG_DIR, settings=pgserver.TEST_SETTINGS, prefer=prefer, databases=[DATABASE])
     say(f"PostgreSQL: {'reusing' if reused else 'started'} {server.describe()}")
 
 
@@ -58,7 +58,7 @@ def kafka_up() -> None:
 
 def current_env() -> dict[str, str]:
     """The variables the tests and the service read, for whatever is running or already set."""
-    pg = localpg.read_state(PG_DIR)
+    pg = pgserver.read_state(PG_DIR)
     found = {
         "AGENT_EVAL_DATABASE_URL": os.environ.get("AGENT_EVAL_DATABASE_URL")
         or (pg.url(DATABASE) if pg else None),
@@ -81,7 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(_: argparse.Namespace) -> int:
     say("Kafka: stopped" if localkafka.stop(KAFKA) else "Kafka: not running")
-    say("PostgreSQL: stopped" if localpg.stop(PG_DIR) else "PostgreSQL: not running")
+    say("PostgreSQL: stopped" if pgserver.stop(PG_DIR) else "PostgreSQL: not running")
     ENV_FILE.unlink(missing_ok=True)
     return 0
 
@@ -98,7 +98,7 @@ def cmd_env(_: argparse.Namespace) -> int:
 
 
 def cmd_status(_: argparse.Namespace) -> int:
-    pg = localpg.read_state(PG_DIR)
+    pg = pgserver.read_state(PG_DIR)
     broker = localkafka.running_broker(KAFKA)
     print(f"postgres: {pg.describe() if pg else 'not running'}")
     print(f"kafka:    {broker or 'not running'}")
@@ -119,7 +119,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         return int(args.func(args))
-    except (localkafka.LocalKafkaError, localpg.LocalPostgresError) as exc:
+    except (localkafka.LocalKafkaError, pgserver.LocalPostgresError) as exc:
         say(str(exc))
         return 1
 

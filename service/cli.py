@@ -17,24 +17,25 @@ from uuid import UUID
 
 import uvloop
 
-from consumers.launch import running_role
+from consumers import dlq
+from consumers.launch import RunningRelay, running_role
+from consumers.registry import ROLES
 from consumers.role import Role
-from consumers.roles import ROLES
-from service import accounts, dlq
-from service.app import create_app
-from service.bus.base import Bus, BusError
+from service.accounts import api_keys, credits, tenants
+from service.bus.interface import Bus, BusError
 from service.bus.topics import topic_specs
-from service.db.core import DatabaseError, Pool, close_quietly, connect
+from service.core.errors import ServiceError, ValidationFailed
+from service.core.logging import configure_logging, get_logger
+from service.core.settings import Settings, SettingsError
 from service.db.migrate import MigrationError, apply_migrations
-from service.devmode import RoleRunner, run_dev
-from service.domain.keys import SCOPES
-from service.errors import ServiceError, ValidationFailed
-from service.health import Heartbeat, bus_check, database_check, start_health_server
-from service.lifecycle import kafka_bus, pool_from, serving, stop_on_signals
-from service.logging import configure_logging, get_logger
-from service.maintenance import maintenance_jobs, run_scheduler
-from service.relay import Relay
-from service.settings import Settings, SettingsError
+from service.db.postgres import DatabaseError, Pool, close_quietly, connect
+from service.domain.apikeys import SCOPES
+from service.gateway.app import create_app
+from service.local.dev import RoleFactory, RoleRunner, run_dev
+from service.runtime.health import Heartbeat, bus_check, database_check, start_health_server
+from service.runtime.pools import kafka_bus, pool_from
+from service.runtime.serving import serving
+from service.runtime.signals import stop_on_signals
 
 log = get_logger("service.cli")
 Command = Callable[[Settings, argparse.Namespace], Coroutine[object, object, int]]
@@ -58,17 +59,9 @@ async def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
 async def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
     stop = stop_on_signals()
     async with pool_from(settings) as pool, kafka_bus(settings, "agent-eval-relay") as bus:
-        relay = Relay(
-            settings, bus, maintenance=lambda halt: run_scheduler(maintenance_jobs(pool, settings), halt)
-        )
-        checks = {"database": database_check(pool), "kafka": bus_check(bus)}
-        health = await start_health_server(
-            settings.host, settings.health_port, {"relay": relay.heartbeat}, checks
-        )
-        try:
-            await relay.run(stop)
-        finally:
-            await health.cleanup()
+        heartbeat = Heartbeat()
+        runner = RunningRelay(settings, pool, bus, heartbeat)
+        await _run_with_health(settings, runner, (pool, bus), {"relay": heartbeat}, stop)
     return 0
 
 
@@ -82,29 +75,38 @@ async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
     async with pool_from(settings) as pool, kafka_bus(settings, f"agent-eval-{role.name}") as bus:
         heartbeat = Heartbeat()
         runner = running_role(role, settings, pool, bus, heartbeat)
-        checks = {"database": database_check(pool), "kafka": bus_check(bus)}
-        health = await start_health_server(
-            settings.host, settings.health_port, {role.name: heartbeat}, checks
-        )
-        task = asyncio.create_task(runner.run())
-        try:
-            await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-            runner.request_stop()
-            await task
-        finally:
-            await health.cleanup()
+        await _run_with_health(settings, runner, (pool, bus), {role.name: heartbeat}, stop)
     return 0
 
 
+async def _run_with_health(
+    settings: Settings,
+    runner: RoleRunner,
+    deps: tuple[Pool, Bus],
+    beats: dict[str, Heartbeat],
+    stop: asyncio.Event,
+) -> None:
+    """Run one role beside its health server until a signal (or until the role itself ends)."""
+    checks = {"database": database_check(deps[0]), "kafka": bus_check(deps[1])}
+    health = await start_health_server(settings.host, settings.health_port, beats, checks)
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        runner.request_stop()
+        await task
+    finally:
+        await health.cleanup()
+
+
 async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    def factory(role: Role) -> Callable[[Settings, Pool, Bus], RoleRunner]:
+    def factory(role: Role) -> RoleFactory:
         return lambda s, pool, bus: running_role(role, s, pool, bus, Heartbeat())
 
     await run_dev(
         settings,
         data_dir=args.data_dir or settings.data_dir,
         port=settings.port if args.port is None else args.port,
-        consumers=[factory(role) for role in ROLES.values()],
+        roles=[RunningRelay, *(factory(role) for role in ROLES.values())],
         say=say,
     )
     return 0
@@ -156,14 +158,14 @@ async def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_create_company(settings: Settings, args: argparse.Namespace) -> int:
     async with pool_from(settings) as pool:
-        company = await accounts.create_company(pool, args.name, credits_cents=args.credits_cents)
+        company = await tenants.create_company(pool, args.name, credits_cents=args.credits_cents)
     print(json.dumps({"id": str(company.id), "name": company.name, "balance_cents": company.balance_cents}))
     return 0
 
 
 async def cmd_grant_credits(settings: Settings, args: argparse.Namespace) -> int:
     async with pool_from(settings) as pool:
-        _, balance = await accounts.adjust_credits(pool, args.company, args.amount_cents, args.reason)
+        _, balance = await credits.adjust_credits(pool, args.company, args.amount_cents, args.reason)
     print(json.dumps({"company_id": str(args.company), "balance_cents": balance}))
     return 0
 
@@ -171,7 +173,7 @@ async def cmd_grant_credits(settings: Settings, args: argparse.Namespace) -> int
 async def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
     scopes = list(SCOPES) if args.all_scopes else [s for s in args.scopes.split(",") if s]
     async with pool_from(settings) as pool:
-        issued = await accounts.issue_api_key(
+        issued = await api_keys.issue_api_key(
             pool,
             args.company,
             name=args.name,
@@ -186,7 +188,7 @@ async def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_reconcile(settings: Settings, _: argparse.Namespace) -> int:
     async with pool_from(settings) as pool:
-        mismatches = await accounts.reconcile(pool)
+        mismatches = await credits.reconcile(pool)
     for m in mismatches:
         say(f"MISMATCH company {m.company_id}: balance {m.balance_cents} != ledger {m.ledger_sum_cents}")
     if mismatches:

@@ -16,9 +16,9 @@ from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
 from service.bus.kafka import KafkaBus
-from service.db.core import Pool, create_pool
+from service.core.settings import Settings
 from service.db.migrate import apply_migrations, load_migrations, migrations_digest
-from service.settings import Settings
+from service.db.postgres import Pool, create_pool
 
 # Bounded for CI: deterministic example generation, no per-example deadline on a shared machine.
 hypothesis_settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)

@@ -15,7 +15,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.chat import ChatCompletionMessageFunctionToolCall as FunctionToolCall
 from pydantic import JsonValue
 
-from consumers.llm.base import (
+from consumers.llm.providers import (
     ChatMessage,
     Completion,
     CompletionRequest,
@@ -23,8 +23,8 @@ from consumers.llm.base import (
     ProviderError,
     ToolSpec,
 )
+from service.core.settings import ModelSettings, ProviderConfig, Settings
 from service.domain.transcript import ToolCallRecord
-from service.settings import ModelSettings, ProviderConfig, Settings
 
 NO_KEY = "not-needed"  # local servers take no key; the SDK insists on one
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from consumers.llm.base import Completion, CompletionRequest, ProviderError
+from consumers.llm.providers import Completion, CompletionRequest, ProviderError
 from service.domain.scripted import agent_reply, persona_reply
 
 

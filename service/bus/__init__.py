@@ -1,6 +1,6 @@
 """Publish/subscribe: one interface (`base`), a Kafka and an in-process implementation."""
 
-from service.bus.base import (
+from service.bus.interface import (
     Bus,
     BusError,
     CommitFailed,

@@ -23,7 +23,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from service.bus.base import (
+from service.bus.interface import (
     BusError,
     CommitFailed,
     Message,
@@ -45,7 +45,7 @@ def _theirs(tp: TopicPartition) -> KafkaTP:
 
 
 class KafkaBus:
-    """Implements `service.bus.base.Bus` on a real Kafka cluster."""
+    """Implements `service.bus.interface.Bus` on a real Kafka cluster."""
 
     def __init__(
         self,
@@ -270,7 +270,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
 
 
 class KafkaSubscription:
-    """Implements `service.bus.base.Subscription` with an AIOKafkaConsumer."""
+    """Implements `service.bus.interface.Subscription` with an AIOKafkaConsumer."""
 
     def __init__(self, consumer: AIOKafkaConsumer, topics: tuple[str, ...], listener: _Listener) -> None:
         self._consumer = consumer

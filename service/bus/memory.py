@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from service.bus.base import (
+from service.bus.interface import (
     BusError,
     CommitFailed,
     Message,
@@ -60,7 +60,7 @@ def partition_for(key: bytes | None, partitions: int, counter: int) -> int:
 
 
 class InProcessBus:
-    """Implements `service.bus.base.Bus`."""
+    """Implements `service.bus.interface.Bus`."""
 
     def __init__(self) -> None:
         self._logs: dict[str, list[_Log]] = {}
@@ -174,7 +174,7 @@ def _subscribes(group: _Group, topic: str) -> bool:
 
 
 class InProcessSubscription:
-    """Implements `service.bus.base.Subscription` for `InProcessBus`."""
+    """Implements `service.bus.interface.Subscription` for `InProcessBus`."""
 
     def __init__(
         self,

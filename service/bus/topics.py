@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from schemas.events import DLQ_SUFFIX, Topic
-from service.bus.base import TopicSpec
+from service.bus.interface import TopicSpec
 
 
 def topic_name(prefix: str, topic: Topic | str) -> str:

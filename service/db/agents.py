@@ -8,9 +8,9 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from schemas.agents import Agent, AgentFields
-from service.db.core import Connection, Record
+from service.core.errors import NotFound
+from service.db.postgres import Connection, Record
 from service.db.resources import Table, fetch_page, soft_delete
-from service.errors import NotFound
 
 COLUMNS = (
     "name",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from service.db.core import Connection
+from service.db.postgres import Connection
 
 # Fixed fragments chosen by whitelist key: never built from input.
 _PERIODS = {

@@ -9,10 +9,10 @@ from pydantic import JsonValue
 
 from schemas.agents import AgentOverrides
 from schemas.cases import Case, CaseFields
+from service.core.errors import NotFound
 from service.db import agents, personas
-from service.db.core import Connection, Record
+from service.db.postgres import Connection, Record
 from service.db.resources import Table, soft_delete
-from service.errors import NotFound
 
 COLUMNS = ("agent_id", "persona_id", *CaseFields.model_fields)
 TABLE = Table("eval_cases", COLUMNS, order_by="id DESC")

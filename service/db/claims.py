@@ -15,7 +15,7 @@ from uuid import UUID
 
 from schemas.api import RunStatus, TerminationReason
 from schemas.events import EventType
-from service.db.core import Connection
+from service.db.postgres import Connection
 from service.db.runs import Run
 from service.db.transitions import transition, transition_sql
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from uuid import UUID
 
-from service.db.core import Connection, Record
-from service.errors import NotFound
+from service.core.errors import NotFound
+from service.db.postgres import Connection, Record
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ released runs moving.
 A released run holds a slot until its conversation is over. A company has at most `cap`
 released, unfinished runs; a suite run at most its `parallelism`. Held runs are released
 oldest first (suite runs in `position` order) by `release_held`, called after every commit that
-creates held runs or ends a released one (`service.endings.fill_slots`) and by the maintenance
+creates held runs or ends a released one (`service.runs.endings.fill_slots`) and by the maintenance
 job every few seconds. Decisions for one company are serialised by an advisory lock taken inside
 the `release_held_runs` function, so two releases never both fill the last slot.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from service.db import outbox
-from service.db.core import Connection
+from service.db.postgres import Connection
 from service.db.runs import DONE_CHANNEL, RUN_COLUMNS, Run, run_from_record
 
 _RELEASE_HELD = "SELECT release_held_runs($1, $2)"

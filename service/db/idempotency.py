@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from service.db.core import Connection
+from service.db.postgres import Connection
 
 _SELECT = """
 SELECT fingerprint, resource_type, resource_id FROM idempotency_keys WHERE company_id = $1 AND key = $2

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from service.db.core import Connection, ConstraintViolation, DatabaseError, Record, translate
+from service.db.postgres import Connection, ConstraintViolation, DatabaseError, Record, translate
 
 LedgerKind = Literal["grant", "deduction", "eval_run_charge", "refund"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.db.core import Connection
+from service.db.postgres import Connection
 
 # One key per singleton role. Migrations use their own key (service.db.migrate).
 RELAY_LOCK_KEY = 7_301_245_002

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.db.core import Connection, in_transaction, translated
+from service.db.postgres import Connection, in_transaction, translated
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # A fixed key for pg_advisory_lock: concurrent `agent-eval migrate` runs queue up behind it.

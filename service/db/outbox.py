@@ -23,10 +23,10 @@ from schemas.events import (
     RunRequest,
     topic_of,
 )
-from service.db.core import Connection, Record
-from service.errors import NotFound
-from service.ids import new_id
-from service.tracing import child_traceparent
+from service.core.errors import NotFound
+from service.core.ids import new_id
+from service.core.tracing import child_traceparent
+from service.db.postgres import Connection, Record
 
 NOTIFY_CHANNEL = "agent_eval_outbox"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from service.db.core import Connection
+from service.db.postgres import Connection
 
 _COUNT = """
 INSERT INTO rate_limit_windows (api_key_id, window_start, n) VALUES ($1, $2, 1)

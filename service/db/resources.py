@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.db.core import Connection, Record
+from service.db.postgres import Connection, Record
 
 
 @dataclass(frozen=True)

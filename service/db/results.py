@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from schemas.events import EventType
-from service.db.core import Connection
+from service.db.postgres import Connection
 from service.db.runs import DONE_CHANNEL, Run
 from service.db.transitions import transition, transition_sql
 

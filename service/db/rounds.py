@@ -5,7 +5,7 @@ On its own (autocommit) it serves the common round: the lease still holds, no ca
 requested, and the conversation goes on; otherwise it writes nothing and returns None. Inside a
 transaction, without the cancel condition, it starts the round that ends the run: the caller
 reads whether a cancel was requested and ends the run before committing
-(`consumers.persistence`).
+(`consumers.executor.persistence`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime
 from schemas.events import EventType
 from service.db import outbox, turns
 from service.db.claims import Lease
-from service.db.core import Connection
+from service.db.postgres import Connection
 
 _PERSIST_ROUND = f"""
 WITH run AS (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from schemas.api import RunSummary
 from schemas.events import EventType
 from service.db import outbox
-from service.db.core import Connection
+from service.db.postgres import Connection
 from service.db.runs import (
     RUN_COLUMNS,
     NewRun,

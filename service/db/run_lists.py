@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from service.db.core import Connection
+from service.db.postgres import Connection
 from service.db.runs import RUN_COLUMNS, Run, run_from_record
 
 _EQUAL_FILTERS = ("case_id", "suite_id", "suite_run_id", "status")

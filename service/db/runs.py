@@ -9,8 +9,8 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from schemas.api import QueueStatus, RunStatus, RunSummary, TerminationReason
-from service.db.core import Connection, Record
-from service.errors import NotFound
+from service.core.errors import NotFound
+from service.db.postgres import Connection, Record
 
 JsonObject = dict[str, JsonValue]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from uuid import UUID
 
 from schemas.suites import Suite, SuiteFields
-from service.db.core import Connection, Record
+from service.core.errors import NotFound
+from service.db.postgres import Connection, Record
 from service.db.resources import Table, fetch_page, soft_delete
-from service.errors import NotFound
 
 COLUMNS = tuple(SuiteFields.model_fields)
 TABLE = Table("eval_suites", COLUMNS, order_by="id DESC")

@@ -17,7 +17,7 @@ from uuid import UUID
 from schemas.api import RunSummary
 from schemas.events import EventType
 from service.db import outbox
-from service.db.core import Connection
+from service.db.postgres import Connection
 from service.db.runs import RUN_COLUMNS, Run, queued_summary, run_from_record
 
 SUMMARY_SQL = "jsonb_build_object({})".format(

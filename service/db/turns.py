@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from schemas.api import ToolCall, Turn, TurnRole
-from service.db.core import Connection, Record
+from service.db.postgres import Connection, Record
 from service.domain.pricing import cents_up
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
 

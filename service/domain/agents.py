@@ -15,9 +15,9 @@ from jsonschema.exceptions import SchemaError
 from pydantic import JsonValue
 
 from schemas.agents import SYSTEM_TOOL, AgentFields, AgentOverrides, FlowConfig, ScriptedRule, Tool
+from service.core.errors import FieldError, FlowInvalid
 from service.domain.flows import FlowIssue, flow_issues
 from service.domain.patterns import pattern_error
-from service.errors import FieldError, FlowInvalid
 
 
 def model_problem(model: str | None, providers: frozenset[str]) -> str | None:

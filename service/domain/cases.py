@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from schemas.agents import AgentOverrides
 from schemas.assertions import Assertion, CustomLlmJudge, MustNotSay, MustSay
+from service.core.errors import FieldError
 from service.domain.agents import agent_field_errors, model_problem
 from service.domain.patterns import pattern_error
-from service.errors import FieldError
 
 
 def criteria_errors(

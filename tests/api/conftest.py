@@ -7,9 +7,9 @@ import pytest
 from pydantic import SecretStr
 from pytest_aiohttp.plugin import AiohttpClient
 
-from service.app import create_app
-from service.db.core import Pool
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.postgres import Pool
+from service.gateway.app import create_app
 from tests.support.api import Client, Json, Tenant, make_tenant
 from tests.support.live import ADMIN_TOKEN
 from tests.support.run_api import MUST_SAY_REFUND, scripted_case

@@ -12,11 +12,11 @@ import pytest
 from aiohttp import ClientResponse
 from pytest_aiohttp.plugin import AiohttpClient
 
-from service import accounts
-from service.app import create_app
+from service.accounts import credits, tenants
+from service.core.settings import Settings
 from service.db import ledger
-from service.db.core import Pool, connection
-from service.settings import Settings
+from service.db.postgres import Pool, connection
+from service.gateway.app import create_app
 from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant
 
 MISSING_ID = "01a20000-0000-7000-8000-000000000000"
@@ -114,7 +114,7 @@ async def test_without_an_admin_token_configured_the_admin_api_does_not_exist(
     for headers in (ADMIN_HEADERS, {}, tenant.headers()):
         response = await closed.request(method, url, json=body, headers=headers)
         assert await _code(response) == (404, "NOT_FOUND")
-    assert await accounts.count_companies(pool) == 1
+    assert await tenants.count_companies(pool) == 1
     assert [row["revoked_at"] for row in await _key_rows(pool)] == [None]
 
 
@@ -134,7 +134,7 @@ async def test_the_admin_api_needs_the_admin_token(
     for headers, code in refusals:
         response = await client.request(method, url, json=body, headers=headers)
         assert await _code(response) == (401, code), headers
-    assert await accounts.count_companies(pool) == 1
+    assert await tenants.count_companies(pool) == 1
     assert [row["revoked_at"] for row in await _key_rows(pool)] == [None]
     assert [e.amount_cents for e in await _entries(pool, tenant.company_id)] == [100_000]
 
@@ -146,7 +146,7 @@ async def test_an_unknown_company_is_404_on_every_company_endpoint(
     url = path.format(id=MISSING_ID, key_id=await _key_id(client, tenant.company_id))
     response = await client.request(method, url, json=body, headers=ADMIN_HEADERS)
     assert await _code(response) == (404, "NOT_FOUND")
-    assert await accounts.count_companies(pool) == 1
+    assert await tenants.count_companies(pool) == 1
     assert [(row["company_id"], row["revoked_at"]) for row in await _key_rows(pool)] == [
         (UUID(tenant.company_id), None)
     ]
@@ -184,7 +184,7 @@ async def test_a_new_company_gets_its_opening_credits_as_a_ledger_grant(client: 
         "opening balance",
     )
     assert await _admin(client, "get", f"/admin/companies/{company['id']}") == company
-    assert await accounts.reconcile(pool) == []
+    assert await credits.reconcile(pool) == []
 
 
 async def test_a_company_without_opening_credits_has_no_ledger_entry(client: Client, pool: Pool) -> None:
@@ -216,7 +216,7 @@ async def test_invalid_companies_are_refused_and_nothing_is_written(
     payload = await _json(response, 400)
     assert payload["code"] == "VALIDATION_ERROR"
     assert field in [f["field"] for f in payload["fields"]], payload
-    assert await accounts.count_companies(pool) == 0
+    assert await tenants.count_companies(pool) == 0
 
 
 async def test_patch_renames_suspends_and_clears_the_email(client: Client) -> None:
@@ -343,7 +343,7 @@ async def test_the_books_balance_after_every_kind_of_credit_operation(client: Cl
         (await _admin(client, "get", f"/admin/companies/{c['id']}"))["balance_cents"] for c in (first, second)
     ]
     assert balances == [0, 42]
-    assert await accounts.reconcile(pool) == []
+    assert await credits.reconcile(pool) == []
 
 
 # --- API keys ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.db.core import Pool
+from service.db.postgres import Pool
 from tests.support.api import (
     Client,
     Json,

@@ -15,10 +15,10 @@ from aiohttp import ClientResponse
 from multidict import CIMultiDictProxy
 from pytest_aiohttp.plugin import AiohttpClient
 
-from service import accounts
-from service.app import create_app
-from service.db.core import Pool
-from service.settings import Settings
+from service.accounts import api_keys
+from service.core.settings import Settings
+from service.db.postgres import Pool
+from service.gateway.app import create_app
 from tests.support.api import (
     ADMIN_HEADERS,
     Client,
@@ -209,7 +209,7 @@ async def test_a_key_created_already_expired_is_expired(client: Client, tenant: 
 
 
 async def test_a_key_issued_with_a_past_expiry_is_expired(client: Client, pool: Pool, tenant: Tenant) -> None:
-    issued = await accounts.issue_api_key(
+    issued = await api_keys.issue_api_key(
         pool,
         UUID(tenant.company_id),
         name="old",

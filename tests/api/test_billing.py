@@ -10,9 +10,9 @@ from uuid import UUID
 
 import pytest
 
+from service.core.ids import new_id
 from service.db import ledger
-from service.db.core import Pool, connection, transaction
-from service.ids import new_id
+from service.db.postgres import Pool, connection, transaction
 from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant, agent_body, created
 from tests.support.factories import make_run
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.endpoints import Access
-from service.routes import ENDPOINT_TABLE
+from service.gateway.endpoints import Access
+from service.gateway.routes import ENDPOINT_TABLE
 from tests.support.api import Client
 
 

@@ -21,10 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field
 from pytest_aiohttp.plugin import AiohttpClient
 
-from service.app import create_app
-from service.db.core import DatabaseUnavailable, Pool, create_pool
-from service.db.migrate import apply_migrations
-from service.errors import (
+from service.core.errors import (
     BillingError,
     FieldError,
     MissingKey,
@@ -34,8 +31,11 @@ from service.errors import (
     Unavailable,
     ValidationFailed,
 )
-from service.handlers.parsing import parse_body, parse_query
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.migrate import apply_migrations
+from service.db.postgres import DatabaseUnavailable, Pool, create_pool
+from service.gateway.app import create_app
+from service.gateway.handlers.parsing import parse_body, parse_query
 from tests.conftest import with_database
 
 Client = TestClient[web.Request, web.Application]

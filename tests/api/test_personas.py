@@ -8,7 +8,7 @@ import uuid
 import pytest
 from aiohttp import ClientResponse
 
-from service.db.core import Pool
+from service.db.postgres import Pool
 from tests.support.api import (
     EVAL_SCOPES,
     Client,

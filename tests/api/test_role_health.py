@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp.plugin import AiohttpClient
 
-from service.health import LIVENESS_WINDOW_S, Heartbeat, health_app
+from service.runtime.health import LIVENESS_WINDOW_S, Heartbeat, health_app
 
 Client = TestClient[web.Request, web.Application]
 

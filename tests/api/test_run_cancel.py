@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from service.db.core import Pool
+from service.db.postgres import Pool
 from tests.support.api import Client, Json, Tenant, key_for
 from tests.support.run_api import (
     RUNS,

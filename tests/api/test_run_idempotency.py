@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from service.db.core import Pool
+from service.db.postgres import Pool
 from service.domain.idempotency import fingerprint
 from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant, make_tenant
 from tests.support.run_api import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from service.db.core import Pool
+from service.db.postgres import Pool
 from tests.support.api import Client, Json, Tenant
 from tests.support.run_api import RUNS, answer, get_run, mark_over, queued_run, refused, scripted_case
 

@@ -13,9 +13,9 @@ from uuid import UUID
 import pytest
 from pytest_aiohttp.plugin import AiohttpClient
 
-from service.app import create_app
-from service.db.core import Pool
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.postgres import Pool
+from service.gateway.app import create_app
 from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant, agent_body, key_for
 from tests.support.run_api import (
     CASES,

@@ -17,8 +17,8 @@ import pytest
 import schemathesis
 from schemathesis import CheckFunction
 
-from service.openapi import openapi_json
-from service.routes import ENDPOINT_TABLE
+from service.gateway.openapi import openapi_json
+from service.gateway.routes import ENDPOINT_TABLE
 from tests.conftest import cloned_database
 from tests.support.live import LiveGateway, live_gateway
 

@@ -16,12 +16,12 @@ import pytest
 
 from consumers.runner import ConsumerRunner, RunnerConfig
 from schemas.events import Event, EventType
-from service.bus.base import Bus, TopicPartition, TopicSpec
+from service.bus.interface import Bus, TopicPartition, TopicSpec
 from service.bus.kafka import KafkaBus
 from service.bus.memory import InProcessBus
 from service.bus.topics import dlq_name
-from service.db.core import DatabaseUnavailable
-from service.ids import new_id
+from service.core.ids import new_id
+from service.db.postgres import DatabaseUnavailable
 from tests.conftest import kafka_bootstrap_from_env as kafka_bootstrap
 from tests.support.events import raw_record, record_for, run_request
 from tests.support.waiting import eventually

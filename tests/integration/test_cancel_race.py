@@ -9,10 +9,10 @@ import random
 from uuid import UUID
 
 from service.bus.memory import InProcessBus
-from service.cancels import cancel_run
+from service.core.settings import Settings
 from service.db import runs
-from service.db.core import Pool
-from service.settings import Settings
+from service.db.postgres import Pool
+from service.runs.cancels import cancel_run
 from tests.support.factories import make_company
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import (

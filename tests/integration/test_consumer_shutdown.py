@@ -11,7 +11,7 @@ import pytest
 
 from consumers.runner import ConsumerRunner, RunnerConfig
 from schemas.events import Event, EventType
-from service.bus.base import TopicSpec
+from service.bus.interface import TopicSpec
 from service.bus.kafka import KafkaBus
 from tests.support.events import record_for, run_request
 from tests.support.processes import spawned

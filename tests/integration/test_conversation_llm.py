@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from service.bus.memory import InProcessBus
-from service.db.core import Pool
+from service.core.settings import ProviderConfig, Settings
+from service.db.postgres import Pool
 from service.domain.prompts import PERSONA_OPENS
-from service.settings import ProviderConfig, Settings
 from tests.support.factories import make_company
 from tests.support.fake_llm import FakeLLM, Reply
 from tests.support.pipeline import pipeline

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.biller import bill_run
-from service import accounts
-from service.credits import ensure_can_pay
+from service.accounts import credits
+from service.core.errors import BillingError
 from service.db import companies, ledger, runs
-from service.db.core import Pool, connection, create_pool, transaction
-from service.errors import BillingError
+from service.db.postgres import Pool, connection, create_pool, transaction
+from service.runs.funds import ensure_can_pay
 from tests.support.factories import make_company, make_finished_run
 
 
@@ -61,7 +61,7 @@ async def _exercise(database_url: str, opening: int, costs: list[int], operation
             if kind == "bill":
                 await bill_run(pool, made[value].id)
             else:
-                await accounts.adjust_credits(pool, company.id, value, "top up")
+                await credits.adjust_credits(pool, company.id, value, "top up")
 
         await asyncio.gather(*(apply(op) for op in operations))
         await _check_invariants(pool, company.id, [r.id for r in made])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from service import localpg
+from service.local import pgserver
 from tests.support.processes import AGENT_EVAL, Spawned, spawned
 from tests.support.waiting import eventually_sync
 
@@ -86,7 +86,7 @@ async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_
         assert isinstance(run["total_cost_cents"], int)
         assert run["total_cost_cents"] >= 1
         assert await asyncio.to_thread(_stop, first) == 0
-    assert localpg.read_state(data_dir / "postgres") is None  # the embedded database was stopped
+    assert pgserver.read_state(data_dir / "postgres") is None  # the embedded database was stopped
 
     with spawned(argv, env) as second:
         url = await asyncio.to_thread(_base_url, second)

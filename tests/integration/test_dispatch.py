@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from consumers.maintenance import maintenance_jobs
 from service.bus.memory import InProcessBus
-from service.db.core import Pool, connection, transaction
-from service.maintenance import maintenance_jobs
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import event_types, finished, make_case, read_run, trigger

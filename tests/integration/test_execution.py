@@ -8,11 +8,12 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from schemas.rates import DEFAULT_RATE_CARD, Price, RolePrices
 from schemas.runs import RunConfig
 from service.bus.memory import InProcessBus
-from service.db.core import Pool, transaction
-from service.domain.pricing import DEFAULT_RATE_CARD, Price, RolePrices, price_call
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.postgres import Pool, transaction
+from service.domain.pricing import price_call
 from tests.support.factories import make_company
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import (

@@ -13,15 +13,15 @@ from uuid import UUID
 import pytest
 
 from consumers.launch import running_role
-from consumers.roles import ROLES
+from consumers.registry import ROLES
+from consumers.relay import Relay
 from schemas.events import Topic
 from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_name, topic_specs
-from service.cancels import cancel_run
+from service.core.settings import ProviderConfig, Settings
 from service.db import runs
-from service.db.core import Pool, connection
-from service.relay import Relay
-from service.settings import ProviderConfig, Settings
+from service.db.postgres import Pool, connection
+from service.runs.cancels import cancel_run
 from tests.support.executor_processes import Fleet, fleet, ready, role_env
 from tests.support.factories import make_company
 from tests.support.fake_llm import FakeLLM, Reply, fake_llm

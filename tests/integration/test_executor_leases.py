@@ -10,16 +10,16 @@ from uuid import UUID
 
 import pytest
 
-from consumers.conversation import Engine
-from consumers.executor import Executor, build_engine
-from consumers.persistence import Draft, LeaseLost
+from consumers.executor.conversation import Engine
+from consumers.executor.persistence import Draft, LeaseLost
+from consumers.executor.worker import Executor, build_engine
+from consumers.maintenance import maintenance_jobs
 from consumers.role import RoleContext
 from schemas.events import Event, decode_event
 from service.bus.memory import InProcessBus
+from service.core.settings import Settings
 from service.db.claims import Ending, Lease
-from service.db.core import Pool, connection, transaction
-from service.maintenance import maintenance_jobs
-from service.settings import Settings
+from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company
 from tests.support.scenarios import (
     event_types,

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from consumers.judge import Judge
-from consumers.llm.base import Providers
 from consumers.llm.openai_compat import OpenAICompatibleProvider
+from consumers.llm.providers import Providers
 from schemas.assertions import CustomLlmJudge
+from service.core.settings import ProviderConfig
 from service.domain.judging import VERDICT_SCHEMA
 from service.domain.transcript import ToolCallRecord, TranscriptTurn, render
-from service.settings import ProviderConfig
 from tests.support.fake_llm import FakeLLM, Reply, verdict
 
 RUBRIC = "The agent confirms the order number before giving a delivery date."

@@ -7,11 +7,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from service import accounts
+from service.accounts import credits
+from service.core.errors import NotFound, ValidationFailed
+from service.core.ids import new_id
 from service.db import companies, ledger
-from service.db.core import Pool, connection, transaction
-from service.errors import NotFound, ValidationFailed
-from service.ids import new_id
+from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company, make_run
 
 
@@ -23,8 +23,8 @@ async def _balance(pool: Pool, company_id: UUID) -> int:
 
 async def test_a_grant_moves_the_balance_and_records_it(pool: Pool) -> None:
     company = await make_company(pool)
-    assert (await accounts.adjust_credits(pool, company.id, 500, "top up"))[1] == 500
-    assert (await accounts.adjust_credits(pool, company.id, -200, "correction"))[1] == 300
+    assert (await credits.adjust_credits(pool, company.id, 500, "top up"))[1] == 500
+    assert (await credits.adjust_credits(pool, company.id, -200, "correction"))[1] == 300
     async with connection(pool) as conn:
         entries = await ledger.list_ledger_entries(conn, company.id)
     assert [(e.kind, e.amount_cents, e.balance_after_cents) for e in entries] == [
@@ -36,7 +36,7 @@ async def test_a_grant_moves_the_balance_and_records_it(pool: Pool) -> None:
 async def test_a_deduction_beyond_the_balance_is_refused_and_writes_nothing(pool: Pool) -> None:
     company = await make_company(pool, balance_cents=100)
     with pytest.raises(ValidationFailed, match="exceeds the balance"):
-        await accounts.adjust_credits(pool, company.id, -101, "too much")
+        await credits.adjust_credits(pool, company.id, -101, "too much")
     assert await _balance(pool, company.id) == 100
     async with connection(pool) as conn:
         assert len(await ledger.list_ledger_entries(conn, company.id)) == 1
@@ -45,9 +45,9 @@ async def test_a_deduction_beyond_the_balance_is_refused_and_writes_nothing(pool
 async def test_zero_and_unknown_companies_are_refused(pool: Pool) -> None:
     company = await make_company(pool)
     with pytest.raises(ValidationFailed):
-        await accounts.adjust_credits(pool, company.id, 0, "nothing")
+        await credits.adjust_credits(pool, company.id, 0, "nothing")
     with pytest.raises(NotFound):
-        await accounts.adjust_credits(pool, uuid4(), 10, "nobody")
+        await credits.adjust_credits(pool, uuid4(), 10, "nobody")
 
 
 async def test_a_run_is_charged_at_most_once(pool: Pool) -> None:
@@ -87,7 +87,7 @@ async def test_concurrent_deductions_never_overdraw(pool: Pool) -> None:
 
     async def deduct() -> bool:
         try:
-            await accounts.adjust_credits(pool, company.id, -30, "race")
+            await credits.adjust_credits(pool, company.id, -30, "race")
         except ValidationFailed:
             return False
         return True
@@ -95,15 +95,15 @@ async def test_concurrent_deductions_never_overdraw(pool: Pool) -> None:
     outcomes = await asyncio.gather(*(deduct() for _ in range(6)))
     assert outcomes.count(True) == 3
     assert await _balance(pool, company.id) == 10
-    assert await accounts.reconcile(pool) == []
+    assert await credits.reconcile(pool) == []
 
 
 async def test_reconcile_finds_a_balance_edited_behind_the_ledger(pool: Pool) -> None:
     company = await make_company(pool, balance_cents=100)
-    assert await accounts.reconcile(pool) == []
+    assert await credits.reconcile(pool) == []
     async with connection(pool) as conn:
         await conn.execute("UPDATE companies SET balance_cents = 999 WHERE id = $1", company.id)
-    assert await accounts.reconcile(pool) == [ledger.Mismatch(company.id, 999, 100)]
+    assert await credits.reconcile(pool) == [ledger.Mismatch(company.id, 999, 100)]
 
 
 async def test_the_database_refuses_a_negative_balance_even_without_the_function(pool: Pool) -> None:

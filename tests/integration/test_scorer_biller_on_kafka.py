@@ -7,14 +7,14 @@ from uuid import UUID
 
 import pytest
 
-from consumers.roles import ROLES
+from consumers.registry import ROLES
 from schemas.events import EventType, Topic
-from service.bus.base import OutgoingRecord
+from service.bus.interface import OutgoingRecord
 from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_name
+from service.core.settings import ProviderConfig, Settings
 from service.db import companies, outbox
-from service.db.core import Pool, connection, transaction
-from service.settings import ProviderConfig, Settings
+from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company, make_finished_run
 from tests.support.fake_llm import FakeLLM, verdict
 from tests.support.pipeline import pipeline

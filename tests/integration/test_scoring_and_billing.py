@@ -12,14 +12,14 @@ import pytest
 
 from consumers.biller import bill_run
 from consumers.judge import Judge
-from consumers.llm.base import Providers
 from consumers.llm.openai_compat import OpenAICompatibleProvider
+from consumers.llm.providers import Providers
 from consumers.scorer import Scorer
 from schemas.api import TurnRole
 from schemas.evaluation import Evaluation
+from service.core.settings import ProviderConfig, Settings
 from service.db import companies, ledger, outbox, runs
-from service.db.core import Pool, connection
-from service.settings import ProviderConfig, Settings
+from service.db.postgres import Pool, connection
 from tests.support.factories import make_company, make_finished_run
 from tests.support.fake_llm import FakeLLM, Reply, verdict
 

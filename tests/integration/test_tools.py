@@ -13,10 +13,10 @@ from uuid import UUID, uuid4
 import pytest
 from aiohttp import web
 
-from consumers.tools import ToolCaller, fires_for_real
+from consumers.executor.tools import ToolCaller, fires_for_real
 from schemas.agents import Tool
 from service.domain.transcript import ToolCallRecord
-from service.lifecycle import serving
+from service.runtime.serving import serving
 
 RUN_ID = UUID("01a201a3-0000-7000-8000-000000000001")
 

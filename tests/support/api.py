@@ -13,9 +13,9 @@ import asyncpg
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from service import accounts
-from service.db.core import Pool
-from service.domain.keys import SCOPES
+from service.accounts import api_keys, tenants
+from service.db.postgres import Pool
+from service.domain.apikeys import SCOPES
 from tests.support.live import ADMIN_TOKEN
 
 Client = TestClient[web.Request, web.Application]
@@ -54,8 +54,8 @@ async def make_tenant(
     credits_cents: int = 100_000,
     rate_limit: int = 10_000,
 ) -> Tenant:
-    company = await accounts.create_company(pool, name, credits_cents=credits_cents)
-    issued = await accounts.issue_api_key(
+    company = await tenants.create_company(pool, name, credits_cents=credits_cents)
+    issued = await api_keys.issue_api_key(
         pool, company.id, name="tests", scopes=list(scopes), rate_limit_per_minute=rate_limit
     )
     return Tenant(str(company.id), issued.key)
@@ -63,7 +63,7 @@ async def make_tenant(
 
 async def key_for(pool: Pool, tenant: Tenant, scopes: Sequence[str], *, rate_limit: int = 10_000) -> Tenant:
     """Another key of the same company, with only `scopes`."""
-    issued = await accounts.issue_api_key(
+    issued = await api_keys.issue_api_key(
         pool, UUID(tenant.company_id), name="narrow", scopes=list(scopes), rate_limit_per_minute=rate_limit
     )
     return Tenant(tenant.company_id, issued.key)

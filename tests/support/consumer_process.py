@@ -13,7 +13,7 @@ from pathlib import Path
 from consumers.runner import ConsumerRunner, RunnerConfig
 from schemas.events import Event, EventType
 from service.bus.kafka import KafkaBus
-from service.lifecycle import stop_on_signals
+from service.runtime.signals import stop_on_signals
 
 
 async def main(bootstrap: str, group: str, topic: str, out: Path) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
+from consumers.relay import outbox_record
 from schemas.events import EVENT_ADAPTER, Event, EventType, RunRequest
-from service.bus.base import OutgoingRecord
+from service.bus.interface import OutgoingRecord
+from service.core.ids import new_id
 from service.db.outbox import OutboxRow
-from service.ids import new_id
-from service.relay import outbox_record
 
 
 def run_request(run_id: UUID | None = None, company_id: UUID | None = None) -> Event:

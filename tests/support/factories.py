@@ -10,10 +10,10 @@ from pydantic import JsonValue
 
 from schemas.api import TurnRole
 from schemas.runs import RunConfig
+from service.core.ids import new_id
 from service.db import companies, ledger, runs
 from service.db import turns as turns_db
-from service.db.core import Pool, transaction
-from service.ids import new_id
+from service.db.postgres import Pool, transaction
 
 
 async def make_company(pool: Pool, *, name: str = "Acme", balance_cents: int = 0) -> companies.Company:

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.lifecycle import serving
+from service.runtime.serving import serving
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from service import accounts
-from service.app import create_app
-from service.db.core import create_pool
-from service.domain.keys import SCOPES
-from service.lifecycle import serving
-from service.settings import Settings
+from service.accounts import api_keys, tenants
+from service.core.settings import Settings
+from service.db.postgres import create_pool
+from service.domain.apikeys import SCOPES
+from service.gateway.app import create_app
+from service.runtime.serving import serving
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -46,8 +46,8 @@ def live_gateway(database_url: str, *, rate_limit: int = 1_000_000) -> Iterator[
         )
         pool = await create_pool(database_url, min_size=2, max_size=10)
         try:
-            company = await accounts.create_company(pool, "Live", credits_cents=1_000_000)
-            issued = await accounts.issue_api_key(
+            company = await tenants.create_company(pool, "Live", credits_cents=1_000_000)
+            issued = await api_keys.issue_api_key(
                 pool, company.id, name="live", scopes=list(SCOPES), rate_limit_per_minute=rate_limit
             )
             async with serving(create_app(settings, pool=pool), "127.0.0.1", 0) as url:

@@ -8,13 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from consumers.launch import RunningRole, running_role
-from consumers.roles import ROLES
-from service.bus.base import Bus
+from consumers.maintenance import maintenance_jobs, run_scheduler
+from consumers.registry import ROLES
+from consumers.relay import Relay
+from service.bus.interface import Bus
 from service.bus.topics import topic_specs
-from service.db.core import Pool
-from service.maintenance import maintenance_jobs, run_scheduler
-from service.relay import Relay
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.postgres import Pool
 
 ALL_ROLES = ("executor", "scorer", "biller")
 

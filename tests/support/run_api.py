@@ -13,8 +13,8 @@ from aiohttp import ClientResponse
 from prometheus_client import REGISTRY
 
 from service.bus.memory import InProcessBus
-from service.db.core import Pool, connection
-from service.settings import Settings
+from service.core.settings import Settings
+from service.db.postgres import Pool, connection
 from tests.support.api import Client, Json, Tenant, created
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import refund_case_body, scripted_agent, scripted_persona

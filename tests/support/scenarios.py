@@ -1,5 +1,5 @@
 """Agents, personas and cases written through the db layer, and runs triggered through the real
-trigger path (`service.triggers`), for tests that exercise execution without HTTP."""
+trigger path (`service.runs.triggers`), for tests that exercise execution without HTTP."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from schemas.agents import AgentCreate
 from schemas.cases import CaseCreate
 from schemas.personas import PersonaCreate
 from schemas.runs import RunTrigger
+from service.core.ids import new_id
+from service.core.settings import Settings
 from service.db import agents, cases, personas, runs
-from service.db.core import Pool, connection, transaction
-from service.ids import new_id
-from service.settings import Settings
-from service.triggers import IdempotencyRequest, trigger_case_run
+from service.db.postgres import Pool, connection, transaction
+from service.runs.triggers import IdempotencyRequest, trigger_case_run
 from tests.support.waiting import eventually
 
 REFUND_RULES: list[dict[str, Any]] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.domain.addresses import forbidden_address, is_ip_literal
+from service.core.addresses import forbidden_address, is_ip_literal
 
 
 def assert_refused_as(address: str, kind: str) -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from service import errors
-from service.errors import (
+from service.core import errors
+from service.core.errors import (
     BillingError,
     ExpiredKey,
     FieldError,

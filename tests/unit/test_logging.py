@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from service.logging import bound_context, configure_logging, get_logger
+from service.core.logging import bound_context, configure_logging, get_logger
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import REGISTRY
 
-from service.maintenance import Job, run_job, run_scheduler
+from consumers.maintenance import Job, run_job, run_scheduler
 
 TIMEOUT_S = 5.0
 NEVER_AGAIN_S = 3600.0

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.bus.base import BusError, CommitFailed, OutgoingRecord, TopicPartition, TopicSpec
+from service.bus.interface import BusError, CommitFailed, OutgoingRecord, TopicPartition, TopicSpec
 from service.bus.memory import InProcessBus, InProcessSubscription, partition_for
 
 TOPIC = "events"

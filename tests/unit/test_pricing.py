@@ -13,18 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import JsonValue, ValidationError
 
-from service.domain.pricing import (
-    DEFAULT_RATE_CARD,
-    MICROCENTS_PER_CENT,
-    Bill,
-    Price,
-    RateCard,
-    Role,
-    RolePrices,
-    bill,
-    price_call,
-)
-from service.settings import Settings
+from schemas.rates import DEFAULT_RATE_CARD, Price, RateCard, Role, RolePrices
+from service.core.settings import Settings
+from service.domain.pricing import MICROCENTS_PER_CENT, Bill, bill, price_call
 
 CARD = RateCard(
     version="test-2026-01",

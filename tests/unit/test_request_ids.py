@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from service.middlewares import request_id_for
+from service.gateway.middlewares import request_id_for
 
 _FRESH = re.compile(r"[0-9a-f]{32}")
 

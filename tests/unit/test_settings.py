@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 
 SECRET_URL = "postgresql://app:hunter2-s3cret@db.internal:5432/agent_eval"
 

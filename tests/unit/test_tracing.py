@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from service.tracing import child_traceparent, parse_trace_id, start_trace
+from service.core.tracing import child_traceparent, parse_trace_id, start_trace
 
 T = TypeVar("T")
 

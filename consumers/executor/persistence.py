@@ -1,0 +1,196 @@
+"""The executor's transactions (DESIGN.md §3): claim, persist a round of rows, end the run.
+
+Each is one transaction on the run row. After the claim, every one starts by locking the run
+*fenced* by the lease (`claimed_by`, `attempt`); no row means another executor owns the run now
+(or it ended) and `LeaseLost` is raised before anything is written. The cancel flag is read
+under that lock, so the first commit after a cancel request ends the run `cancelled`. The common
+round (the conversation goes on, no cancel requested) is a single statement that makes the same
+writes under the same fence (`service.db.rounds`): one round trip instead of five.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from consumers.llm.providers import Completion
+from schemas.api import TurnRole
+from schemas.rates import RateCard
+from service.core.ids import new_id
+from service.core.logging import get_logger
+from service.core.metrics import RUNS_ENDED, TURNS_PERSISTED
+from service.db import claims, rounds, turns
+from service.db.claims import Ending, Lease
+from service.db.postgres import Connection, Pool, connection, transaction
+from service.db.runs import Run
+from service.domain import pricing
+from service.domain.transcript import ToolCallRecord, TranscriptTurn
+from service.runs.endings import fill_slots
+
+log = get_logger("consumers.executor.persistence")
+
+
+class LeaseLost(Exception):
+    """Another executor owns the run now (or it ended): drop it without writing."""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A transcript row produced by a round, not yet numbered, priced or persisted."""
+
+    role: TurnRole
+    text: str | None = None
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    tool_result: dict[str, JsonValue] | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: int | None = None
+
+    @classmethod
+    def from_completion(cls, role: TurnRole, model: str, completion: Completion) -> Draft:
+        return cls(
+            role,
+            text=completion.text,
+            tool_calls=completion.tool_calls,
+            model=model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            latency_ms=completion.latency_ms,
+        )
+
+    def is_empty(self) -> bool:
+        return not self.text and not self.tool_calls
+
+    def has_usage(self) -> bool:
+        return bool(self.input_tokens or self.output_tokens)
+
+    def as_turn(self, number: int) -> TranscriptTurn:
+        return TranscriptTurn(number, self.role, self.text, self.tool_calls, self.tool_result)
+
+    def priced(self, run_id: UUID, number: int, attempt: int, card: RateCard) -> turns.NewTurn:
+        """The row to write, priced with the rate card in force (model calls only)."""
+        price = (
+            pricing.price_call(card, self.role, self.model, self.input_tokens, self.output_tokens)
+            if self.role in ("agent", "persona") and self.model is not None
+            else None
+        )
+        return turns.NewTurn(
+            id=new_id(),
+            run_id=run_id,
+            turn_number=number,
+            role=self.role,
+            text=self.text,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls]
+            or None,
+            tool_result=self.tool_result,
+            model=self.model,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_microcents=price.cost_microcents if price else 0,
+            rate_card_version=price.rate_card_version if price else None,
+            latency_ms=self.latency_ms,
+            attempt=attempt,
+        )
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    rate_card: RateCard
+    lease_ttl_s: float
+    max_attempts: int
+    inflight_cap: int
+
+
+class RunWriter:
+    def __init__(self, pool: Pool, settings: WriterSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    async def claim(self, run_id: UUID, executor: str) -> Run | None:
+        """Claim the run, announcing `run.started` (one statement); None if it is not claimable,
+        or if its claims are used up (the expired-lease sweep then ends it EXECUTOR_LOST)."""
+        async with connection(self._pool) as conn:
+            run = await claims.claim_run(
+                conn, run_id, executor, self._settings.lease_ttl_s, self._settings.max_attempts
+            )
+        if run is not None:
+            log.info("run_claimed", run_id=str(run_id), attempt=run.attempt)
+        return run
+
+    async def transcript(self, run_id: UUID) -> list[TranscriptTurn]:
+        async with connection(self._pool) as conn:
+            return turns.transcript_of(await turns.list_turns(conn, run_id))
+
+    async def persist(
+        self, lease: Lease, first: int, drafts: Sequence[Draft], ending: Ending | None, active_ms: int
+    ) -> bool:
+        """Write a round's rows (numbered from `first`) and their events; end the run if it ends
+        with them or a cancel was requested. True when the run ended."""
+        card = self._settings.rate_card
+        new = [d.priced(lease.run_id, first + i, lease.attempt, card) for i, d in enumerate(drafts)]
+        if ending is None:  # the common round: one statement, unless the lease or a cancel says no
+            async with connection(self._pool) as conn:
+                now = datetime.now(UTC)
+                written = await rounds.persist_round(conn, lease, new, active_ms=active_ms, now=now)
+            if written is not None:
+                self._count(written.rows)
+                return False
+        ended: Run | None = None
+        async with transaction(self._pool) as conn:
+            now = datetime.now(UTC)
+            round_ = await rounds.persist_round(
+                conn, lease, new, active_ms=active_ms, now=now, unless_cancelled=False
+            )
+            if round_ is None:
+                raise LeaseLost()
+            if round_.cancel_requested:
+                ending = Ending("cancelled", "cancelled")
+            if ending is not None:
+                ended = await self._end(conn, lease, ending, active_ms)
+        self._count(round_.rows)
+        if ended is not None:
+            await self._ended(ended)
+        return ended is not None
+
+    @staticmethod
+    def _count(rows: Sequence[turns.TurnRow]) -> None:
+        for row in rows:
+            TURNS_PERSISTED.labels(row.role).inc()
+
+    async def end(self, lease: Lease, ending: Ending, active_ms: int) -> None:
+        """End the run without new rows (a cancel requested before still makes it `cancelled`)."""
+        async with transaction(self._pool) as conn:
+            run = await self._advance(conn, lease, 0, active_ms)
+            if run.cancel_requested_at is not None:
+                ending = Ending("cancelled", "cancelled")
+            ended = await self._end(conn, lease, ending, active_ms)
+        await self._ended(ended)
+
+    async def _advance(self, conn: Connection, lease: Lease, events: int, active_ms: int) -> claims.Advance:
+        run = await claims.advance_run(conn, lease, events=events, active_ms=active_ms)
+        if run is None:
+            raise LeaseLost()
+        return run
+
+    async def _end(self, conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> Run:
+        ended = await claims.finish_run(conn, lease, ending, active_ms)  # with its end event
+        if ended is None:
+            raise LeaseLost()
+        return ended
+
+    async def _ended(self, run: Run) -> None:
+        """After the end committed: hand the freed slot on, and say so."""
+        await fill_slots(self._pool, run.company_id, self._settings.inflight_cap, after_end=True)
+        RUNS_ENDED.labels(run.status, run.termination_reason or "").inc()
+        log.info(
+            "run_ended",
+            run_id=str(run.id),
+            status=run.status,
+            termination_reason=run.termination_reason,
+            error_code=run.error_code,
+        )

@@ -1,0 +1,186 @@
+"""Maintenance: periodic jobs run by the active relay only (DESIGN.md §2).
+
+Every 5 s: measure stuck runs (`agent_eval_runs_stuck`); release held runs that now fit under
+their company's cap (and suite parallelism) and dispatch them; re-dispatch runs whose lease
+expired (or fail them `EXECUTOR_LOST` past the attempt cap), and released runs still pending
+30 s after their last dispatch; nudge runs terminal but not done for two minutes by re-emitting
+their last stage event (each run at most every two minutes). Hourly: purge sent outbox rows past
+`AGENT_EVAL_EVENT_RETENTION_HOURS`, idempotency keys past `AGENT_EVAL_IDEMPOTENCY_TTL_HOURS`,
+and rate-limit windows older than five minutes.
+A failing job is logged and counted, and retried at its next interval; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from service.core.logging import get_logger
+from service.core.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
+from service.core.settings import Settings
+from service.db import dispatch, idempotency, outbox, rate_limits, runs
+from service.db.postgres import Connection, Pool, connection, transaction
+from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
+from service.runs.endings import announce_end, fill_slots
+
+log = get_logger("consumers.maintenance")
+
+PURGE_BATCH = 10_000
+SWEEP_BATCH = 100
+RATE_WINDOW_KEPT = timedelta(minutes=5)  # windows are 60 s; older ones are dead weight
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_s: float
+    run: Callable[[], Awaitable[object]]
+
+
+def maintenance_jobs(pool: Pool, settings: Settings) -> list[Job]:
+    """The jobs the active relay runs, with their intervals."""
+    every_5s, hourly = settings.maintenance_interval_s, settings.maintenance_hourly_s
+    return [
+        Job("runs_stuck", every_5s, partial(measure_stuck_runs, pool)),
+        Job(
+            "release_held", every_5s, partial(release_held_runs, pool, settings.max_inflight_runs_per_company)
+        ),
+        Job("expired_leases", every_5s, partial(sweep_expired_leases, pool, settings)),
+        Job("stale_pending", every_5s, partial(sweep_stale_pending, pool, settings.dispatch_stale_s)),
+        Job("finalisation_sweep", every_5s, partial(sweep_unfinalised, pool)),
+        Job("outbox_purge", hourly, partial(purge_outbox, pool, settings.event_retention_hours * 3600)),
+        Job(
+            "idempotency_purge", hourly, partial(purge_idempotency_keys, pool, settings.idempotency_ttl_hours)
+        ),
+        Job("rate_limit_purge", hourly, partial(purge_rate_limit_windows, pool)),
+    ]
+
+
+async def measure_stuck_runs(pool: Pool) -> dict[str, int]:
+    async with connection(pool) as conn:
+        counts = await runs.count_stuck_runs(conn)
+    for reason, count in counts.items():
+        RUNS_STUCK.labels(reason).set(count)
+    return counts
+
+
+async def release_held_runs(pool: Pool, inflight_cap: int) -> int:
+    """Release, company by company, the held runs that fit now (a raised cap, a missed release)."""
+    async with connection(pool) as conn:
+        companies = await dispatch.companies_with_held_runs(conn, SWEEP_BATCH)
+    released = 0
+    for company_id in companies:
+        async with connection(pool) as conn:
+            released += len(await dispatch.release_held(conn, company_id, inflight_cap))
+    return released
+
+
+async def sweep_expired_leases(pool: Pool, settings: Settings) -> dict[str, int]:
+    """Runs whose executor vanished: re-dispatch them to be resumed, or, once their claims are
+    used up (hand-backs do not count), end them failed with `EXECUTOR_LOST`."""
+    async with transaction(pool) as conn:
+        expired = await dispatch.claim_expired_leases(
+            conn, settings.dispatch_stale_s, SWEEP_BATCH, settings.max_attempts
+        )
+        lost = [r for r in expired if r.attempt - r.handed_back >= settings.max_attempts]
+        retry = [r for r in expired if r not in lost]
+        ended = []
+        for run in lost:
+            error = f"no executor finished the run in {settings.max_attempts} attempts"
+            over = await dispatch.end_lost_run(conn, run.id, error)
+            if over is not None:
+                await announce_end(conn, over)
+                ended.append(over)
+        await dispatch.redispatch(conn, retry)
+    for company_id in {run.company_id for run in ended}:
+        await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=True)
+    if expired:
+        log.warning(
+            "expired_leases_swept", lost=[str(r.id) for r in lost], redispatched=[str(r.id) for r in retry]
+        )
+    return {"lost": len(lost), "redispatched": len(retry)}
+
+
+async def sweep_stale_pending(pool: Pool, older_than_s: float) -> int:
+    """Re-dispatch released runs no executor claimed (a lost request, executors down)."""
+    async with transaction(pool) as conn:
+        stale = await dispatch.claim_stale_pending(conn, older_than_s, SWEEP_BATCH)
+        await dispatch.redispatch(conn, stale)
+    if stale:
+        log.warning("stale_pending_redispatched", count=len(stale), run_ids=[str(r.id) for r in stale])
+    return len(stale)
+
+
+async def sweep_unfinalised(pool: Pool) -> int:
+    """Re-emit the last stage event of runs terminal but not done for two minutes."""
+    async with transaction(pool) as conn:
+        stuck = await runs.claim_unfinalised(conn, FINALISE_AFTER_S, SWEEP_BATCH)
+        for run in stuck:
+            event = last_stage_event(run.status, run.scored_at is not None)
+            if event is not None:
+                await outbox.append_event(conn, run.id, event, run.summary())
+            await runs.mark_swept(conn, run.id)
+    if stuck:
+        log.warning("runs_finalisation_nudged", count=len(stuck), run_ids=[str(r.id) for r in stuck])
+    return len(stuck)
+
+
+async def _purge_in_batches(pool: Pool, purge: Callable[[Connection], Awaitable[int]]) -> int:
+    """Run a batched delete until a batch comes back short (each batch its own short statement,
+    so no long lock or transaction); returns how many rows went."""
+    total = 0
+    while True:
+        async with connection(pool) as conn:
+            deleted = await purge(conn)
+        total += deleted
+        if deleted < PURGE_BATCH:
+            return total
+
+
+async def purge_outbox(pool: Pool, retention_s: float) -> int:
+    total = await _purge_in_batches(pool, lambda conn: outbox.purge_sent(conn, retention_s, PURGE_BATCH))
+    OUTBOX_PURGED.inc(total)
+    return total
+
+
+async def purge_idempotency_keys(pool: Pool, ttl_hours: float) -> int:
+    cutoff = datetime.now(UTC) - timedelta(hours=ttl_hours)
+    return await _purge_in_batches(pool, lambda conn: idempotency.purge_keys(conn, cutoff, PURGE_BATCH))
+
+
+async def purge_rate_limit_windows(pool: Pool) -> int:
+    async with connection(pool) as conn:
+        return await rate_limits.purge_windows(conn, datetime.now(UTC) - RATE_WINDOW_KEPT)
+
+
+async def run_scheduler(jobs: Sequence[Job], stop: asyncio.Event) -> None:
+    """Run each job now and then every `interval_s`, until `stop` is set."""
+    next_due = dict.fromkeys((job.name for job in jobs), 0.0)
+    while not stop.is_set():
+        for job in jobs:
+            if time.monotonic() >= next_due[job.name]:
+                await run_job(job)
+                next_due[job.name] = time.monotonic() + job.interval_s
+        wait = max(0.0, min(next_due.values(), default=1.0) - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+
+
+async def run_job(job: Job) -> None:
+    """Run one job, logging and counting its outcome instead of raising."""
+    started = time.monotonic()
+    try:
+        result = await job.run()
+    except Exception:
+        MAINTENANCE_RUNS.labels(job.name, "error").inc()
+        log.exception("maintenance_job_failed", job=job.name)
+        return
+    MAINTENANCE_RUNS.labels(job.name, "ok").inc()
+    log.debug(
+        "maintenance_job_done", job=job.name, result=result, seconds=round(time.monotonic() - started, 3)
+    )

@@ -1,8 +1,0 @@
-"""The consumer roles `agent-eval consume <role>` can run (DESIGN.md §2)."""
-
-from __future__ import annotations
-
-from consumers import biller, executor, scorer
-from consumers.role import Role
-
-ROLES: dict[str, Role] = {role.name: role for role in (executor.ROLE, scorer.ROLE, biller.ROLE)}

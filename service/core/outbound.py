@@ -1,0 +1,77 @@
+"""HTTP clients for calls to URLs our users give us (real tool calls, later webhooks), with the
+SSRF guard applied where it cannot be bypassed: at connect time, on every address the name
+resolves to (DNS rebinding gets no second chance), and on IP literals before connecting.
+Redirects are never followed. `allow_private` (tests and local development) lifts the guard.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from service.core.addresses import forbidden_address, is_ip_literal
+
+
+class ForbiddenTarget(Exception):
+    """The URL points at an address outbound calls may not reach."""
+
+
+class ForbiddenAddress(OSError):
+    """Every address a name resolves to is forbidden (raised at connect time, in the resolver)."""
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the SSRF guard refused a call that failed with `exc`, or None if it did not."""
+    if isinstance(exc, ForbiddenTarget):
+        return str(exc)
+    reason = getattr(exc, "os_error", None)  # aiohttp's connector errors wrap the resolver's
+    return str(reason) if isinstance(reason, ForbiddenAddress) else None
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves names, then drops every address the SSRF policy forbids."""
+
+    def __init__(self) -> None:
+        self._resolver = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._resolver.resolve(host, port, family)
+        allowed = [r for r in results if forbidden_address(r["host"]) is None]
+        if not allowed:
+            reason = forbidden_address(results[0]["host"]) if results else "no address"
+            raise ForbiddenAddress(f"{host} is not allowed: {reason}")
+        return allowed
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+def check_target(url: str, *, allow_private: bool) -> None:
+    """Refuse URLs outbound calls may not use: not https (http only when private targets are
+    allowed), no host, or an IP literal the policy forbids."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
+        raise ForbiddenTarget(f"{parts.scheme or 'no'} scheme: only https:// URLs are called")
+    host = parts.hostname
+    if not host:
+        raise ForbiddenTarget("the URL has no host")
+    if not allow_private and is_ip_literal(host):
+        problem = forbidden_address(host)
+        if problem:
+            raise ForbiddenTarget(problem)
+
+
+def guarded_session(*, allow_private: bool, timeout_s: float, limit: int = 100) -> aiohttp.ClientSession:
+    """A client session whose connections reach only addresses the SSRF policy allows."""
+    connector = aiohttp.TCPConnector(
+        limit=limit, resolver=None if allow_private else GuardedResolver(), ttl_dns_cache=60
+    )
+    return aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s), trust_env=False
+    )

@@ -1,0 +1,155 @@
+"""Settings: the only reader of the environment. Built once by the CLI and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.rates import DEFAULT_RATE_CARD, RateCard
+
+LogFormat = Literal["auto", "json", "console"]
+StructuredOutput = Literal["json_schema", "json_object", "none"]
+
+
+class ModelSettings(BaseModel):
+    """Per-model knobs: how to ask for JSON, and an output cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    structured_output: StructuredOutput = "json_schema"
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class ProviderConfig(BaseModel):
+    """One OpenAI-compatible model provider (DESIGN.md §6): models are named `<provider>:<model>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str
+    api_key_env: str | None = None  # the variable holding its key (read through Settings only)
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)  # on 408/409/429/5xx and timeouts, with backoff
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+    def model_settings(self, model: str) -> ModelSettings:
+        return self.models.get(model, ModelSettings())
+
+
+class Settings(BaseSettings):
+    """Every `AGENT_EVAL_*` variable the service reads, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENT_EVAL_", frozen=True, extra="ignore")
+
+    # Connections.
+    database_url: SecretStr | None = None
+    db_pool_min_size: int = Field(default=2, ge=1)
+    db_pool_max_size: int = Field(default=20, ge=1)
+    db_command_timeout_s: float = Field(default=30.0, gt=0)
+    kafka_bootstrap: str | None = None
+
+    # Topics (DESIGN.md §5).
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=12, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    health_port: int = Field(default=9100, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    admin_token: SecretStr | None = None
+
+    # `agent-eval dev`.
+    data_dir: Path = Path("~/.agent-eval")
+
+    # Run lifecycle and money.
+    default_wait_s: float = Field(default=55.0, ge=0, le=60)
+    run_timeout_s: float = Field(default=600.0, gt=0)
+    min_run_balance_cents: int = Field(default=1, ge=0)
+    max_inflight_runs_per_company: int = Field(default=50, ge=1)
+    webhook_allow_private: bool = False
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    waiter_poll_s: float = Field(default=2.0, gt=0)  # blocked requests re-read their runs this often
+
+    # Execution (DESIGN.md §3, §6).
+    executor_concurrency: int = Field(default=1000, ge=1)  # conversations one executor plays at once
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    dispatch_stale_s: float = Field(default=30.0, gt=0)  # re-dispatch released runs no one claimed
+    default_agent_model: str = "openai:gpt-4o-mini"  # for agents and personas that name no model
+    default_persona_model: str = "openai:gpt-4o-mini"
+    scripted_latency_s: float = Field(default=0.0, ge=0)  # simulated model latency (benchmarks)
+    tool_timeout_s: float = Field(default=10.0, gt=0)
+    tool_max_response_bytes: int = Field(default=65_536, ge=1024)
+
+    # Outbox relay and maintenance (DESIGN.md §2, §5).
+    event_retention_hours: float = Field(default=72.0, gt=0)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_busy_poll_s: float = Field(default=0.02, gt=0)
+    relay_idle_poll_s: float = Field(default=1.0, gt=0)
+    relay_lock_poll_s: float = Field(default=1.0, gt=0)
+    maintenance_interval_s: float = Field(default=5.0, gt=0)
+    maintenance_hourly_s: float = Field(default=3600.0, gt=0)
+
+    # Consumers.
+    consumer_commit_interval_ms: int = Field(default=100, ge=1)
+    consumer_commit_batch: int = Field(default=100, ge=1)
+    consumer_handler_attempts: int = Field(default=5, ge=1)
+    consumer_retry_base_s: float = Field(default=0.2, gt=0)
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    consumer_heartbeat_interval_ms: int = Field(default=3000, ge=100)
+    # A fetch returns once it has this many bytes or has waited this long: batching records
+    # into fewer round trips costs at most the wait in latency per hop.
+    consumer_fetch_min_bytes: int = Field(default=1, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=0)
+
+    # Model providers (DESIGN.md §6): `openai` always exists; AGENT_EVAL_PROVIDERS adds more (JSON).
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+
+    # Scoring and pricing (DESIGN.md §7).
+    judge_model: str = "openai:gpt-4o-mini"
+    judge_attempts: int = Field(default=3, ge=1, le=10)  # per sample, when the answer is unusable
+    rate_card: RateCard = DEFAULT_RATE_CARD
+
+    # API keys.
+    api_key_cache_s: float = Field(default=5.0, ge=0, le=5.0)
+
+    # Logging.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: LogFormat = "auto"
+
+    def require_database_url(self) -> str:
+        """The database URL, or a clear error naming the variable to set."""
+        if self.database_url is None:
+            raise SettingsError("AGENT_EVAL_DATABASE_URL is not set")
+        return self.database_url.get_secret_value()
+
+    def provider_registry(self) -> dict[str, ProviderConfig]:
+        """Every configured provider by name; `openai` is built from OPENAI_BASE_URL / OPENAI_API_KEY."""
+        openai = ProviderConfig(base_url=self.openai_base_url, api_key_env="AGENT_EVAL_OPENAI_API_KEY")
+        return {"openai": openai, **self.providers}
+
+    def provider_names(self) -> frozenset[str]:
+        return frozenset(self.provider_registry())
+
+    def provider_api_key(self, provider: ProviderConfig) -> str | None:
+        """The provider's API key, read from the variable its config names."""
+        if provider.api_key_env == "AGENT_EVAL_OPENAI_API_KEY":
+            return self.openai_api_key.get_secret_value() if self.openai_api_key else None
+        return os.environ.get(provider.api_key_env) if provider.api_key_env else None
+
+    def require_kafka_bootstrap(self) -> str:
+        if not self.kafka_bootstrap:
+            raise SettingsError("AGENT_EVAL_KAFKA_BOOTSTRAP is not set")
+        return self.kafka_bootstrap
+
+
+class SettingsError(RuntimeError):
+    """A setting the chosen command needs is missing or unusable."""

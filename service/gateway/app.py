@@ -1,0 +1,60 @@
+"""The gateway's aiohttp application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.core.settings import Settings
+from service.db.postgres import Pool, create_pool
+from service.gateway.appkeys import KEY_CACHE, POOL, SETTINGS, WAITERS
+from service.gateway.auth import KeyCache
+from service.gateway.middlewares import access_control, body_limit, errors, request_context
+from service.gateway.routes import setup_routes
+from service.gateway.waiters import RunWaiters
+
+
+def create_app(settings: Settings, *, pool: Pool | None = None) -> web.Application:
+    """The gateway. Given a pool (dev mode shares one), the app uses it and leaves it open."""
+    app = web.Application(
+        middlewares=[request_context, errors, body_limit, access_control],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[KEY_CACHE] = KeyCache(ttl_s=settings.api_key_cache_s)
+    if pool is not None:
+        app[POOL] = pool
+    else:
+        app.cleanup_ctx.append(_pool_context)
+    app.cleanup_ctx.append(_waiters_context)
+    app.on_shutdown.append(_answer_waiters)
+    setup_routes(app)
+    return app
+
+
+async def _pool_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(
+        settings.require_database_url(),
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        command_timeout_s=settings.db_command_timeout_s,
+    )
+    app[POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _waiters_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    waiters = RunWaiters(settings.require_database_url(), app[POOL], poll_s=settings.waiter_poll_s)
+    await waiters.start()
+    app[WAITERS] = waiters
+    yield
+    await waiters.close()
+
+
+async def _answer_waiters(app: web.Application) -> None:
+    """Shutting down: every blocked request is answered now (202) instead of at its deadline."""
+    app[WAITERS].shut()

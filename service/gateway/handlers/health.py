@@ -1,0 +1,23 @@
+"""`/healthz`, `/readyz`, `/metrics`: no key needed, never rate limited."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from schemas.api import HealthBody
+from service.gateway.appkeys import POOL
+from service.runtime.health import database_check, metrics_response, readiness_response
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """The process is up and its event loop answers; no dependency is checked (liveness)."""
+    return web.json_response(HealthBody(status="ok").model_dump())
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database pool is usable. The gateway writes events to the outbox; it needs no broker."""
+    return await readiness_response({"database": database_check(request.app[POOL])})
+
+
+async def metrics(_: web.Request) -> web.Response:
+    return metrics_response()

@@ -1,0 +1,83 @@
+"""Answering when a run is done (DESIGN.md §3 Blocking trigger): 200 with the full run if it is
+done within the wait, else 202 with the latest run, `Location` and `Retry-After` (2 s while the
+conversation runs, 1 s once it is over but not yet scored and billed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from uuid import UUID
+
+from aiohttp import web
+
+from schemas.api import TERMINAL_STATUSES
+from service.core.errors import NotFound
+from service.db import runs
+from service.db.postgres import connection
+from service.domain.preferences import Wait
+from service.gateway.appkeys import POOL, WAITERS
+from service.gateway.handlers.responses import json_response
+from service.runs.views import run_view
+
+
+async def answer_when_done(
+    request: web.Request, run_id: UUID, company_id: UUID, wait: Wait, *, fresh: bool = False
+) -> web.Response:
+    """`fresh`: the run was created by this request a moment ago, so it is not done yet."""
+    run = await wait_until_done(request, run_id, company_id, wait.seconds, fresh=fresh)
+    headers = {"Preference-Applied": wait.applied()} if wait.asked else {}
+    if run.queue_status == "done":
+        response = json_response(run_view(run))
+    else:
+        response = json_response(run_view(run), status=202)
+        headers["Location"] = f"/agent-eval/runs/{run.id}"
+        headers["Retry-After"] = "1" if run.status in TERMINAL_STATUSES else "2"
+    response.headers.update(headers)
+    return response
+
+
+async def wait_until_done(
+    request: web.Request, run_id: UUID, company_id: UUID, seconds: float, *, fresh: bool = False
+) -> runs.Run:
+    """The run once done, or as it is when `seconds` pass or the gateway shuts down. While it
+    waits, a request holds only an event and the run's two status fields (thousands wait at
+    once); the whole run is read once, for the answer."""
+    if seconds > 0:
+        await _wait(request, run_id, company_id, time.monotonic() + seconds, fresh=fresh)
+    return await _read(request, run_id, company_id)
+
+
+async def _wait(
+    request: web.Request, run_id: UUID, company_id: UUID, deadline: float, *, fresh: bool
+) -> None:
+    waiters = request.app[WAITERS]
+    with waiters.watch(run_id) as woken:
+        # Read after watching, so no wake-up between the read and the watch is missed. A run
+        # this request created a moment ago is not done yet, so it skips the first read (were
+        # it done already, the waiters' periodic re-read would still answer it in seconds).
+        check = not fresh
+        while not waiters.closing and (
+            not check or await _queue_status(request, run_id, company_id) != "done"
+        ):
+            check = True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await woken.wait()
+            woken.clear()
+
+
+async def _queue_status(request: web.Request, run_id: UUID, company_id: UUID) -> str:
+    async with connection(request.app[POOL]) as conn:
+        progress = await runs.fetch_progress(conn, run_id, company_id)
+    if progress is None:
+        raise NotFound(f"Run {run_id} not found")
+    return progress[1]
+
+
+async def _read(request: web.Request, run_id: UUID, company_id: UUID) -> runs.Run:
+    async with connection(request.app[POOL]) as conn:
+        return await runs.get_run(conn, run_id, company_id)

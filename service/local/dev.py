@@ -1,0 +1,123 @@
+"""`agent-eval dev`: every role in one process, on an embedded PostgreSQL and the in-process bus.
+
+The database lives under the data directory, so a restart keeps agents, cases and runs. Nothing
+is seeded silently: on the very first start one company with credits and one API key are created
+and printed (the key only this once); later starts say they reuse the existing data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from service.accounts import api_keys, tenants
+from service.bus.interface import Bus
+from service.bus.memory import InProcessBus
+from service.bus.topics import topic_specs
+from service.core.settings import Settings
+from service.db.migrate import apply_migrations
+from service.db.postgres import Pool, close_quietly, connect
+from service.domain.apikeys import SCOPES
+from service.gateway.app import create_app
+from service.local import pgserver
+from service.runtime.pools import pool_from
+from service.runtime.serving import serving
+from service.runtime.signals import stop_on_signals
+
+DATABASE = "agent_eval"
+DEV_COMPANY = "Local development"
+DEV_CREDITS_CENTS = 10_000
+
+
+class RoleRunner(Protocol):
+    async def run(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+
+RoleFactory = Callable[[Settings, Pool, Bus], RoleRunner]
+Say = Callable[[str], None]
+
+
+async def run_dev(
+    settings: Settings, *, data_dir: Path, port: int, roles: Sequence[RoleFactory], say: Say
+) -> None:
+    """Run until SIGINT/SIGTERM, then stop every role and the embedded PostgreSQL. `roles` are
+    the relay and the consumer roles, built by the composition root (`service.cli`)."""
+    data_dir = await asyncio.to_thread(lambda: data_dir.expanduser().resolve())
+    pg_dir = data_dir / "postgres"
+    server = await asyncio.to_thread(
+        pgserver.start, pg_dir, settings=pgserver.DEV_SETTINGS, databases=[DATABASE]
+    )
+    say(f"data directory: {data_dir}")
+    say(f"database: {server.describe()}")
+    settings = settings.model_copy(update={"database_url": SecretStr(server.url(DATABASE))})
+    stop = stop_on_signals()
+    try:
+        await _migrate(server.url(DATABASE))
+        async with pool_from(settings) as pool:
+            await _first_start(pool, say)
+            await _run_roles(settings, pool=pool, port=port, roles=roles, stop=stop, say=say)
+    finally:
+        await asyncio.to_thread(pgserver.stop, pg_dir)
+        say("stopped")
+
+
+async def _until_stopped_or_crashed(stop: asyncio.Event, tasks: list[asyncio.Task[None]], say: Say) -> None:
+    """Wait for Ctrl-C; a role that dies meanwhile stops everything rather than limp on without it."""
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    for task in done - {stopped}:
+        error = task.exception()
+        say(f"role {task.get_name()} stopped unexpectedly: {error!r}; shutting down")
+
+
+async def _migrate(dsn: str) -> None:
+    conn = await connect(dsn, application_name="agent-eval-migrate")
+    try:
+        await apply_migrations(conn)
+    finally:
+        await close_quietly(conn)
+
+
+async def _first_start(pool: Pool, say: Say) -> None:
+    if await tenants.count_companies(pool):
+        say("reusing the existing data (create more keys with `agent-eval admin create-key`)")
+        return
+    company = await tenants.create_company(pool, DEV_COMPANY, credits_cents=DEV_CREDITS_CENTS)
+    issued = await api_keys.issue_api_key(pool, company.id, name="dev", scopes=list(SCOPES))
+    say(
+        f"first start: created company {company.id} ({DEV_COMPANY!r}) "
+        f"with {DEV_CREDITS_CENTS} cents of credit"
+    )
+    say(f"API key (shown once, keep it): {issued.key}")
+
+
+async def _run_roles(
+    settings: Settings,
+    *,
+    pool: Pool,
+    port: int,
+    roles: Sequence[RoleFactory],
+    stop: asyncio.Event,
+    say: Say,
+) -> None:
+    bus = InProcessBus()
+    await bus.create_topics(topic_specs(settings.topic_prefix, settings.topic_partitions, 1))
+    runners = [factory(settings, pool, bus) for factory in roles]
+    tasks = [asyncio.create_task(runner.run(), name="role") for runner in runners]
+    try:
+        async with serving(create_app(settings, pool=pool), settings.host, port) as url:
+            say(f"serving {url}  (Ctrl-C to stop)")
+            await _until_stopped_or_crashed(stop, tasks, say)
+    finally:
+        stop.set()
+        for runner in runners:
+            runner.request_stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.stop()

@@ -1,0 +1,170 @@
+"""Creating a case run (DESIGN.md §3): one transaction writes the run (held), its snapshot, its
+`run.queued` event and the idempotency key; right after, the run is released with its run
+request as the company's in-flight cap allows. Early rejections (404, 402, 422, 400) store
+nothing.
+
+With an `Idempotency-Key`, a request seen before creates nothing: the same fingerprint replays
+the stored run, another fingerprint is 422 `IDEMPOTENCY_KEY_REUSED`. A concurrent duplicate
+waits on the key's row for the first request to commit, then replays; past 5 s it is 409
+`IDEMPOTENCY_KEY_IN_USE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from schemas.cases import Case
+from schemas.runs import RunTrigger
+from service.core.errors import (
+    FlowExecutionUnsupported,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    ModeNotSupported,
+    NotFound,
+    ValidationFailed,
+)
+from service.core.ids import new_id
+from service.core.settings import Settings
+from service.db import cases, idempotency, runs
+from service.db.postgres import Connection, LockTimeout, Pool, connection, transaction
+from service.db.run_creation import create_run
+from service.domain.agents import agent_field_errors, rule_problems
+from service.domain.snapshot import Snapshot, snapshot
+from service.runs.endings import fill_slots
+from service.runs.funds import ensure_can_pay
+
+KEY_WAIT_S = 5.0
+CASE_RUN = "eval_run"
+
+
+@dataclass(frozen=True)
+class IdempotencyRequest:
+    key: str
+    fingerprint: bytes
+
+
+class _Replay(Exception):
+    """The key was stored by a concurrent request while this one was creating: undo, replay."""
+
+    def __init__(self, stored: idempotency.StoredKey) -> None:
+        self.stored = stored
+
+
+@dataclass(frozen=True)
+class Triggered:
+    run_id: UUID
+    created: bool  # False: an Idempotency-Key replay of an earlier request
+
+
+async def trigger_case_run(
+    pool: Pool,
+    settings: Settings,
+    *,
+    company_id: UUID,
+    case_id: UUID,
+    body: RunTrigger,
+    key: IdempotencyRequest | None,
+) -> Triggered:
+    """Create (or, for a repeated key, find) the run. A new run is created held
+    and released right after, as the company's in-flight cap allows. Without a key the reads and
+    the creation need no transaction: the run and its event are one statement."""
+    if body.mode == "voice":
+        raise ModeNotSupported("Only text runs exist; `mode: voice` is reserved")
+    if key is None:
+        async with connection(pool) as conn:
+            run_id = await _create(
+                conn, settings, company_id=company_id, case_id=case_id, body=body, key=None
+            )
+    else:
+        try:
+            async with transaction(pool) as conn:
+                stored = await idempotency.fetch_key(conn, company_id, key.key)
+                if stored is not None:
+                    return Triggered(replayed(stored, key), created=False)
+                run_id = await _create(
+                    conn, settings, company_id=company_id, case_id=case_id, body=body, key=key
+                )
+        except _Replay as replay:
+            return Triggered(replayed(replay.stored, key), created=False)
+        except LockTimeout as exc:
+            raise IdempotencyKeyInUse("A request with this Idempotency-Key is still being processed") from exc
+    await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=False)
+    return Triggered(run_id, created=True)
+
+
+def replayed(stored: idempotency.StoredKey, key: IdempotencyRequest) -> UUID:
+    if stored.fingerprint != key.fingerprint or stored.resource_type != CASE_RUN:
+        raise IdempotencyKeyReused("This Idempotency-Key was used for a different request")
+    return stored.resource_id
+
+
+async def _create(
+    conn: Connection,
+    settings: Settings,
+    *,
+    company_id: UUID,
+    case_id: UUID,
+    body: RunTrigger,
+    key: IdempotencyRequest | None,
+) -> UUID:
+    case = await cases.get_case(conn, company_id, case_id)
+    taken = planned_run(case, body, settings)
+    await ensure_can_pay(conn, company_id, 1, settings.min_run_balance_cents)
+    run_id = new_id()
+    if key is not None:
+        await idempotency.set_lock_timeout(conn, KEY_WAIT_S)
+        stored = await idempotency.store_key(
+            conn, company_id, key.key, fingerprint=key.fingerprint, resource_type=CASE_RUN, resource_id=run_id
+        )
+        if stored is not None:
+            raise _Replay(stored)
+    run = await create_run(conn, _new_run(run_id, company_id, case, body, taken))
+    return run.id
+
+
+def planned_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:
+    """The run's snapshot, or the 4xx that refuses it (deleted agent, flow agent, bad overrides)."""
+    if case.agent.deleted_at is not None:
+        raise NotFound(f"Agent {case.agent_id} of case {case.id} was deleted")
+    if case.agent.type == "flow":
+        raise FlowExecutionUnsupported("Flow agents cannot run as text simulations yet")
+    if body.agent_overrides is not None:
+        errors = agent_field_errors(
+            body.agent_overrides,
+            providers=settings.provider_names(),
+            allow_http=settings.webhook_allow_private,
+            at="body.agent_overrides",
+        )
+        if errors:
+            raise ValidationFailed(fields=errors)
+    taken = snapshot(
+        case,
+        body.agent_overrides,
+        default_agent_model=settings.default_agent_model,
+        default_persona_model=settings.default_persona_model,
+    )
+    agent = taken.config.case.agent
+    problems = list(
+        rule_problems(agent.rules or [], {t.name for t in agent.tools}, at="body.agent_overrides.rules")
+    )
+    if problems:
+        raise ValidationFailed(fields=problems)
+    return taken
+
+
+def _new_run(run_id: UUID, company_id: UUID, case: Case, body: RunTrigger, taken: Snapshot) -> runs.NewRun:
+    return runs.NewRun(
+        id=run_id,
+        company_id=company_id,
+        config=taken.config.model_dump(mode="json"),
+        case_id=case.id,
+        suite_id=case.suite_id,
+        agent_id=case.agent_id,
+        persona_id=case.persona_id,
+        agent_overrides=None if body.agent_overrides is None else body.agent_overrides.changes(),
+        labels=dict(body.labels),
+        released=False,
+        agent_model=taken.agent_model,
+        persona_model=taken.persona_model,
+    )

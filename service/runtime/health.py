@@ -1,0 +1,123 @@
+"""`/healthz`, `/readyz`, `/metrics` for the roles that serve no API (relay, consumers).
+
+Liveness checks only that the role's loop made progress recently — never a dependency, so a
+database hiccup cannot restart every pod at once. Readiness runs the role's dependency checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from schemas.api import HealthBody
+from service.bus.interface import Bus
+from service.core.metrics import render_metrics
+from service.db.migrate import missing_migrations
+from service.db.postgres import DatabaseError, Pool, connection, ping
+
+LIVENESS_WINDOW_S = 30.0
+CHECK_TIMEOUT_S = 2.0
+
+Check = Callable[[], Awaitable[bool]]
+
+
+class Heartbeat:
+    """Beaten by a role's loop on every iteration; stale after `LIVENESS_WINDOW_S`."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self.beats = 0
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+        self.beats += 1
+
+    def age_s(self) -> float:
+        return time.monotonic() - self._last
+
+    def alive(self) -> bool:
+        return self.age_s() < LIVENESS_WINDOW_S
+
+
+async def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
+    """Each check's outcome: `ok`, `failing`, or `timeout`."""
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            ok = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            results[name] = "timeout"
+            continue
+        except Exception:  # a readiness probe reports failures, it never raises them
+            ok = False
+        results[name] = "ok" if ok else "failing"
+    return results
+
+
+def health_app(heartbeats: Mapping[str, Heartbeat], checks: Mapping[str, Check]) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        stale = {name: f"stale {hb.age_s():.0f}s" for name, hb in heartbeats.items() if not hb.alive()}
+        body = HealthBody(status="unavailable" if stale else "ok", checks=stale)
+        return web.json_response(body.model_dump(), status=503 if stale else 200)
+
+    async def readyz(_: web.Request) -> web.Response:
+        return await readiness_response(checks)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return metrics_response()
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def readiness_response(checks: Mapping[str, Check]) -> web.Response:
+    """200 when every check passes, else 503; the body names each check's outcome."""
+    results = await run_checks(checks)
+    ok = all(v == "ok" for v in results.values())
+    body = HealthBody(status="ok" if ok else "unavailable", checks=results)
+    return web.json_response(body.model_dump(), status=200 if ok else 503)
+
+
+def metrics_response() -> web.Response:
+    payload, content_type = render_metrics()
+    return web.Response(body=payload, headers={"Content-Type": content_type})
+
+
+async def start_health_server(
+    host: str, port: int, heartbeats: Mapping[str, Heartbeat], checks: Mapping[str, Check]
+) -> web.AppRunner:
+    """Serve the health endpoints; the caller `cleanup()`s the returned runner."""
+    runner = web.AppRunner(health_app(heartbeats, checks), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def database_check(pool: Pool) -> Check:
+    """Ready when a pooled connection answers and every migration this code needs is applied
+    (so a new pod takes no traffic before `agent-eval migrate` ran)."""
+
+    async def check() -> bool:
+        try:
+            async with connection(pool) as conn:
+                return await ping(conn) and not await missing_migrations(conn)
+        except DatabaseError:
+            return False
+
+    return check
+
+
+def bus_check(bus: Bus) -> Check:
+    """Ready when the bus answers a metadata request."""
+
+    async def check() -> bool:
+        await bus.list_topics()
+        return True
+
+    return check
