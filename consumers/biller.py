@@ -14,7 +14,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from consumers.role import BuiltRole, Role, RoleContext
-from schemas.events import Event, EventType, RunCancelled, RunFailed, RunScored, Topic
+from schemas.events import Event, Topic
 from service.core.ids import new_id
 from service.core.logging import get_logger
 from service.core.metrics import UNCOLLECTED_CENTS
@@ -22,17 +22,9 @@ from service.db import ledger, results, runs, turns
 from service.db.postgres import Connection, Pool, transaction
 from service.domain import pricing
 from service.domain.ledger import Debit
+from service.domain.lifecycle import BILLING_EVENTS, billable
 
 log = get_logger("consumers.biller")
-
-
-def billable(run: runs.Run) -> bool:
-    """Completed runs once scored; failed and cancelled runs as they are; never twice."""
-    if run.queue_status == "done":
-        return False
-    if run.status == "completed":
-        return run.scored_at is not None
-    return run.status in ("failed", "cancelled")
 
 
 def billed_usage(
@@ -56,7 +48,7 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
     """Finalise one run; False when there was nothing to do (not ready, or already done)."""
     async with transaction(pool) as conn:
         run = await runs.lock_run(conn, run_id)
-        if run is None or not billable(run):
+        if run is None or not billable(run.status, run.queue_status, run.scored_at is not None):
             return False
         usage = await turns.usage_by_role(conn, run_id)
         bill = pricing.bill(
@@ -91,7 +83,7 @@ class Biller:
         self._pool = pool
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, RunScored | RunFailed | RunCancelled):
+        if event.type in BILLING_EVENTS and event.run_id is not None:
             await bill_run(self._pool, event.run_id)
 
 
@@ -102,6 +94,6 @@ def build(context: RoleContext) -> BuiltRole:
 ROLE = Role(
     "biller",
     (Topic.RUN_EVENTS,),
-    frozenset({EventType.RUN_SCORED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}),
+    BILLING_EVENTS,
     build,
 )

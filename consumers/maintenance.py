@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.logging import get_logger
 from service.core.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
 from service.core.settings import Settings
@@ -42,7 +42,7 @@ class Job:
     run: Callable[[], Awaitable[object]]
 
 
-def maintenance_jobs(pool: Pool, settings: Settings) -> list[Job]:
+def maintenance_jobs(pool: Pool, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> list[Job]:
     """The jobs the active relay runs, with their intervals."""
     every_5s, hourly = settings.maintenance_interval_s, settings.maintenance_hourly_s
     return [
@@ -55,9 +55,11 @@ def maintenance_jobs(pool: Pool, settings: Settings) -> list[Job]:
         Job("finalisation_sweep", every_5s, partial(sweep_unfinalised, pool)),
         Job("outbox_purge", hourly, partial(purge_outbox, pool, settings.event_retention_hours * 3600)),
         Job(
-            "idempotency_purge", hourly, partial(purge_idempotency_keys, pool, settings.idempotency_ttl_hours)
+            "idempotency_purge",
+            hourly,
+            partial(purge_idempotency_keys, pool, settings.idempotency_ttl_hours, clock),
         ),
-        Job("rate_limit_purge", hourly, partial(purge_rate_limit_windows, pool)),
+        Job("rate_limit_purge", hourly, partial(purge_rate_limit_windows, pool, clock)),
     ]
 
 
@@ -148,32 +150,32 @@ async def purge_outbox(pool: Pool, retention_s: float) -> int:
     return total
 
 
-async def purge_idempotency_keys(pool: Pool, ttl_hours: float) -> int:
-    cutoff = datetime.now(UTC) - timedelta(hours=ttl_hours)
+async def purge_idempotency_keys(pool: Pool, ttl_hours: float, clock: Clock = SYSTEM_CLOCK) -> int:
+    cutoff = clock.now() - timedelta(hours=ttl_hours)
     return await _purge_in_batches(pool, lambda conn: idempotency.purge_keys(conn, cutoff, PURGE_BATCH))
 
 
-async def purge_rate_limit_windows(pool: Pool) -> int:
+async def purge_rate_limit_windows(pool: Pool, clock: Clock = SYSTEM_CLOCK) -> int:
     async with connection(pool) as conn:
-        return await rate_limits.purge_windows(conn, datetime.now(UTC) - RATE_WINDOW_KEPT)
+        return await rate_limits.purge_windows(conn, clock.now() - RATE_WINDOW_KEPT)
 
 
-async def run_scheduler(jobs: Sequence[Job], stop: asyncio.Event) -> None:
+async def run_scheduler(jobs: Sequence[Job], stop: asyncio.Event, clock: Clock = SYSTEM_CLOCK) -> None:
     """Run each job now and then every `interval_s`, until `stop` is set."""
     next_due = dict.fromkeys((job.name for job in jobs), 0.0)
     while not stop.is_set():
         for job in jobs:
-            if time.monotonic() >= next_due[job.name]:
-                await run_job(job)
-                next_due[job.name] = time.monotonic() + job.interval_s
-        wait = max(0.0, min(next_due.values(), default=1.0) - time.monotonic())
+            if clock.monotonic() >= next_due[job.name]:
+                await run_job(job, clock)
+                next_due[job.name] = clock.monotonic() + job.interval_s
+        wait = max(0.0, min(next_due.values(), default=1.0) - clock.monotonic())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
 
 
-async def run_job(job: Job) -> None:
+async def run_job(job: Job, clock: Clock = SYSTEM_CLOCK) -> None:
     """Run one job, logging and counting its outcome instead of raising."""
-    started = time.monotonic()
+    started = clock.monotonic()
     try:
         result = await job.run()
     except Exception:
@@ -182,5 +184,5 @@ async def run_job(job: Job) -> None:
         return
     MAINTENANCE_RUNS.labels(job.name, "ok").inc()
     log.debug(
-        "maintenance_job_done", job=job.name, result=result, seconds=round(time.monotonic() - started, 3)
+        "maintenance_job_done", job=job.name, result=result, seconds=round(clock.monotonic() - started, 3)
     )

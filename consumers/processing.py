@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -18,6 +16,7 @@ from pydantic import ValidationError
 from consumers.dlq import dead_letter_record
 from schemas.events import Event, decode_event
 from service.bus.interface import Bus, BusError, Message
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.logging import bound_context, get_logger
 from service.core.metrics import CONSUMED, CONSUMER_HANDLER_SECONDS, DLQ_RECORDS
 from service.db.postgres import DatabaseUnavailable
@@ -50,8 +49,16 @@ class ProcessingConfig(Protocol):
 
 
 class RecordProcessor:
-    def __init__(self, bus: Bus, config: ProcessingConfig, handler: Handler, stopping: asyncio.Event) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: ProcessingConfig,
+        handler: Handler,
+        stopping: asyncio.Event,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._bus = bus
+        self._clock = clock
         self._config = config
         self._handler = handler
         self._stopping = stopping
@@ -90,7 +97,7 @@ class RecordProcessor:
     async def _handle_bound(self, message: Message, wanted: Wanted, event: Event) -> bool:
         failures = 0
         while wanted() and not self._stopping.is_set():
-            started = time.monotonic()
+            started = self._clock.monotonic()
             try:
                 await self._handler(event)
             except Abandoned:
@@ -107,7 +114,7 @@ class RecordProcessor:
                     detail = f"{type(exc).__name__}: {exc}"
                     return await self._dead_letter(message, wanted, "handler_failed", detail)
             else:
-                CONSUMER_HANDLER_SECONDS.labels(self._config.group).observe(time.monotonic() - started)
+                CONSUMER_HANDLER_SECONDS.labels(self._config.group).observe(self._clock.monotonic() - started)
                 self._count(message, "handled")
                 return True
             await self._sleep(self._backoff(failures))
@@ -119,7 +126,7 @@ class RecordProcessor:
 
     async def _dead_letter(self, message: Message, wanted: Wanted, reason: str, detail: str) -> bool:
         """Copy the record to the DLQ (retrying until it is acknowledged), then let it be committed."""
-        record = dead_letter_record(message, self._config.group, reason, detail, datetime.now(UTC))
+        record = dead_letter_record(message, self._config.group, reason, detail, self._clock.now())
         failures = 0
         while wanted() and not self._stopping.is_set():
             try:

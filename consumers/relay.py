@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC
 
 from cloudevents.core.bindings.kafka import to_binary
 from cloudevents.core.formats.json import JSONFormat
@@ -23,6 +23,7 @@ from cloudevents.core.v1.event import CloudEvent
 from schemas.events import EVENT_SOURCE
 from service.bus.interface import Bus, BusError, OutgoingRecord
 from service.bus.topics import topic_name
+from service.core.clock import SYSTEM_CLOCK
 from service.core.logging import get_logger
 from service.core.metrics import OUTBOX_OLDEST_UNSENT_AGE, OUTBOX_UNSENT, RELAY_ACTIVE, RELAY_PUBLISHED
 from service.core.settings import Settings
@@ -155,7 +156,7 @@ class Relay:
     async def _record_backlog(self, conn: Connection) -> None:
         count, oldest = await outbox.unsent_stats(conn)
         OUTBOX_UNSENT.set(count)
-        age = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        age = 0.0 if oldest is None else (SYSTEM_CLOCK.now() - oldest).total_seconds()
         OUTBOX_OLDEST_UNSENT_AGE.set(max(0.0, age))
 
     def _set_inactive(self) -> None:

@@ -9,6 +9,7 @@ from consumers.processing import Handler
 from consumers.runner import Gate
 from schemas.events import EventType, Topic
 from service.bus.interface import Bus
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool
 
@@ -18,6 +19,7 @@ class RoleContext:
     settings: Settings
     pool: Pool
     bus: Bus
+    clock: Clock = SYSTEM_CLOCK
 
 
 async def _nothing() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from service.bus.interface import (
     Subscription,
     TopicPartition,
 )
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.logging import get_logger
 
 log = get_logger("consumers.runner")
@@ -81,8 +81,10 @@ class ConsumerRunner:
         *,
         gate: Gate | None = None,
         heartbeat: Beat | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._bus = bus
+        self._clock = clock
         self._config = config
         self._handler = handler
         self._gate = gate
@@ -92,9 +94,9 @@ class ConsumerRunner:
         self._started = asyncio.Event()
         self._gate_paused = False
         self._uncommitted = 0
-        self._last_commit = time.monotonic()
+        self._last_commit = clock.monotonic()
         self._subscription: Subscription | None = None
-        self._records = RecordProcessor(bus, config, handler, self._stopping)
+        self._records = RecordProcessor(bus, config, handler, self._stopping, clock)
 
     @property
     def started(self) -> asyncio.Event:
@@ -185,7 +187,7 @@ class ConsumerRunner:
         return not self._stopping.is_set() and not worker.revoked
 
     async def _maybe_commit(self, sub: Subscription, force: bool = False) -> None:
-        due = time.monotonic() - self._last_commit >= self._config.commit_interval_s
+        due = self._clock.monotonic() - self._last_commit >= self._config.commit_interval_s
         if not (force or due or self._uncommitted >= self._config.commit_batch):
             return
         await self._commit(sub, list(self._workers.values()))
@@ -196,7 +198,7 @@ class ConsumerRunner:
             for w in workers
             if w.done_offset is not None and w.done_offset != w.committed_offset
         }
-        self._last_commit = time.monotonic()
+        self._last_commit = self._clock.monotonic()
         if not offsets:
             return
         try:

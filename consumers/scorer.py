@@ -16,7 +16,7 @@ from consumers.llm.openai_compat import providers_from_settings
 from consumers.llm.providers import Providers
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.assertions import CustomLlmJudge
-from schemas.events import Event, EventType, RunCompleted, Topic
+from schemas.events import Event, Topic
 from schemas.rates import RateCard
 from schemas.runs import RunConfig
 from service.core.logging import get_logger
@@ -24,6 +24,7 @@ from service.core.settings import Settings
 from service.db import results, runs, turns
 from service.db.postgres import Pool, connection
 from service.domain import pricing
+from service.domain.lifecycle import SCORING_EVENTS, needs_scoring
 from service.domain.scoring import evaluate
 
 log = get_logger("consumers.scorer")
@@ -51,13 +52,13 @@ class Scorer:
         self._judge = judge
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, RunCompleted):
+        if event.type in SCORING_EVENTS and event.run_id is not None:
             await self.score(event.run_id)
 
     async def score(self, run_id: UUID) -> None:
         async with connection(self._pool) as conn:
             run = await runs.fetch_run(conn, run_id)
-            if run is None or run.status != "completed" or run.scored_at is not None:
+            if run is None or not needs_scoring(run.status, run.scored_at is not None):
                 return
             rows = await turns.list_turns(conn, run_id)
         case = RunConfig.model_validate(run.config).case
@@ -96,4 +97,4 @@ def build(context: RoleContext) -> BuiltRole:
     return BuiltRole(handler=scorer.handle, close=providers.close)
 
 
-ROLE = Role("scorer", (Topic.RUN_EVENTS,), frozenset({EventType.RUN_COMPLETED}), build)
+ROLE = Role("scorer", (Topic.RUN_EVENTS,), SCORING_EVENTS, build)

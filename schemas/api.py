@@ -15,8 +15,6 @@ QueueStatus = Literal["pending", "claimed", "done"]
 TerminationReason = Literal["agent_ended", "persona_goodbye", "max_turns", "timeout", "error", "cancelled"]
 TurnRole = Literal["persona", "agent", "tool_result", "flow_event"]
 
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-
 
 class ErrorBody(BaseModel):
     """Every error response: a human message and a machine code, plus details for some codes."""

@@ -25,7 +25,7 @@ from schemas.runs import RunConfig
 from service.core.clock import Clock
 from service.core.logging import get_logger
 from service.core.settings import Settings
-from service.db.claims import Ending, Lease
+from service.db.claims import Lease
 from service.db.runs import Run
 from service.domain.conversation import (
     AnswerTools,
@@ -37,6 +37,7 @@ from service.domain.conversation import (
     next_step,
     time_budget_ms,
 )
+from service.domain.lifecycle import Ending
 from service.domain.prompts import agent_tools, agent_view, persona_tools, persona_view
 from service.domain.transcript import TranscriptTurn
 
@@ -104,14 +105,14 @@ class Conversation:
     async def _play(self) -> None:
         writer = self._engine.writer
         if self._run.cancel_requested_at is not None:
-            await writer.end(self._lease, Ending("cancelled", "cancelled"), self._active_ms())
+            await writer.end(self._lease, Ending("cancelled"), self._active_ms())
             return
         transcript = await writer.transcript(self._run.id)
         passed = False
         while True:
             step = next_step(transcript, self._setup.rules, self._active_ms(), agent_passed=passed)
             if isinstance(step, Finish):
-                await writer.end(self._lease, Ending("completed", step.reason), self._active_ms())
+                await writer.end(self._lease, Ending(step.reason), self._active_ms())
                 return
             ending, drafts = await self._attempt(step, transcript)
             if ending is not None:
@@ -131,10 +132,10 @@ class Conversation:
         try:
             return None, await self._within_budget(self._act(step, transcript))
         except BudgetSpent:
-            return Ending("completed", "timeout"), []
+            return Ending("timeout"), []
         except ProviderError as exc:
             log.warning("model_call_failed", run_id=str(self._run.id), code=exc.code, error=str(exc))
-            return Ending("failed", "error", str(exc), exc.code), []
+            return Ending("error", str(exc), exc.code), []
 
     async def _persist(
         self, transcript: Sequence[TranscriptTurn], drafts: list[Draft]
@@ -144,7 +145,7 @@ class Conversation:
         first = len(transcript) + 1
         extended = [*transcript, *(d.as_turn(first + i) for i, d in enumerate(drafts))]
         after = next_step(extended, self._setup.rules, self._active_ms())
-        ending = Ending("completed", after.reason) if isinstance(after, Finish) else None
+        ending = Ending(after.reason) if isinstance(after, Finish) else None
         ended = await self._engine.writer.persist(self._lease, first, drafts, ending, self._active_ms())
         return None if ended else extended
 

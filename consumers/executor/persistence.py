@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from uuid import UUID
 
 from pydantic import JsonValue
@@ -20,14 +19,16 @@ from pydantic import JsonValue
 from consumers.llm.providers import Completion
 from schemas.api import TurnRole
 from schemas.rates import RateCard
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.ids import new_id
 from service.core.logging import get_logger
 from service.core.metrics import RUNS_ENDED, TURNS_PERSISTED
 from service.db import claims, rounds, turns
-from service.db.claims import Ending, Lease
+from service.db.claims import Lease
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.db.runs import Run
 from service.domain import pricing
+from service.domain.lifecycle import Ending
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
 from service.runs.endings import fill_slots
 
@@ -107,7 +108,8 @@ class WriterSettings:
 
 
 class RunWriter:
-    def __init__(self, pool: Pool, settings: WriterSettings) -> None:
+    def __init__(self, pool: Pool, settings: WriterSettings, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._pool = pool
         self._settings = settings
 
@@ -135,21 +137,21 @@ class RunWriter:
         new = [d.priced(lease.run_id, first + i, lease.attempt, card) for i, d in enumerate(drafts)]
         if ending is None:  # the common round: one statement, unless the lease or a cancel says no
             async with connection(self._pool) as conn:
-                now = datetime.now(UTC)
+                now = self._clock.now()
                 written = await rounds.persist_round(conn, lease, new, active_ms=active_ms, now=now)
             if written is not None:
                 self._count(written.rows)
                 return False
         ended: Run | None = None
         async with transaction(self._pool) as conn:
-            now = datetime.now(UTC)
+            now = self._clock.now()
             round_ = await rounds.persist_round(
                 conn, lease, new, active_ms=active_ms, now=now, unless_cancelled=False
             )
             if round_ is None:
                 raise LeaseLost()
             if round_.cancel_requested:
-                ending = Ending("cancelled", "cancelled")
+                ending = Ending("cancelled")
             if ending is not None:
                 ended = await self._end(conn, lease, ending, active_ms)
         self._count(round_.rows)
@@ -167,7 +169,7 @@ class RunWriter:
         async with transaction(self._pool) as conn:
             run = await self._advance(conn, lease, 0, active_ms)
             if run.cancel_requested_at is not None:
-                ending = Ending("cancelled", "cancelled")
+                ending = Ending("cancelled")
             ended = await self._end(conn, lease, ending, active_ms)
         await self._ended(ended)
 

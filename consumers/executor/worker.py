@@ -26,7 +26,6 @@ from consumers.llm.scripted import ScriptedProvider
 from consumers.processing import Abandoned
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, EventType, RunRequested, Topic
-from service.core.clock import SYSTEM_CLOCK
 from service.core.ids import new_id
 from service.core.logging import bound_context, get_logger
 from service.core.metrics import CONVERSATIONS_ACTIVE
@@ -162,7 +161,10 @@ class Executor:
 def build_engine(context: RoleContext) -> Engine:
     settings = context.settings
     providers = Providers(
-        {**providers_from_settings(settings), "scripted": ScriptedProvider(settings.scripted_latency_s)}
+        {
+            **providers_from_settings(settings),
+            "scripted": ScriptedProvider(settings.scripted_latency_s, context.clock),
+        }
     )
     tools = ToolCaller(
         allow_private=settings.webhook_allow_private,
@@ -177,8 +179,9 @@ def build_engine(context: RoleContext) -> Engine:
             max_attempts=settings.max_attempts,
             inflight_cap=settings.max_inflight_runs_per_company,
         ),
+        context.clock,
     )
-    return Engine(providers=providers, tools=tools, writer=writer, settings=settings, clock=SYSTEM_CLOCK)
+    return Engine(providers=providers, tools=tools, writer=writer, settings=settings, clock=context.clock)
 
 
 def build(context: RoleContext) -> BuiltRole:

@@ -5,7 +5,6 @@ and honours `Retry-After`."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +22,7 @@ from consumers.llm.providers import (
     ProviderError,
     ToolSpec,
 )
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import ModelSettings, ProviderConfig, Settings
 from service.domain.transcript import ToolCallRecord
 
@@ -30,8 +30,9 @@ NO_KEY = "not-needed"  # local servers take no key; the SDK insists on one
 
 
 class OpenAICompatibleProvider:
-    def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
+    def __init__(self, config: ProviderConfig, api_key: str | None, clock: Clock = SYSTEM_CLOCK) -> None:
         self._config = config
+        self._clock = clock
         self._client = AsyncOpenAI(
             base_url=config.base_url,
             api_key=api_key or NO_KEY,
@@ -42,7 +43,7 @@ class OpenAICompatibleProvider:
 
     async def complete(self, request: CompletionRequest, model: str) -> Completion:
         settings = self._config.model_settings(model)
-        started = time.monotonic()
+        started = self._clock.monotonic()
         try:
             response = await self._client.chat.completions.create(**_arguments(request, model, settings))
         except openai.APITimeoutError as exc:
@@ -58,7 +59,7 @@ class OpenAICompatibleProvider:
             raise ProviderError("PROVIDER_UNAVAILABLE", f"{model}: cannot connect: {exc}") from exc
         except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise ProviderError("PROVIDER_BAD_RESPONSE", f"{model}: {_short(str(exc))}") from exc
-        return _completion(response, model, int((time.monotonic() - started) * 1000))
+        return _completion(response, model, int((self._clock.monotonic() - started) * 1000))
 
     async def close(self) -> None:
         await self._client.close()

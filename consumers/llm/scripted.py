@@ -4,18 +4,19 @@ the provider interface, with an optional simulated latency (benchmarks)."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from consumers.llm.providers import Completion, CompletionRequest, ProviderError
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.domain.scripted import agent_reply, persona_reply
 
 
 class ScriptedProvider:
-    def __init__(self, latency_s: float = 0.0) -> None:
+    def __init__(self, latency_s: float = 0.0, clock: Clock = SYSTEM_CLOCK) -> None:
         self._latency_s = latency_s
+        self._clock = clock
 
     async def complete(self, request: CompletionRequest, model: str) -> Completion:
-        started = time.monotonic()
+        started = self._clock.monotonic()
         if request.script is not None:
             reply = persona_reply(request.script, request.messages)
         elif request.rules is not None:
@@ -31,7 +32,7 @@ class ScriptedProvider:
             tool_calls=reply.tool_calls,
             input_tokens=reply.input_tokens,
             output_tokens=reply.output_tokens,
-            latency_ms=int((time.monotonic() - started) * 1000),
+            latency_ms=int((self._clock.monotonic() - started) * 1000),
             model="scripted",
         )
 

@@ -8,6 +8,9 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    """Every read of the current time goes through one of these (`SYSTEM_CLOCK` in production),
+    so time-dependent behaviour can be tested by passing another."""
+
     def now(self) -> datetime:
         """The current time, timezone-aware (UTC)."""
         ...

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from schemas.api import RunStatus, TerminationReason
-from schemas.events import EventType
+from service.db import states
 from service.db.postgres import Connection
 from service.db.runs import Run
 from service.db.transitions import transition, transition_sql
+from service.domain.lifecycle import TRANSITIONS, Ending, Step, end_event
 
 
 @dataclass(frozen=True)
@@ -27,57 +27,42 @@ class Lease:
     attempt: int
 
 
-@dataclass(frozen=True)
-class Ending:
-    """How a conversation ended: the status, the reason and, for failures, what went wrong."""
-
-    status: RunStatus
-    reason: TerminationReason
-    error: str | None = None
-    error_code: str | None = None
-
-
 # The claim of DESIGN.md §3 with `run.started`, and the attempt cap: a run whose executors
 # kept vanishing is not claimed again (the expired-lease sweep ends it `EXECUTOR_LOST`).
 _CLAIM = transition_sql(
-    "status = 'running', queue_status = 'claimed', claimed_by = $2, attempt = attempt + 1,"
+    f"status = {states.RUNNING}, queue_status = {states.CLAIMED}, claimed_by = $2, attempt = attempt + 1,"
     " lease_expires_at = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()),"
     " updated_at = now()",
-    "released_at IS NOT NULL AND status IN ('queued', 'running')"
-    " AND (queue_status = 'pending' OR lease_expires_at < now()) AND attempt - handed_back < $4",
+    f"released_at IS NOT NULL AND status IN {states.UNFINISHED}"
+    f" AND (queue_status = {states.PENDING} OR lease_expires_at < now()) AND attempt - handed_back < $4",
     params=4,
 )
 # No indexed column changes here, so PostgreSQL can update the row in place (HOT) on every
 # turn; leases are renewed for all runs at once by `extend_leases`.
-_ADVANCE = """
+_ADVANCE = f"""
 UPDATE eval_runs
 SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + $5, updated_at = now()
-WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running'
+WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING}
 RETURNING company_id, last_event_seq - $5 + 1 AS first_sequence, cancel_requested_at, now() AS now
 """
 _FINISH = transition_sql(
     "status = $4, termination_reason = $5, error = $6, error_code = $7, active_ms = greatest(active_ms, $8),"
     " ended_at = now(), duration_ms = greatest(0, (extract(epoch FROM now() - started_at) * 1000)::int),"
     " updated_at = now()",
-    "claimed_by = $2 AND attempt = $3 AND status = 'running'",
+    f"claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING}",
     params=8,
 )
-END_EVENTS: dict[str, EventType] = {
-    "completed": EventType.RUN_COMPLETED,
-    "failed": EventType.RUN_FAILED,
-    "cancelled": EventType.RUN_CANCELLED,
-}
-_EXTEND = """
+_EXTEND = f"""
 UPDATE eval_runs AS r
 SET lease_expires_at = now() + make_interval(secs => $4)
 FROM unnest($2::uuid[], $3::int[]) AS held (id, attempt)
-WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1 AND r.status = 'running'
+WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1 AND r.status = {states.RUNNING}
 RETURNING r.id
 """
-_HAND_BACK = """
+_HAND_BACK = f"""
 UPDATE eval_runs
 SET lease_expires_at = now(), handed_back = handed_back + 1, dispatched_at = now(), updated_at = now()
-WHERE claimed_by = $1 AND status = 'running' AND queue_status = 'claimed'
+WHERE claimed_by = $1 AND status = {states.RUNNING} AND queue_status = {states.CLAIMED}
 RETURNING id, company_id
 """
 
@@ -87,7 +72,9 @@ async def claim_run(
 ) -> Run | None:
     """Take a released run that is pending or whose lease expired, announcing `run.started`;
     None if it is not claimable (or its attempts are used up)."""
-    return await transition(conn, _CLAIM, run_id, [executor, ttl_s, max_attempts], [EventType.RUN_STARTED])
+    return await transition(
+        conn, _CLAIM, run_id, [executor, ttl_s, max_attempts], TRANSITIONS[Step.CLAIMED].events
+    )
 
 
 @dataclass(frozen=True)
@@ -123,7 +110,7 @@ async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: 
         ending.error_code,
         active_ms,
     ]
-    return await transition(conn, _FINISH, lease.run_id, args, [END_EVENTS[ending.status]])
+    return await transition(conn, _FINISH, lease.run_id, args, [end_event(ending.status)])
 
 
 async def extend_leases(conn: Connection, executor: str, leases: Sequence[Lease], ttl_s: float) -> set[UUID]:

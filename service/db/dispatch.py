@@ -14,20 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from service.db import outbox
+from service.db import outbox, states
 from service.db.postgres import Connection
 from service.db.runs import DONE_CHANNEL, RUN_COLUMNS, Run, run_from_record
 
 _RELEASE_HELD = "SELECT release_held_runs($1, $2)"
-_HAS_HELD = """
-SELECT EXISTS (SELECT 1 FROM eval_runs WHERE company_id = $1 AND released_at IS NULL AND status = 'queued')
+_HAS_HELD = f"""
+SELECT EXISTS (
+    SELECT 1 FROM eval_runs WHERE company_id = $1 AND released_at IS NULL AND status = {states.QUEUED})
 """
-_COMPANIES_WITH_HELD = """
-SELECT DISTINCT company_id FROM eval_runs WHERE released_at IS NULL AND status = 'queued' LIMIT $1
+_COMPANIES_WITH_HELD = f"""
+SELECT DISTINCT company_id FROM eval_runs WHERE released_at IS NULL AND status = {states.QUEUED} LIMIT $1
 """
 _EXPIRED_LEASES = f"""
 SELECT {RUN_COLUMNS} FROM eval_runs
-WHERE queue_status = 'claimed' AND status IN ('queued', 'running') AND lease_expires_at < now()
+WHERE queue_status = {states.CLAIMED} AND status IN {states.UNFINISHED} AND lease_expires_at < now()
   AND (attempt - handed_back >= $3 OR dispatched_at IS NULL OR dispatched_at < lease_expires_at
        OR dispatched_at < now() - make_interval(secs => $1))
 ORDER BY lease_expires_at
@@ -36,7 +37,7 @@ FOR UPDATE SKIP LOCKED
 """
 _STALE_PENDING = f"""
 SELECT {RUN_COLUMNS} FROM eval_runs
-WHERE queue_status = 'pending' AND status = 'queued' AND released_at IS NOT NULL
+WHERE queue_status = {states.PENDING} AND status = {states.QUEUED} AND released_at IS NOT NULL
   AND coalesce(dispatched_at, released_at) < now() - make_interval(secs => $1)
 ORDER BY released_at
 LIMIT $2
@@ -48,22 +49,24 @@ UPDATE eval_runs
 SET status = 'failed', termination_reason = 'error', error_code = 'EXECUTOR_LOST', error = $2,
     ended_at = now(), duration_ms = greatest(0, (extract(epoch FROM now() - started_at) * 1000)::int),
     updated_at = now()
-WHERE id = $1 AND queue_status = 'claimed' AND status IN ('queued', 'running') AND lease_expires_at < now()
+WHERE id = $1 AND queue_status = {states.CLAIMED} AND status IN {states.UNFINISHED}
+  AND lease_expires_at < now()
 RETURNING {RUN_COLUMNS}
 """
 _CANCEL_PENDING = f"""
 WITH done AS (
     UPDATE eval_runs
-    SET status = 'cancelled', termination_reason = 'cancelled', queue_status = 'done', ended_at = now(),
-        done_at = now(), cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-    WHERE id = $1 AND queue_status = 'pending' AND status = 'queued'
+    SET status = {states.CANCELLED}, termination_reason = 'cancelled', queue_status = {states.DONE},
+        ended_at = now(), done_at = now(), cancel_requested_at = coalesce(cancel_requested_at, now()),
+        updated_at = now()
+    WHERE id = $1 AND queue_status = {states.PENDING} AND status = {states.QUEUED}
     RETURNING {RUN_COLUMNS}
 )
 SELECT {RUN_COLUMNS}, pg_notify('{DONE_CHANNEL}', id::text) AS notified FROM done
 """
 _REQUEST_CANCEL = f"""
 UPDATE eval_runs SET cancel_requested_at = now(), updated_at = now()
-WHERE id = $1 AND status = 'running' AND cancel_requested_at IS NULL
+WHERE id = $1 AND status = {states.RUNNING} AND cancel_requested_at IS NULL
 RETURNING {RUN_COLUMNS}
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -23,6 +23,7 @@ from schemas.events import (
     RunRequest,
     topic_of,
 )
+from service.core.clock import SYSTEM_CLOCK
 from service.core.errors import NotFound
 from service.core.ids import new_id
 from service.core.tracing import child_traceparent
@@ -226,7 +227,7 @@ def _build(
         {
             "id": new_id(),
             "type": type,
-            "time": now or datetime.now(UTC),
+            "time": now or SYSTEM_CLOCK.now(),
             "company_id": company_id,
             "run_id": run_id,
             "sequence": sequence,

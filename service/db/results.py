@@ -8,10 +8,11 @@ from uuid import UUID
 
 from pydantic import JsonValue
 
-from schemas.events import EventType
+from service.db import states
 from service.db.postgres import Connection
 from service.db.runs import DONE_CHANNEL, Run
 from service.db.transitions import transition, transition_sql
+from service.domain.lifecycle import TRANSITIONS, Step
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class BilledUsage:
 _RECORD_EVALUATION = transition_sql(
     "evaluation = $2, score = $3, pass_fail = $4, judge_input_tokens = $5, judge_output_tokens = $6,"
     " judge_cost_microcents = $7, judge_rate_card_version = $8, scored_at = now(), updated_at = now()",
-    "scored_at IS NULL AND status = 'completed'",
+    f"scored_at IS NULL AND status IN {states.SCORED}",
     params=8,
 )
 # Every statement that makes a run done also wakes its waiters (NOTIFY is delivered on commit).
@@ -48,8 +49,8 @@ _RECORD_BILL = transition_sql(
     "agent_input_tokens = $2, agent_output_tokens = $3, persona_input_tokens = $4,"
     " persona_output_tokens = $5, agent_cost_cents = $6, persona_cost_cents = $7, judge_cost_cents = $8,"
     " total_cost_cents = $9,"
-    " uncollected_cents = $10, queue_status = 'done', done_at = now(), updated_at = now()",
-    "queue_status <> 'done'",
+    f" uncollected_cents = $10, queue_status = {states.DONE}, done_at = now(), updated_at = now()",
+    f"queue_status <> {states.DONE}",
     params=10,
     notify=DONE_CHANNEL,
 )
@@ -75,7 +76,7 @@ async def record_evaluation(
         judge.cost_microcents,
         judge.rate_card_version,
     ]
-    return await transition(conn, _RECORD_EVALUATION, run_id, args, [EventType.RUN_SCORED])
+    return await transition(conn, _RECORD_EVALUATION, run_id, args, TRANSITIONS[Step.SCORED].events)
 
 
 async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run | None:
@@ -93,7 +94,7 @@ async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run
         usage.total_cost_cents,
         usage.uncollected_cents,
     ]
-    return await transition(conn, _RECORD_BILL, run_id, args, [EventType.RUN_BILLED, EventType.RUN_DONE])
+    return await transition(conn, _RECORD_BILL, run_id, args, TRANSITIONS[Step.BILLED].events)
 
 
 _RECORD_UNCOLLECTED = "UPDATE eval_runs SET uncollected_cents = $2 WHERE id = $1"

@@ -14,17 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas.events import EventType
-from service.db import outbox, turns
+from service.db import outbox, states, turns
 from service.db.claims import Lease
 from service.db.postgres import Connection
+from service.domain.lifecycle import TRANSITIONS, Step
 
 _PERSIST_ROUND = f"""
 WITH run AS (
     UPDATE eval_runs
     SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + {outbox.event_count(5)},
         updated_at = now()
-    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' {{unless_cancelled}}
+    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING} {{unless_cancelled}}
     RETURNING id, company_id, last_event_seq, cancel_requested_at
 ), written AS (
     INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
@@ -67,7 +67,7 @@ async def persist_round(
     stays locked until the caller commits, so it can end the run in the same transaction."""
     rows = turns.stamped(new, now)
     events = outbox.unnumbered_run_events(
-        lease.run_id, [(EventType.RUN_TURN, r.to_api()) for r in rows], now=now
+        lease.run_id, [(event, r.to_api()) for r in rows for event in TRANSITIONS[Step.TURN].events], now=now
     )
     written = await conn.fetch(
         _ROUND_UNLESS_CANCELLED if unless_cancelled else _ROUND,

@@ -4,7 +4,6 @@ its event are written atomically without a transaction round trip of their own."
 from __future__ import annotations
 
 from schemas.api import RunSummary
-from schemas.events import EventType
 from service.db import outbox
 from service.db.postgres import Connection
 from service.db.runs import (
@@ -16,6 +15,7 @@ from service.db.runs import (
     queued_summary,
     run_from_record,
 )
+from service.domain.lifecycle import TRANSITIONS, Step
 
 _CREATE_RUN = f"""
 WITH run AS ({insert_run_sql(last_event_seq=outbox.event_count(15))}),
@@ -32,7 +32,9 @@ def _summary(new: NewRun) -> RunSummary:
 
 async def create_run(conn: Connection, new: NewRun) -> Run:
     """Insert the run with its `run.queued` event (sequence 1)."""
-    queued = outbox.unnumbered_run_events(new.id, [(EventType.RUN_QUEUED, _summary(new))])
+    queued = outbox.unnumbered_run_events(
+        new.id, [(event, _summary(new)) for event in TRANSITIONS[Step.CREATED].events]
+    )
     record = await conn.fetchrow(_CREATE_RUN, *new_run_values(new), *outbox.run_event_columns(queued))
     assert record is not None  # INSERT … RETURNING always returns the row
     return run_from_record(record)

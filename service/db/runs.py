@@ -10,6 +10,7 @@ from pydantic import JsonValue
 
 from schemas.api import QueueStatus, RunStatus, RunSummary, TerminationReason
 from service.core.errors import NotFound
+from service.db import states
 from service.db.postgres import Connection, Record
 
 JsonObject = dict[str, JsonValue]
@@ -185,16 +186,16 @@ _SELECT_COMPANY_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 AND co
 
 # Runs that should be moving but are not (DESIGN.md §2): released but unclaimed for 30 s, a
 # claimed run whose lease expired, a finished conversation not finalised within 2 minutes.
-_COUNT_STUCK = """
+_COUNT_STUCK = f"""
 SELECT
-    count(*) FILTER (WHERE queue_status = 'pending' AND status = 'queued'
+    count(*) FILTER (WHERE queue_status = {states.PENDING} AND status = {states.QUEUED}
                      AND released_at < now() - interval '30 seconds') AS unclaimed,
-    count(*) FILTER (WHERE queue_status = 'claimed' AND status IN ('queued', 'running')
+    count(*) FILTER (WHERE queue_status = {states.CLAIMED} AND status IN {states.UNFINISHED}
                      AND lease_expires_at < now()) AS lease_expired,
-    count(*) FILTER (WHERE queue_status <> 'done' AND status IN ('completed', 'failed', 'cancelled')
+    count(*) FILTER (WHERE queue_status <> {states.DONE} AND status IN {states.TERMINAL}
                      AND ended_at < now() - interval '2 minutes') AS unfinalised
 FROM eval_runs
-WHERE queue_status <> 'done'
+WHERE queue_status <> {states.DONE}
 """
 
 
@@ -226,7 +227,7 @@ async def get_run(conn: Connection, run_id: UUID, company_id: UUID | None = None
 _LOCK_RUN = f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $1 FOR NO KEY UPDATE"
 _UNFINALISED = f"""
 SELECT {RUN_COLUMNS} FROM eval_runs
-WHERE queue_status <> 'done' AND status IN ('completed', 'failed', 'cancelled')
+WHERE queue_status <> {states.DONE} AND status IN {states.TERMINAL}
   AND ended_at < now() - make_interval(secs => $1)
   AND (last_swept_at IS NULL OR last_swept_at < now() - make_interval(secs => $1))
 ORDER BY ended_at
@@ -235,7 +236,7 @@ FOR UPDATE SKIP LOCKED
 """
 _MARK_SWEPT = "UPDATE eval_runs SET last_swept_at = now() WHERE id = $1"
 _PROGRESS = "SELECT status, queue_status FROM eval_runs WHERE id = $1 AND company_id = $2"
-_DONE_AMONG = "SELECT id FROM eval_runs WHERE id = ANY($1::uuid[]) AND queue_status = 'done'"
+_DONE_AMONG = f"SELECT id FROM eval_runs WHERE id = ANY($1::uuid[]) AND queue_status = {states.DONE}"
 
 
 async def lock_run(conn: Connection, run_id: UUID) -> Run | None:

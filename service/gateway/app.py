@@ -6,23 +6,27 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool, create_pool
-from service.gateway.appkeys import KEY_CACHE, POOL, SETTINGS, WAITERS
+from service.gateway.appkeys import CLOCK, KEY_CACHE, POOL, SETTINGS, WAITERS
 from service.gateway.auth import KeyCache
 from service.gateway.middlewares import access_control, body_limit, errors, request_context
 from service.gateway.routes import setup_routes
 from service.gateway.waiters import RunWaiters
 
 
-def create_app(settings: Settings, *, pool: Pool | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, pool: Pool | None = None, clock: Clock = SYSTEM_CLOCK
+) -> web.Application:
     """The gateway. Given a pool (dev mode shares one), the app uses it and leaves it open."""
     app = web.Application(
         middlewares=[request_context, errors, body_limit, access_control],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app[KEY_CACHE] = KeyCache(ttl_s=settings.api_key_cache_s)
+    app[CLOCK] = clock
+    app[KEY_CACHE] = KeyCache(ttl_s=settings.api_key_cache_s, clock=clock)
     if pool is not None:
         app[POOL] = pool
     else:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from service.core.clock import Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from service.gateway.waiters import RunWaiters
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # every handler reads the time from here
 POOL: web.AppKey[Pool] = web.AppKey("pool")
 KEY_CACHE: web.AppKey[KeyCache] = web.AppKey("key_cache")
 OPENAPI: web.AppKey[str] = web.AppKey("openapi", str)  # the document as JSON text

@@ -8,14 +8,14 @@ Unknown keys are cached too, so guessing keys cannot hammer the database.
 from __future__ import annotations
 
 import hmac
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import UUID
 
 from aiohttp import web
 
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.errors import ExpiredKey, InsufficientScope, InvalidKey, MissingKey, NotFound, RateLimited
 from service.db import companies, rate_limits
 from service.db.companies import KeyAuth
@@ -36,8 +36,9 @@ class Principal:
 class KeyCache:
     """sha256 → KeyAuth (or None for unknown keys), each entry kept `ttl_s` seconds."""
 
-    def __init__(self, ttl_s: float = 5.0, max_entries: int = 10_000) -> None:
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 10_000, clock: Clock = SYSTEM_CLOCK) -> None:
         self._ttl_s = ttl_s
+        self._clock = clock
         self._max = max_entries
         self._entries: OrderedDict[bytes, tuple[float, KeyAuth | None]] = OrderedDict()
 
@@ -46,7 +47,7 @@ class KeyCache:
         self._entries.clear()
 
     async def lookup(self, pool: Pool, digest: bytes) -> KeyAuth | None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         cached = self._entries.get(digest)
         if cached is not None and now - cached[0] < self._ttl_s:
             return cached[1]
@@ -67,14 +68,16 @@ def bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
-async def authenticate(request: web.Request, pool: Pool, cache: KeyCache) -> tuple[Principal, KeyAuth]:
+async def authenticate(
+    request: web.Request, pool: Pool, cache: KeyCache, now: datetime
+) -> tuple[Principal, KeyAuth]:
     token = bearer_token(request)
     found = await cache.lookup(pool, hash_api_key(token)) if is_well_formed(token) else None
     status = access.key_status(
         found is not None,
         None if found is None else found.revoked_at,
         None if found is None else found.expires_at,
-        datetime.now(UTC),
+        now,
     )
     if status == "expired":
         raise ExpiredKey()
@@ -83,9 +86,8 @@ async def authenticate(request: web.Request, pool: Pool, cache: KeyCache) -> tup
     return Principal(found.company_id, found.id, found.scopes), found
 
 
-async def count_request(pool: Pool, key: KeyAuth) -> access.LimitDecision:
+async def count_request(pool: Pool, key: KeyAuth, now: datetime) -> access.LimitDecision:
     """Count the request in the key's current window; the decision carries the response headers."""
-    now = datetime.now(UTC)
     window = access.window_of(now)
     async with connection(pool) as conn:
         count = await rate_limits.count_request(conn, key.id, window.start)

@@ -4,7 +4,6 @@ where errors become HTTP responses. Nothing else turns exceptions into statuses.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 from aiohttp import web
@@ -26,6 +25,7 @@ from service.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from service.core.tracing import start_trace
 from service.db.postgres import DatabaseUnavailable, InvalidText
 from service.gateway.appkeys import (
+    CLOCK,
     ENDPOINTS,
     KEY_CACHE,
     POOL,
@@ -55,11 +55,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request_id = request_id_for(request.headers.get("X-Request-ID"))
     request[REQUEST_ID] = request_id
     start_trace(request.headers.get("traceparent"))
-    started = time.perf_counter()
+    clock = request.app[CLOCK]
+    started = clock.monotonic()
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     with bound_context(request_id=request_id):
         response = await handler(request)
-        elapsed = time.perf_counter() - started
+        elapsed = clock.monotonic() - started
         response.headers["X-Request-ID"] = request_id
         response.headers.update(request.get(RATE_LIMIT_HEADERS, {}))
         HTTP_REQUESTS.labels(request.method, route, str(response.status)).inc()
@@ -86,8 +87,9 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
         check_admin(request, token)
         return await handler(request)
-    principal, key = await authenticate(request, pool, request.app[KEY_CACHE])
-    decision = await count_request(pool, key)
+    now = request.app[CLOCK].now()
+    principal, key = await authenticate(request, pool, request.app[KEY_CACHE], now)
+    decision = await count_request(pool, key, now)
     request[RATE_LIMIT_HEADERS] = decision.headers()
     enforce_limit(decision)
     require_scope(principal, endpoint.scope or "")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from schemas.events import EventType
 from service.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotFound
 from service.core.settings import Settings
 from service.db import dispatch, idempotency, outbox, runs
 from service.db.postgres import Connection, LockTimeout, Pool, transaction
+from service.domain.lifecycle import TRANSITIONS, Step, is_terminal, is_unclaimed
 from service.runs.endings import announce_cancel_before_claim, fill_slots
 from service.runs.triggers import KEY_WAIT_S, IdempotencyRequest
 
@@ -52,14 +52,15 @@ async def _bind_key(conn: Connection, company_id: UUID, run_id: UUID, key: Idemp
 
 async def _cancel_locked(conn: Connection, run: runs.Run) -> tuple[bool, bool]:
     """(still running, a released slot was freed)."""
-    if run.queue_status == "pending" and run.status == "queued":
-        cancelled = await dispatch.cancel_pending(conn, run.id)
-        assert cancelled is not None  # the row is locked and pending
-        await announce_cancel_before_claim(conn, cancelled)
-        return False, run.released_at is not None
-    if run.status in ("queued", "running"):
+    if is_unclaimed(run.status, run.queue_status):
+        cancelled = await dispatch.cancel_pending(conn, run.id)  # the row is locked: it is still pending
+        if cancelled is not None:
+            await announce_cancel_before_claim(conn, cancelled)
+            return False, run.released_at is not None
+    if not is_terminal(run.status):
         flagged = await dispatch.request_cancel(conn, run.id)
         if flagged is not None:
-            await outbox.append_event(conn, run.id, EventType.RUN_CANCEL_REQUESTED, flagged.summary())
+            (event,) = TRANSITIONS[Step.CANCEL_REQUESTED].events
+            await outbox.append_event(conn, run.id, event, flagged.summary())
         return True, False
     return False, False

@@ -13,26 +13,20 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from schemas.events import EventType
 from service.db import dispatch, outbox, runs
 from service.db.postgres import Connection, Pool, connection
-
-END_EVENTS: dict[str, EventType] = {
-    "completed": EventType.RUN_COMPLETED,
-    "failed": EventType.RUN_FAILED,
-    "cancelled": EventType.RUN_CANCELLED,
-}
+from service.domain.lifecycle import TRANSITIONS, Step, end_event
 
 
 async def announce_end(conn: Connection, run: runs.Run) -> None:
     """Emit the run's terminal event (in the transaction that made it terminal)."""
-    await outbox.append_event(conn, run.id, END_EVENTS[run.status], run.summary())
+    await outbox.append_event(conn, run.id, end_event(run.status), run.summary())
 
 
 async def announce_cancel_before_claim(conn: Connection, run: runs.Run) -> None:
     """A run cancelled before any executor claimed it is final at once: cancelled, then done."""
     summary = run.summary()
-    events = [(EventType.RUN_CANCELLED, summary), (EventType.RUN_DONE, summary)]
+    events = [(event, summary) for event in TRANSITIONS[Step.CANCELLED_BEFORE_CLAIM].events]
     await outbox.append_events(conn, run.id, events)
 
 

@@ -7,6 +7,7 @@ from schemas.agents import AgentOverrides
 from schemas.evaluation import Evaluation
 from schemas.runs import EvaluationView, Run, RunConfig
 from service.db import runs
+from service.domain.lifecycle import is_final
 
 
 def run_view(run: runs.Run) -> Run:
@@ -57,7 +58,7 @@ def run_view(run: runs.Run) -> Run:
 
 def evaluation_view(run: runs.Run) -> EvaluationView:
     """`/evaluation`: score, pass/fail, inconclusive and results stay null until the run is done."""
-    done = run.queue_status == "done"
+    done = is_final(run.queue_status)
     evaluation = Evaluation.model_validate(run.evaluation) if done and run.evaluation is not None else None
     return EvaluationView(
         score=evaluation.score if evaluation else None,

@@ -7,13 +7,13 @@ database hiccup cannot restart every pod at once. Readiness runs the role's depe
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from schemas.api import HealthBody
 from service.bus.interface import Bus
+from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.metrics import render_metrics
 from service.db.migrate import missing_migrations
 from service.db.postgres import DatabaseError, Pool, connection, ping
@@ -27,16 +27,17 @@ Check = Callable[[], Awaitable[bool]]
 class Heartbeat:
     """Beaten by a role's loop on every iteration; stale after `LIVENESS_WINDOW_S`."""
 
-    def __init__(self) -> None:
-        self._last = time.monotonic()
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+        self._last = clock.monotonic()
         self.beats = 0
 
     def beat(self) -> None:
-        self._last = time.monotonic()
+        self._last = self._clock.monotonic()
         self.beats += 1
 
     def age_s(self) -> float:
-        return time.monotonic() - self._last
+        return self._clock.monotonic() - self._last
 
     def alive(self) -> bool:
         return self.age_s() < LIVENESS_WINDOW_S

@@ -18,8 +18,9 @@ from consumers.role import RoleContext
 from schemas.events import Event, decode_event
 from service.bus.memory import InProcessBus
 from service.core.settings import Settings
-from service.db.claims import Ending, Lease
+from service.db.claims import Lease
 from service.db.postgres import Pool, connection, transaction
+from service.domain.lifecycle import Ending
 from tests.support.factories import make_company
 from tests.support.scenarios import (
     event_types,
@@ -115,7 +116,7 @@ async def test_an_executor_that_lost_its_lease_writes_nothing(
     with pytest.raises(LeaseLost):
         await engine.writer.persist(stale, 1, [Draft("persona", text="late")], None, 10)
     with pytest.raises(LeaseLost):
-        await engine.writer.end(stale, Ending("completed", "max_turns"), 10)
+        await engine.writer.end(stale, Ending("max_turns"), 10)
     assert await turn_rows(pool, run_id) == []
     assert (await read_run(pool, run_id)).status == "running"
 

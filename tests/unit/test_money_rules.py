@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.api import RunStatus
 from schemas.events import EventType
 from service.domain.ledger import billing_refusal
-from service.domain.lifecycle import TERMINAL, last_stage_event
+from service.domain.lifecycle import TERMINAL_STATUSES, last_stage_event
 
 # --- billing_refusal ---------------------------------------------------------------------------
 
@@ -78,18 +79,18 @@ def test_an_active_company_is_refused_exactly_when_its_balance_is_below_min_time
     ],
 )
 def test_a_terminal_run_is_moved_on_by_its_last_stage_event(
-    status: str, scored: bool, event: EventType
+    status: RunStatus, scored: bool, event: EventType
 ) -> None:
     assert last_stage_event(status, scored) is event
 
 
 @pytest.mark.parametrize("status", ["queued", "running"])
 @pytest.mark.parametrize("scored", [False, True])
-def test_a_run_that_is_not_terminal_has_no_last_stage_event(status: str, scored: bool) -> None:
+def test_a_run_that_is_not_terminal_has_no_last_stage_event(status: RunStatus, scored: bool) -> None:
     assert last_stage_event(status, scored) is None
 
 
 def test_every_terminal_status_has_a_last_stage_event() -> None:
-    assert frozenset({"completed", "failed", "cancelled"}) == TERMINAL
-    for status in TERMINAL:
+    assert frozenset({"completed", "failed", "cancelled"}) == TERMINAL_STATUSES
+    for status in TERMINAL_STATUSES:
         assert last_stage_event(status, False) is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -10,7 +10,7 @@ from schemas.billing import Billing, Consumption, ConsumptionQuery, ConsumptionR
 from service.core.errors import FieldError, ValidationFailed
 from service.db import billing, companies
 from service.db.postgres import transaction
-from service.gateway.appkeys import POOL
+from service.gateway.appkeys import CLOCK, POOL
 from service.gateway.handlers.parsing import parse_query
 from service.gateway.handlers.responses import json_response, principal
 
@@ -56,7 +56,7 @@ async def get_billing(request: web.Request) -> web.Response:
 
 async def get_consumption(request: web.Request) -> web.Response:
     query = parse_query(request, ConsumptionQuery)
-    start, end = span_of(query, datetime.now(UTC))
+    start, end = span_of(query, request.app[CLOCK].now())
     async with transaction(request.app[POOL]) as conn:
         rows = await billing.consumption(
             conn,

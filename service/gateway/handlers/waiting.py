@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from uuid import UUID
 
 from aiohttp import web
 
-from schemas.api import TERMINAL_STATUSES
+from schemas.api import QueueStatus
 from service.core.errors import NotFound
 from service.db import runs
 from service.db.postgres import connection
+from service.domain.lifecycle import is_final, is_terminal
 from service.domain.preferences import Wait
-from service.gateway.appkeys import POOL, WAITERS
+from service.gateway.appkeys import CLOCK, POOL, WAITERS
 from service.gateway.handlers.responses import json_response
 from service.runs.views import run_view
 
@@ -27,12 +27,12 @@ async def answer_when_done(
     """`fresh`: the run was created by this request a moment ago, so it is not done yet."""
     run = await wait_until_done(request, run_id, company_id, wait.seconds, fresh=fresh)
     headers = {"Preference-Applied": wait.applied()} if wait.asked else {}
-    if run.queue_status == "done":
+    if is_final(run.queue_status):
         response = json_response(run_view(run))
     else:
         response = json_response(run_view(run), status=202)
         headers["Location"] = f"/agent-eval/runs/{run.id}"
-        headers["Retry-After"] = "1" if run.status in TERMINAL_STATUSES else "2"
+        headers["Retry-After"] = "1" if is_terminal(run.status) else "2"
     response.headers.update(headers)
     return response
 
@@ -44,7 +44,7 @@ async def wait_until_done(
     waits, a request holds only an event and the run's two status fields (thousands wait at
     once); the whole run is read once, for the answer."""
     if seconds > 0:
-        await _wait(request, run_id, company_id, time.monotonic() + seconds, fresh=fresh)
+        await _wait(request, run_id, company_id, request.app[CLOCK].monotonic() + seconds, fresh=fresh)
     return await _read(request, run_id, company_id)
 
 
@@ -58,10 +58,10 @@ async def _wait(
         # it done already, the waiters' periodic re-read would still answer it in seconds).
         check = not fresh
         while not waiters.closing and (
-            not check or await _queue_status(request, run_id, company_id) != "done"
+            not check or not is_final(await _queue_status(request, run_id, company_id))
         ):
             check = True
-            left = deadline - time.monotonic()
+            left = deadline - request.app[CLOCK].monotonic()
             if left <= 0:
                 return
             with contextlib.suppress(TimeoutError):
@@ -70,7 +70,7 @@ async def _wait(
             woken.clear()
 
 
-async def _queue_status(request: web.Request, run_id: UUID, company_id: UUID) -> str:
+async def _queue_status(request: web.Request, run_id: UUID, company_id: UUID) -> QueueStatus:
     async with connection(request.app[POOL]) as conn:
         progress = await runs.fetch_progress(conn, run_id, company_id)
     if progress is None:
