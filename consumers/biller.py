@@ -57,7 +57,8 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
             run.judge_cost_microcents,
         )
         done = await results.record_bill(conn, run_id, billed_usage(run, usage, bill, Debit(0, 0)))
-        assert done is not None  # the run is locked and was not done
+        if done is None:  # billed meanwhile (unreachable while the run is locked): charge nothing
+            return False
         # Money last: the company row stays locked only from here to the commit.
         owed = await _charge(conn, run, bill.total_cost_cents)
         if owed.uncollected_cents:

@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consumers.llm.providers import ChatMessage, Completion, CompletionRequest, ProviderError, Providers
+from consumers.llm.providers import ChatMessage, Completion, CompletionRequest, Providers
 from schemas.assertions import CustomLlmJudge
 from schemas.evaluation import AssertionResult
+from service.core.errors import ProviderError
 from service.core.logging import get_logger
 from service.domain.judging import VERDICT_SCHEMA, Vote, decide, judge_messages, parse_vote
 from service.domain.transcript import TranscriptTurn

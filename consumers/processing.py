@@ -15,11 +15,11 @@ from pydantic import ValidationError
 
 from consumers.dlq import dead_letter_record
 from schemas.events import Event, decode_event
-from service.bus.interface import Bus, BusError, Message
+from service.bus.interface import Bus, Message
 from service.core.clock import SYSTEM_CLOCK, Clock
+from service.core.errors import Abandoned, BusError, DatabaseUnavailable
 from service.core.logging import bound_context, get_logger
 from service.core.metrics import CONSUMED, CONSUMER_HANDLER_SECONDS, DLQ_RECORDS
-from service.db.postgres import DatabaseUnavailable
 
 log = get_logger("consumers.processing")
 
@@ -27,11 +27,6 @@ Handler = Callable[[Event], Awaitable[None]]
 Wanted = Callable[[], bool]  # False once the record's partition was revoked
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, BusError, TimeoutError)
 MAX_BACKOFF_S = 5.0
-
-
-class Abandoned(Exception):
-    """Raised by a handler that gives a record up because the process is stopping: the record
-    stays uncommitted (the next member of the group receives it) and nothing is logged as failed."""
 
 
 class ProcessingConfig(Protocol):

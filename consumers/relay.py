@@ -21,14 +21,15 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from schemas.events import EVENT_SOURCE
-from service.bus.interface import Bus, BusError, OutgoingRecord
+from service.bus.interface import Bus, OutgoingRecord
 from service.bus.topics import topic_name
 from service.core.clock import SYSTEM_CLOCK
+from service.core.errors import BusError, DatabaseError
 from service.core.logging import get_logger
 from service.core.metrics import OUTBOX_OLDEST_UNSENT_AGE, OUTBOX_UNSENT, RELAY_ACTIVE, RELAY_PUBLISHED
 from service.core.settings import Settings
 from service.db import locks, outbox
-from service.db.postgres import Connection, DatabaseError, close_quietly, connect
+from service.db.postgres import Connection, close_quietly, connect
 from service.runtime.health import Heartbeat
 
 log = get_logger("consumers.relay")

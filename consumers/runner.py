@@ -23,15 +23,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from consumers.processing import Handler, RecordProcessor
-from service.bus.interface import (
-    Bus,
-    BusError,
-    CommitFailed,
-    Message,
-    Subscription,
-    TopicPartition,
-)
+from service.bus.interface import Bus, Message, Subscription, TopicPartition
 from service.core.clock import SYSTEM_CLOCK, Clock
+from service.core.errors import BusError, CommitFailed
 from service.core.logging import get_logger
 
 log = get_logger("consumers.runner")

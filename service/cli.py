@@ -22,13 +22,13 @@ from consumers.launch import RunningRelay, running_role
 from consumers.registry import ROLES
 from consumers.role import Role
 from service.accounts import api_keys, credits, tenants
-from service.bus.interface import Bus, BusError
+from service.bus.interface import Bus
 from service.bus.topics import topic_specs
-from service.core.errors import ServiceError, ValidationFailed
+from service.core.errors import AgentEvalError, SettingsError, ValidationFailed
 from service.core.logging import configure_logging, get_logger
-from service.core.settings import Settings, SettingsError
-from service.db.migrate import MigrationError, apply_migrations
-from service.db.postgres import DatabaseError, Pool, close_quietly, connect
+from service.core.settings import Settings
+from service.db.migrate import apply_migrations
+from service.db.postgres import Pool, close_quietly, connect
 from service.domain.apikeys import SCOPES
 from service.gateway.app import create_app
 from service.local.dev import RoleFactory, RoleRunner, run_dev
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         details = "; ".join(f"{f.field}: {f.message}" for f in exc.fields)
         say(f"error: {exc.message}{': ' + details if details else ''}")
         return 1
-    except (ServiceError, DatabaseError, MigrationError, BusError) as exc:
+    except AgentEvalError as exc:
         say(f"error: {exc}")
         return 1
     except KeyboardInterrupt:

@@ -18,11 +18,12 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from consumers.executor.persistence import Draft, LeaseLost, RunWriter
+from consumers.executor.persistence import Draft, RunWriter
 from consumers.executor.tools import ToolCaller
-from consumers.llm.providers import CompletionRequest, ProviderError, Providers
+from consumers.llm.providers import CompletionRequest, Providers
 from schemas.runs import RunConfig
 from service.core.clock import Clock
+from service.core.errors import BudgetSpent, LeaseLost, ProviderError
 from service.core.logging import get_logger
 from service.core.settings import Settings
 from service.db.claims import Lease
@@ -43,10 +44,6 @@ from service.domain.transcript import TranscriptTurn
 
 log = get_logger("consumers.executor.conversation")
 T = TypeVar("T")
-
-
-class BudgetSpent(Exception):
-    """The run's wall-clock budget ran out while a model or tool call was in flight."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from consumers.llm.providers import Completion
 from schemas.api import TurnRole
 from schemas.rates import RateCard
 from service.core.clock import SYSTEM_CLOCK, Clock
+from service.core.errors import LeaseLost
 from service.core.ids import new_id
 from service.core.logging import get_logger
 from service.core.metrics import RUNS_ENDED, TURNS_PERSISTED
@@ -33,10 +34,6 @@ from service.domain.transcript import ToolCallRecord, TranscriptTurn
 from service.runs.endings import fill_slots
 
 log = get_logger("consumers.executor.persistence")
-
-
-class LeaseLost(Exception):
-    """Another executor owns the run now (or it ended): drop it without writing."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from pydantic import JsonValue
 
 from schemas.agents import Tool
 from schemas.cases import ToolPolicy
+from service.core.errors import OutboundRefused
 from service.core.logging import get_logger
-from service.core.outbound import ForbiddenTarget, check_target, guarded_session, refusal
+from service.core.outbound import check_target, guarded_session, refusal
 from service.domain.mocks import mock_result
 from service.domain.transcript import ToolCallRecord
 
@@ -57,10 +58,9 @@ class ToolCaller:
         tool = next((t for t in tools if t.name == call.name), None)
         if tool is None:
             return {**head, "mocked": False, "error": f"the agent has no tool named {call.name!r}"}
-        if not fires_for_real(tool, policy, allowlist):
-            return {**head, "mocked": True, "result": mock_result(tool.effective_output_schema())}
         url = tool.effective_url()
-        assert url is not None  # fires_for_real checked it
+        if url is None or not fires_for_real(tool, policy, allowlist):
+            return {**head, "mocked": True, "result": mock_result(tool.effective_output_schema())}
         return {**head, "mocked": False, **await self._post(url, call, run_id)}
 
     async def _post(self, url: str, call: ToolCallRecord, run_id: UUID) -> ToolAnswer:
@@ -72,7 +72,7 @@ class ToolCaller:
                 status = response.status
         except TimeoutError:
             return {"error": f"timed out after {self._timeout_s:g} s"}
-        except (ForbiddenTarget, aiohttp.ClientError) as exc:
+        except (OutboundRefused, aiohttp.ClientError) as exc:
             refused = refusal(exc)
             return {"error": f"refused: {refused}" if refused else f"request failed: {exc}"}
         if len(raw) > self._max_bytes:

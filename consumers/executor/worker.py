@@ -23,16 +23,16 @@ from consumers.executor.tools import ToolCaller
 from consumers.llm.openai_compat import providers_from_settings
 from consumers.llm.providers import Providers
 from consumers.llm.scripted import ScriptedProvider
-from consumers.processing import Abandoned
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, EventType, RunRequested, Topic
+from service.core.errors import Abandoned, DatabaseError
 from service.core.ids import new_id
 from service.core.logging import bound_context, get_logger
 from service.core.metrics import CONVERSATIONS_ACTIVE
 from service.core.settings import Settings
 from service.db import claims, outbox
 from service.db.claims import Lease
-from service.db.postgres import DatabaseError, Pool, transaction
+from service.db.postgres import Pool, transaction
 
 log = get_logger("consumers.executor.worker")
 

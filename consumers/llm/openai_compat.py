@@ -14,15 +14,9 @@ from openai.types.chat import ChatCompletion
 from openai.types.chat import ChatCompletionMessageFunctionToolCall as FunctionToolCall
 from pydantic import JsonValue
 
-from consumers.llm.providers import (
-    ChatMessage,
-    Completion,
-    CompletionRequest,
-    ProviderCode,
-    ProviderError,
-    ToolSpec,
-)
+from consumers.llm.providers import ChatMessage, Completion, CompletionRequest, ToolSpec
 from service.core.clock import SYSTEM_CLOCK, Clock
+from service.core.errors import ProviderCode, ProviderError
 from service.core.settings import ModelSettings, ProviderConfig, Settings
 from service.domain.transcript import ToolCallRecord
 

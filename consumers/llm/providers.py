@@ -9,30 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import JsonValue
 
 from schemas.agents import ScriptedRule
+from service.core.errors import ProviderError
 from service.domain.messages import ChatMessage, ToolSpec
 from service.domain.transcript import ToolCallRecord
-
-ProviderCode = Literal[
-    "PROVIDER_TIMEOUT",
-    "PROVIDER_RATE_LIMITED",
-    "PROVIDER_UNAVAILABLE",
-    "PROVIDER_REJECTED",
-    "PROVIDER_BAD_RESPONSE",
-    "PROVIDER_UNKNOWN",
-]
-
-
-class ProviderError(Exception):
-    """A model call failed after the provider's own retries; `code` says how."""
-
-    def __init__(self, code: ProviderCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -71,7 +55,7 @@ def split_model(model: str) -> tuple[str, str]:
     return provider, name or provider
 
 
-__all__ = ["ChatMessage", "Completion", "CompletionRequest", "ProviderError", "Providers", "ToolSpec"]
+__all__ = ["ChatMessage", "Completion", "CompletionRequest", "Providers", "ToolSpec"]
 
 
 class Providers:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from consumers.llm.providers import Completion, CompletionRequest, ProviderError
+from consumers.llm.providers import Completion, CompletionRequest
 from service.core.clock import SYSTEM_CLOCK, Clock
+from service.core.errors import ProviderError
 from service.domain.scripted import agent_reply, persona_reply
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from service.core.errors import FieldError, NotFound, ValidationFailed
+from service.core.errors import (
+    FieldError,
+    InsufficientBalance,
+    LedgerRefused,
+    NotFound,
+    UnknownCompany,
+    ValidationFailed,
+)
 from service.core.ids import new_id
 from service.db import ledger
 from service.db.postgres import Pool, connection, transaction
+from service.domain.ledger import adjustment_kind
 
 
 async def adjust_credits(pool: Pool, company_id: UUID, amount_cents: int, reason: str) -> tuple[UUID, int]:
@@ -24,17 +32,18 @@ async def adjust_credits(pool: Pool, company_id: UUID, amount_cents: int, reason
                 conn,
                 entry_id=entry_id,
                 company_id=company_id,
-                kind=ledger.kind_for_amount(amount_cents),
+                kind=adjustment_kind(amount_cents),
                 amount_cents=amount_cents,
                 reason=reason,
             )
-        except ledger.UnknownCompany as exc:
+        except UnknownCompany as exc:
             raise NotFound(f"Company {company_id} not found") from exc
-        except ledger.InsufficientBalance as exc:
+        except InsufficientBalance as exc:
             raise ValidationFailed(
                 "Deduction exceeds the balance", [FieldError("amount_cents", "exceeds the current balance")]
             ) from exc
-    assert balance is not None  # a fresh entry id never collides
+    if balance is None:  # the entry id is fresh, so only a broken ledger function says "exists"
+        raise LedgerRefused(f"ledger entry {entry_id} already exists")
     return entry_id, balance
 
 

@@ -1,15 +1,7 @@
 """Publish/subscribe: one interface (`base`), a Kafka and an in-process implementation."""
 
-from service.bus.interface import (
-    Bus,
-    BusError,
-    CommitFailed,
-    Message,
-    OutgoingRecord,
-    Subscription,
-    TopicPartition,
-    TopicSpec,
-)
+from service.bus.interface import Bus, Message, OutgoingRecord, Subscription, TopicPartition, TopicSpec
+from service.core.errors import BusError, CommitFailed
 
 __all__ = [
     "Bus",

@@ -117,11 +117,3 @@ class Bus(Protocol):
     async def committed(self, group: str, topic: str) -> dict[TopicPartition, int]:
         """The group's committed offsets for `topic` (partitions without one are absent)."""
         ...
-
-
-class BusError(RuntimeError):
-    """The bus could not do what was asked (broker unreachable, topic missing)."""
-
-
-class CommitFailed(BusError):
-    """The group rebalanced and the offsets were not committed; the records will be redelivered."""

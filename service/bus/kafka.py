@@ -23,15 +23,9 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from service.bus.interface import (
-    BusError,
-    CommitFailed,
-    Message,
-    OutgoingRecord,
-    PartitionsCallback,
-    TopicPartition,
-    TopicSpec,
-)
+from service.bus.interface import Message, OutgoingRecord, PartitionsCallback, TopicPartition, TopicSpec
+from service.core.clock import SYSTEM_CLOCK
+from service.core.errors import BusError, CommitFailed
 
 METADATA_WAIT_S = 30.0
 
@@ -129,7 +123,7 @@ class KafkaBus:
     async def _wait_for_metadata(self, names: Sequence[str]) -> None:
         """Block until the producer's metadata knows every topic (producing earlier would fail)."""
         producer = self._require_producer()
-        deadline = asyncio.get_running_loop().time() + METADATA_WAIT_S
+        deadline = SYSTEM_CLOCK.monotonic() + METADATA_WAIT_S
         for name in names:
             while True:
                 try:
@@ -137,7 +131,7 @@ class KafkaBus:
                         break
                 except KafkaError:
                     pass
-                if asyncio.get_running_loop().time() > deadline:
+                if SYSTEM_CLOCK.monotonic() > deadline:
                     raise BusError(f"topic {name} did not appear in metadata within {METADATA_WAIT_S} s")
                 await asyncio.sleep(0.05)
 
@@ -192,9 +186,9 @@ class KafkaBus:
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
             messages: list[Message] = []
-            deadline = asyncio.get_running_loop().time() + timeout_s
+            deadline = SYSTEM_CLOCK.monotonic() + timeout_s
             while await _behind(consumer, ends):
-                if asyncio.get_running_loop().time() > deadline:
+                if SYSTEM_CLOCK.monotonic() > deadline:
                     raise BusError(f"reading {topic} did not finish within {timeout_s} s")
                 batch = await consumer.getmany(timeout_ms=200)
                 messages.extend(_message(m) for records in batch.values() for m in records)

@@ -13,15 +13,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from service.bus.interface import (
-    BusError,
-    CommitFailed,
-    Message,
-    OutgoingRecord,
-    PartitionsCallback,
-    TopicPartition,
-    TopicSpec,
-)
+from service.bus.interface import Message, OutgoingRecord, PartitionsCallback, TopicPartition, TopicSpec
+from service.core.errors import BusError, CommitFailed
 
 
 @dataclass

@@ -1,36 +1,69 @@
-"""The one error tree. The error middleware maps it to HTTP once; nothing below handlers raises HTTP.
+"""The one error tree. Every error the service raises on purpose is an `AgentEvalError`; the
+gateway's error middleware maps the `ServiceError` branch to HTTP once, and nothing below the
+handlers raises HTTP. The other branches say what failed, so callers branch on our types (never
+on a driver's): a `DependencyError` is worth waiting out, `WorkStopped` ends a unit of work
+without failing it, a `SetupError` stops a command before it starts.
 
-ServiceError                     500 INTERNAL
-├── ValidationFailed             400 VALIDATION_ERROR   (+ fields)
-│   └── FlowInvalid              400 FLOW_INVALID       (+ issues)
-├── Unauthorized                 401
-│   ├── MissingKey               401 MISSING_KEY
-│   ├── InvalidKey               401 INVALID_KEY
-│   ├── ExpiredKey               401 EXPIRED_KEY
-│   └── InsufficientScope        401 INSUFFICIENT_SCOPE
-├── BillingError                 402 BILLING_ERROR
-├── NotFound                     404 NOT_FOUND
-├── MethodNotAllowed             405 METHOD_NOT_ALLOWED
-├── IdempotencyKeyInUse          409 IDEMPOTENCY_KEY_IN_USE
-├── PayloadTooLarge              413 PAYLOAD_TOO_LARGE
-├── UnsupportedMediaType         415 UNSUPPORTED_MEDIA_TYPE
-├── Unprocessable                422
-│   ├── IdempotencyKeyReused     422 IDEMPOTENCY_KEY_REUSED
-│   ├── ModeNotSupported         422 MODE_NOT_SUPPORTED
-│   └── FlowExecutionUnsupported 422 FLOW_EXECUTION_UNSUPPORTED
-├── RateLimited                  429 RATE_LIMIT         (+ Retry-After)
-└── Unavailable                  503 UNAVAILABLE        (a dependency is down; retry)
+AgentEvalError
+├── ServiceError                     500 INTERNAL       (what a client sees)
+│   ├── ValidationFailed             400 VALIDATION_ERROR   (+ fields)
+│   │   └── FlowInvalid              400 FLOW_INVALID       (+ issues)
+│   ├── Unauthorized                 401
+│   │   ├── MissingKey               401 MISSING_KEY
+│   │   ├── InvalidKey               401 INVALID_KEY
+│   │   ├── ExpiredKey               401 EXPIRED_KEY
+│   │   └── InsufficientScope        401 INSUFFICIENT_SCOPE
+│   ├── BillingError                 402 BILLING_ERROR
+│   ├── NotFound                     404 NOT_FOUND
+│   ├── MethodNotAllowed             405 METHOD_NOT_ALLOWED
+│   ├── IdempotencyKeyInUse          409 IDEMPOTENCY_KEY_IN_USE
+│   ├── PayloadTooLarge              413 PAYLOAD_TOO_LARGE
+│   ├── UnsupportedMediaType         415 UNSUPPORTED_MEDIA_TYPE
+│   ├── Unprocessable                422
+│   │   ├── IdempotencyKeyReused     422 IDEMPOTENCY_KEY_REUSED
+│   │   ├── ModeNotSupported         422 MODE_NOT_SUPPORTED
+│   │   └── FlowExecutionUnsupported 422 FLOW_EXECUTION_UNSUPPORTED
+│   ├── RateLimited                  429 RATE_LIMIT         (+ Retry-After)
+│   └── Unavailable                  503 UNAVAILABLE        (a dependency is down; retry)
+├── DependencyError                  a dependency failed (the gateway answers 503 for the transient ones)
+│   ├── DatabaseError                raised by `service.db` in place of driver errors
+│   │   ├── DatabaseUnavailable      the connection was lost or refused: retry
+│   │   ├── ConstraintViolation      a write broke a constraint (`constraint` names it)
+│   │   ├── InvalidText              text PostgreSQL cannot store (NUL)
+│   │   ├── LockTimeout              a lock or statement timeout fired
+│   │   └── LedgerRefused            the ledger refused an entry
+│   │       ├── InsufficientBalance  it would make a balance negative
+│   │       ├── AlreadyCharged       the run has its charge already
+│   │       └── UnknownCompany       no such company
+│   ├── BusError                     the bus could not publish, fetch or commit
+│   │   └── CommitFailed             a rebalance: the offsets were not committed
+│   └── ProviderError                a model call failed after the provider's retries (`code`)
+├── OutboundRefused                  the SSRF guard refused a user-given URL
+│   └── ForbiddenAddress             every address the name resolves to is forbidden (an OSError too)
+├── WorkStopped                      a unit of work stops without failing
+│   ├── LeaseLost                    another executor holds the run now: drop it, write nothing
+│   ├── BudgetSpent                  the run's wall-clock budget ran out mid-call
+│   └── Abandoned                    the process is stopping: leave the record uncommitted
+├── PatternError                     a regex does not compile in RE2 (a ValueError too)
+└── SetupError                       a command cannot start
+    ├── SettingsError                a setting it needs is missing or unusable
+    ├── MigrationError               migration files and database disagree
+    └── LocalPostgresError           the local PostgreSQL cannot be found, started or stopped
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 JsonScalar = str | int | float | bool | None
 
 
-class ServiceError(Exception):
+class AgentEvalError(Exception):
+    """Root of every error this service raises on purpose."""
+
+
+class ServiceError(AgentEvalError):
     """Base of every error a client may see; unknown exceptions become this (500, INTERNAL)."""
 
     status: ClassVar[int] = 500
@@ -239,3 +272,132 @@ class Unavailable(ServiceError):
 
     def headers(self) -> Mapping[str, str]:
         return {"Retry-After": "1"}
+
+
+# --- dependencies ------------------------------------------------------------------------------
+
+
+class DependencyError(AgentEvalError):
+    """A dependency (database, bus, model provider) failed; transient failures are waited out."""
+
+
+class DatabaseError(DependencyError):
+    """Base of the errors the db layer raises to the code above it."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The connection was lost or could not be made; the operation may be retried."""
+
+
+class ConstraintViolation(DatabaseError):
+    """A write broke a constraint; `constraint` names it (e.g. `companies_balance_cents_check`)."""
+
+    def __init__(self, message: str, constraint: str | None, sqlstate: str) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+        self.sqlstate = sqlstate
+
+
+class InvalidText(DatabaseError):
+    """Text the database cannot store (PostgreSQL refuses NUL, `\u0000`, in text and jsonb)."""
+
+
+class LockTimeout(DatabaseError):
+    """A lock or statement timeout fired; the caller decides whether to retry."""
+
+
+class LedgerRefused(DatabaseError):
+    """The ledger refused an entry; the transaction must roll back."""
+
+
+class InsufficientBalance(LedgerRefused):
+    """The entry would make the company's balance negative."""
+
+
+class AlreadyCharged(LedgerRefused):
+    """The run has its charge already; the transaction must change nothing."""
+
+
+class UnknownCompany(LedgerRefused):
+    """The entry names a company that does not exist."""
+
+
+class BusError(DependencyError):
+    """The bus could not do what was asked (broker unreachable, topic missing)."""
+
+
+class CommitFailed(BusError):
+    """The group rebalanced and the offsets were not committed; the records will be redelivered."""
+
+
+ProviderCode = Literal[
+    "PROVIDER_TIMEOUT",
+    "PROVIDER_RATE_LIMITED",
+    "PROVIDER_UNAVAILABLE",
+    "PROVIDER_REJECTED",
+    "PROVIDER_BAD_RESPONSE",
+    "PROVIDER_UNKNOWN",
+]
+
+
+class ProviderError(DependencyError):
+    """A model call failed after the provider's own retries; `code` says how."""
+
+    def __init__(self, code: ProviderCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- outbound calls ----------------------------------------------------------------------------
+
+
+class OutboundRefused(AgentEvalError):
+    """The URL points at an address outbound calls may not reach."""
+
+
+class ForbiddenAddress(OutboundRefused, OSError):
+    """Every address a name resolves to is forbidden (raised at connect time, in the resolver;
+    an OSError, so the HTTP client reports it as a connection error)."""
+
+
+# --- work that stops ---------------------------------------------------------------------------
+
+
+class WorkStopped(AgentEvalError):
+    """A unit of work (a run's conversation, a record) stops without having failed."""
+
+
+class LeaseLost(WorkStopped):
+    """Another executor owns the run now (or it ended): drop it without writing."""
+
+
+class BudgetSpent(WorkStopped):
+    """The run's wall-clock budget ran out while a model or tool call was in flight."""
+
+
+class Abandoned(WorkStopped):
+    """Raised by a handler that gives a record up because the process is stopping: the record
+    stays uncommitted (the next member of the group receives it) and nothing is logged as failed."""
+
+
+# --- input the domain refuses, and commands that cannot start ----------------------------------
+
+
+class PatternError(AgentEvalError, ValueError):
+    """The pattern does not compile in RE2; the message says why."""
+
+
+class SetupError(AgentEvalError):
+    """A command cannot start: its configuration, database or local services are not usable."""
+
+
+class SettingsError(SetupError):
+    """A setting the chosen command needs is missing or unusable."""
+
+
+class MigrationError(SetupError):
+    """The migration files and the database disagree (edited, missing or misnamed files)."""
+
+
+class LocalPostgresError(SetupError):
+    """The local PostgreSQL server could not be found, initialised, started or stopped."""

@@ -14,19 +14,12 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from service.core.addresses import forbidden_address, is_ip_literal
-
-
-class ForbiddenTarget(Exception):
-    """The URL points at an address outbound calls may not reach."""
-
-
-class ForbiddenAddress(OSError):
-    """Every address a name resolves to is forbidden (raised at connect time, in the resolver)."""
+from service.core.errors import ForbiddenAddress, OutboundRefused
 
 
 def refusal(exc: BaseException) -> str | None:
     """Why the SSRF guard refused a call that failed with `exc`, or None if it did not."""
-    if isinstance(exc, ForbiddenTarget):
+    if isinstance(exc, OutboundRefused):
         return str(exc)
     reason = getattr(exc, "os_error", None)  # aiohttp's connector errors wrap the resolver's
     return str(reason) if isinstance(reason, ForbiddenAddress) else None
@@ -57,14 +50,14 @@ def check_target(url: str, *, allow_private: bool) -> None:
     allowed), no host, or an IP literal the policy forbids."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
-        raise ForbiddenTarget(f"{parts.scheme or 'no'} scheme: only https:// URLs are called")
+        raise OutboundRefused(f"{parts.scheme or 'no'} scheme: only https:// URLs are called")
     host = parts.hostname
     if not host:
-        raise ForbiddenTarget("the URL has no host")
+        raise OutboundRefused("the URL has no host")
     if not allow_private and is_ip_literal(host):
         problem = forbidden_address(host)
         if problem:
-            raise ForbiddenTarget(problem)
+            raise OutboundRefused(problem)
 
 
 def guarded_session(*, allow_private: bool, timeout_s: float, limit: int = 100) -> aiohttp.ClientSession:

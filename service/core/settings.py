@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.rates import DEFAULT_RATE_CARD, RateCard
+from service.core.errors import SettingsError
 
 LogFormat = Literal["auto", "json", "console"]
 StructuredOutput = Literal["json_schema", "json_object", "none"]
@@ -149,7 +150,3 @@ class Settings(BaseSettings):
         if not self.kafka_bootstrap:
             raise SettingsError("AGENT_EVAL_KAFKA_BOOTSTRAP is not set")
         return self.kafka_bootstrap
-
-
-class SettingsError(RuntimeError):
-    """A setting the chosen command needs is missing or unusable."""

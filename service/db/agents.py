@@ -9,7 +9,7 @@ from pydantic import JsonValue
 
 from schemas.agents import Agent, AgentFields
 from service.core.errors import NotFound
-from service.db.postgres import Connection, Record
+from service.db.postgres import Connection, Record, fetch_one
 from service.db.resources import Table, fetch_page, soft_delete
 
 COLUMNS = (
@@ -51,8 +51,7 @@ def agent_from_record(record: Record, prefix: str = "") -> Agent:
 
 
 async def insert_agent(conn: Connection, agent_id: UUID, company_id: UUID, fields: AgentFields) -> Agent:
-    record = await conn.fetchrow(_INSERT, agent_id, company_id, *_values(fields))
-    assert record is not None  # INSERT … RETURNING always returns the row
+    record = await fetch_one(conn, _INSERT, agent_id, company_id, *_values(fields))
     return agent_from_record(record)
 
 

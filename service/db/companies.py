@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from service.core.errors import NotFound
-from service.db.postgres import Connection, Record
+from service.db.postgres import Connection, Record, fetch_one
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,7 @@ async def insert_company(
     conn: Connection, company_id: UUID, name: str, billing_email: str | None = None
 ) -> Company:
     """Create a company with a zero balance (credit it through the ledger)."""
-    record = await conn.fetchrow(_INSERT_COMPANY, company_id, name, billing_email)
-    assert record is not None  # INSERT … RETURNING always returns the row
+    record = await fetch_one(conn, _INSERT_COMPANY, company_id, name, billing_email)
     return _company(record)
 
 
@@ -131,7 +130,8 @@ class NewApiKey:
 
 async def insert_api_key(conn: Connection, new: NewApiKey) -> ApiKey:
     """Store a key's hash and prefix; the key itself is never stored."""
-    record = await conn.fetchrow(
+    record = await fetch_one(
+        conn,
         _INSERT_API_KEY,
         new.id,
         new.company_id,
@@ -142,7 +142,6 @@ async def insert_api_key(conn: Connection, new: NewApiKey) -> ApiKey:
         new.rate_limit_per_minute,
         new.expires_at,
     )
-    assert record is not None  # INSERT … RETURNING always returns the row
     return _api_key(record)
 
 

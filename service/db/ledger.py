@@ -7,24 +7,13 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from service.db.postgres import Connection, ConstraintViolation, DatabaseError, Record, translate
+from service.core.errors import AlreadyCharged, ConstraintViolation, InsufficientBalance, UnknownCompany
+from service.db.postgres import Connection, Record, translate
 
 LedgerKind = Literal["grant", "deduction", "eval_run_charge", "refund"]
 
 BALANCE_CONSTRAINT = "companies_balance_cents_check"
 FOREIGN_KEY_VIOLATION = "23503"
-
-
-class InsufficientBalance(DatabaseError):
-    """The entry would make the company's balance negative; the transaction must roll back."""
-
-
-class AlreadyCharged(DatabaseError):
-    """The run has its charge already; the transaction must change nothing."""
-
-
-class UnknownCompany(DatabaseError):
-    """The entry names a company that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +51,6 @@ LEFT JOIN (SELECT company_id, sum(amount_cents) AS total FROM credit_ledger GROU
 WHERE c.balance_cents <> coalesce(l.total, 0)
 ORDER BY c.id
 """
-
-
-def kind_for_amount(amount_cents: int) -> LedgerKind:
-    """An admin adjustment: a positive amount is a grant, a negative one a deduction."""
-    if amount_cents == 0:
-        raise ValueError("a ledger entry cannot be zero")
-    return "grant" if amount_cents > 0 else "deduction"
 
 
 async def post_ledger_entry(

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.core.errors import MigrationError
 from service.db.postgres import Connection, in_transaction, translated
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -42,10 +43,6 @@ class Migration:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
-
-
-class MigrationError(RuntimeError):
-    """The migration files and the database disagree (edited, missing or misnamed files)."""
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:

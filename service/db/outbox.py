@@ -27,7 +27,7 @@ from service.core.clock import SYSTEM_CLOCK
 from service.core.errors import NotFound
 from service.core.ids import new_id
 from service.core.tracing import child_traceparent
-from service.db.postgres import Connection, Record
+from service.db.postgres import Connection, Record, fetch_one
 
 NOTIFY_CHANNEL = "agent_eval_outbox"
 
@@ -277,8 +277,7 @@ async def purge_sent(conn: Connection, older_than_s: float, batch: int = 10_000)
 
 async def unsent_stats(conn: Connection) -> tuple[int, datetime | None]:
     """How many rows wait to be published, and when the oldest was written."""
-    record = await conn.fetchrow(_UNSENT_STATS)
-    assert record is not None  # an aggregate always returns one row
+    record = await fetch_one(conn, _UNSENT_STATS)
     return int(record["n"]), record["oldest"]
 
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from schemas.personas import Persona, PersonaFields
 from service.core.errors import NotFound
-from service.db.postgres import Connection, Record
+from service.db.postgres import Connection, Record, fetch_one
 from service.db.resources import Table, fetch_page, soft_delete
 
 COLUMNS = tuple(PersonaFields.model_fields)
@@ -33,8 +33,7 @@ def persona_from_record(record: Record, prefix: str = "") -> Persona:
 async def insert_persona(
     conn: Connection, persona_id: UUID, company_id: UUID, fields: PersonaFields
 ) -> Persona:
-    record = await conn.fetchrow(_INSERT, persona_id, company_id, *_values(fields))
-    assert record is not None  # INSERT … RETURNING always returns the row
+    record = await fetch_one(conn, _INSERT, persona_id, company_id, *_values(fields))
     return persona_from_record(record)
 
 

@@ -15,35 +15,18 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from service.core.errors import (
+    ConstraintViolation,
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidText,
+    LockTimeout,
+)
+
 # A dedicated connection or a pooled one: both answer the same query methods.
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 Record: TypeAlias = asyncpg.Record
-
-
-class DatabaseError(Exception):
-    """Base of the errors the db layer raises to the code above it."""
-
-
-class DatabaseUnavailable(DatabaseError):
-    """The connection was lost or could not be made; the operation may be retried."""
-
-
-class ConstraintViolation(DatabaseError):
-    """A write broke a constraint; `constraint` names it (e.g. `companies_balance_cents_check`)."""
-
-    def __init__(self, message: str, constraint: str | None, sqlstate: str) -> None:
-        super().__init__(message)
-        self.constraint = constraint
-        self.sqlstate = sqlstate
-
-
-class InvalidText(DatabaseError):
-    """Text the database cannot store (PostgreSQL refuses NUL, `\u0000`, in text and jsonb)."""
-
-
-class LockTimeout(DatabaseError):
-    """A lock or statement timeout fired; the caller decides whether to retry."""
 
 
 _UNAVAILABLE = (
@@ -166,6 +149,15 @@ async def listen(conn: Connection, channel: str, callback: Notified) -> None:
 async def ping(conn: Connection) -> bool:
     """True when the connection answers a trivial query."""
     return bool(await conn.fetchval("SELECT 1") == 1)
+
+
+async def fetch_one(conn: Connection, sql: str, *args: object) -> Record:
+    """The row a statement always returns (`INSERT … RETURNING`, an aggregate); a statement that
+    returns none anyway is a database error, not a silent None."""
+    record = await conn.fetchrow(sql, *args)
+    if record is None:
+        raise DatabaseError("the statement returned no row")
+    return record
 
 
 async def close_quietly(conn: Connection) -> None:

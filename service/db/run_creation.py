@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from schemas.api import RunSummary
 from service.db import outbox
-from service.db.postgres import Connection
+from service.db.postgres import Connection, fetch_one
 from service.db.runs import (
     RUN_COLUMNS,
     NewRun,
@@ -35,6 +35,5 @@ async def create_run(conn: Connection, new: NewRun) -> Run:
     queued = outbox.unnumbered_run_events(
         new.id, [(event, _summary(new)) for event in TRANSITIONS[Step.CREATED].events]
     )
-    record = await conn.fetchrow(_CREATE_RUN, *new_run_values(new), *outbox.run_event_columns(queued))
-    assert record is not None  # INSERT … RETURNING always returns the row
+    record = await fetch_one(conn, _CREATE_RUN, *new_run_values(new), *outbox.run_event_columns(queued))
     return run_from_record(record)

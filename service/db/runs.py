@@ -11,7 +11,7 @@ from pydantic import JsonValue
 from schemas.api import QueueStatus, RunStatus, RunSummary, TerminationReason
 from service.core.errors import NotFound
 from service.db import states
-from service.db.postgres import Connection, Record
+from service.db.postgres import Connection, Record, fetch_one
 
 JsonObject = dict[str, JsonValue]
 
@@ -202,8 +202,7 @@ WHERE queue_status <> {states.DONE}
 async def insert_run(conn: Connection, new: NewRun) -> Run:
     """Create a run (queued, pending), released now unless `new.released` is false, without
     announcing it (`service.db.run_creation.create_run` does both)."""
-    record = await conn.fetchrow(_INSERT_RUN, *new_run_values(new))
-    assert record is not None  # INSERT … RETURNING always returns the row
+    record = await fetch_one(conn, _INSERT_RUN, *new_run_values(new))
     return run_from_record(record)
 
 
@@ -270,6 +269,5 @@ async def mark_swept(conn: Connection, run_id: UUID) -> None:
 
 async def count_stuck_runs(conn: Connection) -> dict[str, int]:
     """How many runs are stuck, by reason: `unclaimed`, `lease_expired`, `unfinalised`."""
-    record = await conn.fetchrow(_COUNT_STUCK)
-    assert record is not None  # an aggregate always returns one row
+    record = await fetch_one(conn, _COUNT_STUCK)
     return {key: int(record[key]) for key in ("unclaimed", "lease_expired", "unfinalised")}

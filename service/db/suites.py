@@ -6,7 +6,7 @@ from uuid import UUID
 
 from schemas.suites import Suite, SuiteFields
 from service.core.errors import NotFound
-from service.db.postgres import Connection, Record
+from service.db.postgres import Connection, Record, fetch_one
 from service.db.resources import Table, fetch_page, soft_delete
 
 COLUMNS = tuple(SuiteFields.model_fields)
@@ -28,8 +28,7 @@ def _suite(record: Record) -> Suite:
 
 
 async def insert_suite(conn: Connection, suite_id: UUID, company_id: UUID, fields: SuiteFields) -> Suite:
-    record = await conn.fetchrow(_INSERT, suite_id, company_id, *_values(fields))
-    assert record is not None  # INSERT … RETURNING always returns the row
+    record = await fetch_one(conn, _INSERT, suite_id, company_id, *_values(fields))
     return _suite(record)
 
 

@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from schemas.api import ToolCall, Turn, TurnRole
-from service.db.postgres import Connection, Record
+from service.db.postgres import Connection, Record, fetch_one
 from service.domain.pricing import cents_up
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
 
@@ -114,7 +114,8 @@ def turn_from_record(record: Record) -> TurnRow:
 
 async def insert_turn(conn: Connection, new: NewTurn) -> TurnRow:
     """Persist one transcript row; a taken `(run_id, turn_number)` raises ConstraintViolation."""
-    record = await conn.fetchrow(
+    record = await fetch_one(
+        conn,
         _INSERT_TURN,
         new.id,
         new.run_id,
@@ -132,7 +133,6 @@ async def insert_turn(conn: Connection, new: NewTurn) -> TurnRow:
         new.latency_ms,
         new.attempt,
     )
-    assert record is not None  # INSERT … RETURNING always returns the row
     return turn_from_record(record)
 
 

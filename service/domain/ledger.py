@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+AdjustmentKind = Literal["grant", "deduction"]
 
 
 def billing_refusal(
@@ -18,6 +21,13 @@ def billing_refusal(
             f"have {balance_cents}"
         )
     return None
+
+
+def adjustment_kind(amount_cents: int) -> AdjustmentKind:
+    """An admin adjustment of `amount_cents` (never zero): positive is a grant, negative a deduction."""
+    if amount_cents == 0:
+        raise ValueError("a ledger entry cannot be zero")
+    return "grant" if amount_cents > 0 else "deduction"
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,9 @@ from functools import lru_cache
 
 import re2
 
+from service.core.errors import PatternError
+
 MAX_PROGRAM_BYTES = 8 << 20
-
-
-class PatternError(ValueError):
-    """The pattern does not compile in RE2; the message says why."""
 
 
 @dataclass(frozen=True)

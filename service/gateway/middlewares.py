@@ -12,7 +12,9 @@ from pydantic import ValidationError
 
 from schemas.assertions import ASSERTION_TYPES
 from service.core.errors import (
+    DatabaseUnavailable,
     FieldError,
+    InvalidText,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -23,7 +25,6 @@ from service.core.errors import (
 from service.core.logging import bound_context, get_logger
 from service.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from service.core.tracing import start_trace
-from service.db.postgres import DatabaseUnavailable, InvalidText
 from service.gateway.appkeys import (
     CLOCK,
     ENDPOINTS,

@@ -150,9 +150,8 @@ def _query_parameters(
     if endpoint.query is None:
         return []
     schema = endpoint.query.model_json_schema(ref_template=_REF)
-    properties = schema.get("properties", {})
+    properties: dict[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
-    assert isinstance(properties, dict)
     return [
         {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
         for name, prop in properties.items()

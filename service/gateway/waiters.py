@@ -15,10 +15,11 @@ import contextlib
 from collections.abc import Iterator
 from uuid import UUID
 
+from service.core.errors import DatabaseError
 from service.core.logging import get_logger
 from service.core.metrics import RUN_WAITERS
 from service.db import runs
-from service.db.postgres import Connection, DatabaseError, Pool, close_quietly, connect, connection, listen
+from service.db.postgres import Connection, Pool, close_quietly, connect, connection, listen
 
 log = get_logger("service.gateway.waiters")
 RECONNECT_S = 1.0

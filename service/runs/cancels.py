@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from service.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotFound
+from service.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, LockTimeout, NotFound
 from service.core.settings import Settings
 from service.db import dispatch, idempotency, outbox, runs
-from service.db.postgres import Connection, LockTimeout, Pool, transaction
+from service.db.postgres import Connection, Pool, transaction
 from service.domain.lifecycle import TRANSITIONS, Step, is_terminal, is_unclaimed
 from service.runs.endings import announce_cancel_before_claim, fill_slots
 from service.runs.triggers import KEY_WAIT_S, IdempotencyRequest

@@ -20,6 +20,7 @@ from service.core.errors import (
     FlowExecutionUnsupported,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    LockTimeout,
     ModeNotSupported,
     NotFound,
     ValidationFailed,
@@ -27,7 +28,7 @@ from service.core.errors import (
 from service.core.ids import new_id
 from service.core.settings import Settings
 from service.db import cases, idempotency, runs
-from service.db.postgres import Connection, LockTimeout, Pool, connection, transaction
+from service.db.postgres import Connection, Pool, connection, transaction
 from service.db.run_creation import create_run
 from service.domain.agents import agent_field_errors, rule_problems
 from service.domain.snapshot import Snapshot, snapshot
@@ -42,13 +43,6 @@ CASE_RUN = "eval_run"
 class IdempotencyRequest:
     key: str
     fingerprint: bytes
-
-
-class _Replay(Exception):
-    """The key was stored by a concurrent request while this one was creating: undo, replay."""
-
-    def __init__(self, stored: idempotency.StoredKey) -> None:
-        self.stored = stored
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ async def trigger_case_run(
         raise ModeNotSupported("Only text runs exist; `mode: voice` is reserved")
     if key is None:
         async with connection(pool) as conn:
-            run_id = await _create(
+            triggered = await _create(
                 conn, settings, company_id=company_id, case_id=case_id, body=body, key=None
             )
     else:
@@ -82,15 +76,14 @@ async def trigger_case_run(
                 stored = await idempotency.fetch_key(conn, company_id, key.key)
                 if stored is not None:
                     return Triggered(replayed(stored, key), created=False)
-                run_id = await _create(
+                triggered = await _create(
                     conn, settings, company_id=company_id, case_id=case_id, body=body, key=key
                 )
-        except _Replay as replay:
-            return Triggered(replayed(replay.stored, key), created=False)
         except LockTimeout as exc:
             raise IdempotencyKeyInUse("A request with this Idempotency-Key is still being processed") from exc
-    await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=False)
-    return Triggered(run_id, created=True)
+    if triggered.created:
+        await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=False)
+    return triggered
 
 
 def replayed(stored: idempotency.StoredKey, key: IdempotencyRequest) -> UUID:
@@ -107,7 +100,7 @@ async def _create(
     case_id: UUID,
     body: RunTrigger,
     key: IdempotencyRequest | None,
-) -> UUID:
+) -> Triggered:
     case = await cases.get_case(conn, company_id, case_id)
     taken = planned_run(case, body, settings)
     await ensure_can_pay(conn, company_id, 1, settings.min_run_balance_cents)
@@ -117,10 +110,10 @@ async def _create(
         stored = await idempotency.store_key(
             conn, company_id, key.key, fingerprint=key.fingerprint, resource_type=CASE_RUN, resource_id=run_id
         )
-        if stored is not None:
-            raise _Replay(stored)
+        if stored is not None:  # a concurrent request stored the key first; nothing is written yet
+            return Triggered(replayed(stored, key), created=False)
     run = await create_run(conn, _new_run(run_id, company_id, case, body, taken))
-    return run.id
+    return Triggered(run.id, created=True)
 
 
 def planned_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:

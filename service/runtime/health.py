@@ -14,9 +14,10 @@ from aiohttp import web
 from schemas.api import HealthBody
 from service.bus.interface import Bus
 from service.core.clock import SYSTEM_CLOCK, Clock
+from service.core.errors import DatabaseError
 from service.core.metrics import render_metrics
 from service.db.migrate import missing_migrations
-from service.db.postgres import DatabaseError, Pool, connection, ping
+from service.db.postgres import Pool, connection, ping
 
 LIVENESS_WINDOW_S = 30.0
 CHECK_TIMEOUT_S = 2.0

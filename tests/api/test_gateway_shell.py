@@ -23,6 +23,7 @@ from pytest_aiohttp.plugin import AiohttpClient
 
 from service.core.errors import (
     BillingError,
+    DatabaseUnavailable,
     FieldError,
     MissingKey,
     NotFound,
@@ -33,7 +34,7 @@ from service.core.errors import (
 )
 from service.core.settings import Settings
 from service.db.migrate import apply_migrations
-from service.db.postgres import DatabaseUnavailable, Pool, create_pool
+from service.db.postgres import Pool, create_pool
 from service.gateway.app import create_app
 from service.gateway.handlers.parsing import parse_body, parse_query
 from tests.conftest import with_database

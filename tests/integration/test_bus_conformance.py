@@ -20,8 +20,8 @@ from service.bus.interface import Bus, TopicPartition, TopicSpec
 from service.bus.kafka import KafkaBus
 from service.bus.memory import InProcessBus
 from service.bus.topics import dlq_name
+from service.core.errors import DatabaseUnavailable
 from service.core.ids import new_id
-from service.db.postgres import DatabaseUnavailable
 from tests.conftest import kafka_bootstrap_from_env as kafka_bootstrap
 from tests.support.events import raw_record, record_for, run_request
 from tests.support.waiting import eventually

@@ -9,10 +9,10 @@ import pytest
 
 from schemas.api import Turn, TurnRole
 from schemas.events import EventType, RunQueued, RunTurnRecorded, decode_event
-from service.core.errors import NotFound
+from service.core.errors import ConstraintViolation, NotFound
 from service.core.ids import new_id
 from service.db import outbox, runs, turns
-from service.db.postgres import ConstraintViolation, Pool, connection, transaction
+from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company, make_run
 
 

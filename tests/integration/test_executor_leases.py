@@ -11,12 +11,13 @@ from uuid import UUID
 import pytest
 
 from consumers.executor.conversation import Engine
-from consumers.executor.persistence import Draft, LeaseLost
+from consumers.executor.persistence import Draft
 from consumers.executor.worker import Executor, build_engine
 from consumers.maintenance import maintenance_jobs
 from consumers.role import RoleContext
 from schemas.events import Event, decode_event
 from service.bus.memory import InProcessBus
+from service.core.errors import LeaseLost
 from service.core.settings import Settings
 from service.db.claims import Lease
 from service.db.postgres import Pool, connection, transaction

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from service.accounts import credits
-from service.core.errors import NotFound, ValidationFailed
+from service.core.errors import AlreadyCharged, NotFound, ValidationFailed
 from service.core.ids import new_id
 from service.db import companies, ledger
 from service.db.postgres import Pool, connection, transaction
@@ -151,7 +151,7 @@ async def test_a_second_charge_of_a_run_is_refused_and_changes_nothing(pool: Poo
     run = await make_run(pool, company.id)
     async with transaction(pool) as conn:
         await ledger.charge_run(conn, entry_id=new_id(), company_id=company.id, run_id=run.id, total_cents=10)
-    with pytest.raises(ledger.AlreadyCharged):
+    with pytest.raises(AlreadyCharged):
         async with transaction(pool) as conn:
             await ledger.charge_run(
                 conn, entry_id=new_id(), company_id=company.id, run_id=run.id, total_cents=10

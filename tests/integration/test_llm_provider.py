@@ -14,15 +14,8 @@ from aiohttp import web
 from pydantic import JsonValue, SecretStr
 
 from consumers.llm.openai_compat import OpenAICompatibleProvider, providers_from_settings
-from consumers.llm.providers import (
-    ChatMessage,
-    Completion,
-    CompletionRequest,
-    ProviderCode,
-    ProviderError,
-    Providers,
-    ToolSpec,
-)
+from consumers.llm.providers import ChatMessage, Completion, CompletionRequest, Providers, ToolSpec
+from service.core.errors import ProviderCode, ProviderError
 from service.core.settings import ModelSettings, ProviderConfig, Settings
 from service.domain.transcript import ToolCallRecord
 from service.local.pgserver import free_port

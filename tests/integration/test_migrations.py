@@ -9,7 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.db.migrate import MIGRATIONS_DIR, MigrationError, apply_migrations, load_migrations
+from service.core.errors import MigrationError
+from service.db.migrate import MIGRATIONS_DIR, apply_migrations, load_migrations
 
 TABLES = {
     "companies",

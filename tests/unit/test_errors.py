@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,55 @@ def test_an_unavailable_dependency_asks_the_client_to_retry() -> None:
 )
 def test_other_errors_send_no_extra_headers(cls: type[ServiceError]) -> None:
     assert _instance_of(cls).headers() == {}
+
+
+# --- the whole tree: every error the service raises on purpose --------------------------------
+
+_ANY_LINE = re.compile(r"^(?P<indent>[│├└─ ]*)(?P<name>[A-Z]\w+)\b")
+
+
+def _whole_tree() -> dict[str, str | None]:
+    """Each class the docstring draws, with its parent (None for the root)."""
+    doc = errors.__doc__ or ""
+    lines = doc[doc.index("\nAgentEvalError") + 1 :].splitlines()
+    parents: dict[str, str | None] = {}
+    stack: list[tuple[int, str]] = []
+    for line in lines:
+        match = _ANY_LINE.match(line)
+        if match is None:
+            break
+        depth = len(match["indent"])
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        parents[match["name"]] = stack[-1][1] if stack else None
+        stack.append((depth, match["name"]))
+    return parents
+
+
+def test_every_error_of_the_service_is_a_branch_of_the_one_tree_its_docstring_draws() -> None:
+    drawn = _whole_tree()
+    defined = {
+        cls.__name__: cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.AgentEvalError) and cls.__module__ == errors.__name__
+    }
+
+    assert sorted(drawn) == sorted(defined)
+    for name, parent in drawn.items():
+        ours = [base for base in defined[name].__bases__ if base.__module__ == errors.__name__]
+        assert [base.__name__ for base in ours] == ([] if parent is None else [parent]), name
+
+
+def test_no_module_of_the_service_defines_an_exception_outside_the_tree() -> None:
+    roots = [Path(__file__).resolve().parents[2] / part for part in ("service", "consumers", "schemas")]
+    stray = [
+        f"{path.name}: {match.group(0)}"
+        for root in roots
+        for path in root.rglob("*.py")
+        if path.name != "errors.py"
+        for match in re.finditer(
+            r"^class \w+\((?:\w+Error|Exception|BaseException)\b.*$", path.read_text(), re.M
+        )
+    ]
+
+    assert stray == []

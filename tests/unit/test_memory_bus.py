@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.bus.interface import BusError, CommitFailed, OutgoingRecord, TopicPartition, TopicSpec
+from service.bus.interface import OutgoingRecord, TopicPartition, TopicSpec
 from service.bus.memory import InProcessBus, InProcessSubscription, partition_for
+from service.core.errors import BusError, CommitFailed
 
 TOPIC = "events"
 TP0 = TopicPartition(TOPIC, 0)

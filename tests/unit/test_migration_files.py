@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.db.migrate import MigrationError, load_migrations, migrations_digest
+from service.core.errors import MigrationError
+from service.db.migrate import load_migrations, migrations_digest
 
 
 def _write(directory: Path, files: dict[str, str]) -> Path:

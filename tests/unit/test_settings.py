@@ -7,7 +7,8 @@ import os
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from service.core.settings import Settings, SettingsError
+from service.core.errors import SettingsError
+from service.core.settings import Settings
 
 SECRET_URL = "postgresql://app:hunter2-s3cret@db.internal:5432/agent_eval"
 

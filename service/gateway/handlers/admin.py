@@ -17,8 +17,8 @@ from schemas.admin import (
 )
 from service.accounts import api_keys, credits, tenants
 from service.db import companies
-from service.db.ledger import kind_for_amount
 from service.db.postgres import transaction
+from service.domain.ledger import adjustment_kind
 from service.gateway.appkeys import KEY_CACHE, POOL
 from service.gateway.handlers.parsing import fields_in, parse_body, path_id, revalidate
 from service.gateway.handlers.responses import json_response
@@ -71,12 +71,10 @@ async def adjust_credits(request: web.Request) -> web.Response:
         entry_id, balance = await credits.adjust_credits(
             request.app[POOL], company_id, body.amount_cents, body.reason
         )
-    kind = kind_for_amount(body.amount_cents)
-    assert kind in ("grant", "deduction")  # admin adjustments are never charges or refunds
     adjusted = CreditAdjusted(
         company_id=company_id,
         entry_id=entry_id,
-        kind=kind,
+        kind=adjustment_kind(body.amount_cents),
         amount_cents=body.amount_cents,
         balance_cents=balance,
     )
