@@ -28,7 +28,7 @@ log = get_logger("consumers.biller")
 
 
 def billed_usage(
-    run: runs.Run, usage: dict[str, turns.RoleUsage], bill: pricing.Bill, owed: Debit
+    run: runs.RunRow, usage: dict[str, turns.RoleUsage], bill: pricing.Bill, owed: Debit
 ) -> results.BilledUsage:
     agent, persona = usage.get("agent", turns.RoleUsage()), usage.get("persona", turns.RoleUsage())
     return results.BilledUsage(
@@ -70,7 +70,7 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
     return True
 
 
-async def _charge(conn: Connection, run: runs.Run, total_cents: int) -> Debit:
+async def _charge(conn: Connection, run: runs.RunRow, total_cents: int) -> Debit:
     """Take what the balance covers. A run charged before (unreachable while its lock is held)
     raises AlreadyCharged, which rolls the whole transaction back."""
     taken = await ledger.charge_run(

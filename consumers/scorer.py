@@ -8,16 +8,14 @@ transaction; the result is written with a guard (`scored_at IS NULL`) under the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from uuid import UUID
 
-from consumers.judge import Judge, Judgement
+from consumers.judge import Judge
 from consumers.llm.openai_compat import providers_from_settings
 from consumers.llm.providers import Providers
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.assertions import CustomLlmJudge
 from schemas.events import Event, Topic
-from schemas.rates import RateCard
 from schemas.runs import RunConfig
 from service.core.logging import get_logger
 from service.core.settings import Settings
@@ -28,21 +26,6 @@ from service.domain.lifecycle import SCORING_EVENTS, needs_scoring
 from service.domain.scoring import evaluate
 
 log = get_logger("consumers.scorer")
-
-
-def judge_usage(judgements: Sequence[Judgement], card: RateCard) -> results.JudgeUsage:
-    """Tokens and exact cost of every judge call made (priced with the rate card in force)."""
-    priced = [
-        (call, pricing.price_call(card, "judge", j.model, call.input_tokens, call.output_tokens))
-        for j in judgements
-        for call in j.calls
-    ]
-    return results.JudgeUsage(
-        input_tokens=sum(c.input_tokens for c, _ in priced),
-        output_tokens=sum(c.output_tokens for c, _ in priced),
-        cost_microcents=sum(p.cost_microcents for _, p in priced),
-        rate_card_version=card.version if priced else None,
-    )
 
 
 class Scorer:
@@ -73,7 +56,12 @@ class Scorer:
             pass_threshold=case.pass_threshold,
             flow_agent=case.agent.type == "flow",
         )
-        usage = judge_usage(list(judgements.values()), self._settings.rate_card)
+        calls = [
+            pricing.Call(j.model, c.input_tokens, c.output_tokens)
+            for j in judgements.values()
+            for c in j.calls
+        ]
+        usage = pricing.price_calls(self._settings.rate_card, "judge", calls)
         async with connection(self._pool) as conn:
             # One guarded statement writes the evaluation and `run.scored`: a second scorer's
             # statement waits on the row, then matches nothing.

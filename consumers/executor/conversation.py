@@ -27,7 +27,7 @@ from service.core.errors import BudgetSpent, LeaseLost, ProviderError
 from service.core.logging import get_logger
 from service.core.settings import Settings
 from service.db.claims import Lease
-from service.db.runs import Run
+from service.db.runs import RunRow
 from service.domain.conversation import (
     AnswerTools,
     Finish,
@@ -67,7 +67,7 @@ class Setup:
     rules: Rules
 
 
-def setup_of(run: Run, settings: Settings) -> Setup:
+def setup_of(run: RunRow, settings: Settings) -> Setup:
     config = RunConfig.model_validate(run.config)
     agent = config.case.agent
     rules = Rules(
@@ -85,7 +85,7 @@ def setup_of(run: Run, settings: Settings) -> Setup:
 
 
 class Conversation:
-    def __init__(self, engine: Engine, run: Run, lease: Lease) -> None:
+    def __init__(self, engine: Engine, run: RunRow, lease: Lease) -> None:
         self._engine = engine
         self._run = run
         self._lease = lease

@@ -27,7 +27,7 @@ from service.core.metrics import RUNS_ENDED, TURNS_PERSISTED
 from service.db import claims, rounds, turns
 from service.db.claims import Lease
 from service.db.postgres import Connection, Pool, connection, transaction
-from service.db.runs import Run
+from service.db.runs import RunRow
 from service.domain import pricing
 from service.domain.lifecycle import Ending
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
@@ -72,11 +72,7 @@ class Draft:
 
     def priced(self, run_id: UUID, number: int, attempt: int, card: RateCard) -> turns.NewTurn:
         """The row to write, priced with the rate card in force (model calls only)."""
-        price = (
-            pricing.price_call(card, self.role, self.model, self.input_tokens, self.output_tokens)
-            if self.role in ("agent", "persona") and self.model is not None
-            else None
-        )
+        price = pricing.price_turn(card, self.role, self.model, self.input_tokens, self.output_tokens)
         return turns.NewTurn(
             id=new_id(),
             run_id=run_id,
@@ -110,7 +106,7 @@ class RunWriter:
         self._pool = pool
         self._settings = settings
 
-    async def claim(self, run_id: UUID, executor: str) -> Run | None:
+    async def claim(self, run_id: UUID, executor: str) -> RunRow | None:
         """Claim the run, announcing `run.started` (one statement); None if it is not claimable,
         or if its claims are used up (the expired-lease sweep then ends it EXECUTOR_LOST)."""
         async with connection(self._pool) as conn:
@@ -139,7 +135,7 @@ class RunWriter:
             if written is not None:
                 self._count(written.rows)
                 return False
-        ended: Run | None = None
+        ended: RunRow | None = None
         async with transaction(self._pool) as conn:
             now = self._clock.now()
             round_ = await rounds.persist_round(
@@ -176,13 +172,13 @@ class RunWriter:
             raise LeaseLost()
         return run
 
-    async def _end(self, conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> Run:
+    async def _end(self, conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> RunRow:
         ended = await claims.finish_run(conn, lease, ending, active_ms)  # with its end event
         if ended is None:
             raise LeaseLost()
         return ended
 
-    async def _ended(self, run: Run) -> None:
+    async def _ended(self, run: RunRow) -> None:
         """After the end committed: hand the freed slot on, and say so."""
         await fill_slots(self._pool, run.company_id, self._settings.inflight_cap, after_end=True)
         RUNS_ENDED.labels(run.status, run.termination_reason or "").inc()

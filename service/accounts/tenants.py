@@ -10,7 +10,7 @@ from service.db.postgres import Pool, connection, transaction
 
 async def create_company(
     pool: Pool, name: str, *, credits_cents: int = 0, billing_email: str | None = None
-) -> companies.Company:
+) -> companies.CompanyRow:
     """A new company; an opening balance, if any, is posted as a ledger grant."""
     if not name.strip():
         raise ValidationFailed(fields=[FieldError("name", "must not be empty")])

@@ -10,7 +10,7 @@ from pydantic import JsonValue
 from schemas.agents import Agent, AgentFields
 from service.core.errors import NotFound
 from service.db.postgres import Connection, Record, fetch_one
-from service.db.resources import Table, fetch_page, soft_delete
+from service.db.tables import Table, fetch_page, soft_delete
 
 COLUMNS = (
     "name",

@@ -23,7 +23,7 @@ _AMOUNT = "CASE l.kind WHEN 'grant' THEN l.amount_cents ELSE -l.amount_cents END
 
 
 @dataclass(frozen=True)
-class ConsumptionRow:
+class ConsumptionBucket:
     period: str
     product: str
     total_amount_cents: int
@@ -55,7 +55,7 @@ async def consumption(
     end: datetime,
     group_by: str,
     products: Sequence[str],
-) -> list[ConsumptionRow]:
+) -> list[ConsumptionBucket]:
     """Ledger movements of `products` in [start, end), grouped by period (and agent)."""
     rows = await conn.fetch(_QUERIES[group_by], company_id, start, end, list(products))
-    return [ConsumptionRow(**dict(r)) for r in rows]
+    return [ConsumptionBucket(**dict(r)) for r in rows]

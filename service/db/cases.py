@@ -12,7 +12,7 @@ from schemas.cases import Case, CaseFields
 from service.core.errors import NotFound
 from service.db import agents, personas
 from service.db.postgres import Connection, Record
-from service.db.resources import Table, soft_delete
+from service.db.tables import Table, soft_delete
 
 COLUMNS = ("agent_id", "persona_id", *CaseFields.model_fields)
 TABLE = Table("eval_cases", COLUMNS, order_by="id DESC")

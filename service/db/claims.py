@@ -15,7 +15,7 @@ from uuid import UUID
 
 from service.db import states
 from service.db.postgres import Connection
-from service.db.runs import Run
+from service.db.runs import RunRow
 from service.db.transitions import transition, transition_sql
 from service.domain.lifecycle import TRANSITIONS, Ending, Step, end_event
 
@@ -69,7 +69,7 @@ RETURNING id, company_id
 
 async def claim_run(
     conn: Connection, run_id: UUID, executor: str, ttl_s: float, max_attempts: int
-) -> Run | None:
+) -> RunRow | None:
     """Take a released run that is pending or whose lease expired, announcing `run.started`;
     None if it is not claimable (or its attempts are used up)."""
     return await transition(
@@ -98,7 +98,7 @@ async def advance_run(conn: Connection, lease: Lease, *, events: int, active_ms:
     )
 
 
-async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> Run | None:
+async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> RunRow | None:
     """End the conversation (status terminal, reason, ended_at, duration) and announce it;
     None if the lease was lost."""
     args = [

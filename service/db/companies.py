@@ -11,7 +11,7 @@ from service.db.postgres import Connection, Record, fetch_one
 
 
 @dataclass(frozen=True)
-class Company:
+class CompanyRow:
     """One `companies` row; `balance_cents` moves only through the ledger."""
 
     id: UUID
@@ -54,7 +54,7 @@ class ApiKey:
     created_at: datetime
 
 
-COMPANY_COLUMNS = ", ".join(f.name for f in fields(Company))
+COMPANY_COLUMNS = ", ".join(f.name for f in fields(CompanyRow))
 API_KEY_COLUMNS = ", ".join(f.name for f in fields(ApiKey))
 
 _INSERT_COMPANY = f"""
@@ -82,8 +82,8 @@ RETURNING {API_KEY_COLUMNS}
 _SELECT_API_KEYS = f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE company_id = $1 ORDER BY created_at, id"
 
 
-def _company(record: Record) -> Company:
-    return Company(**dict(record))
+def _company(record: Record) -> CompanyRow:
+    return CompanyRow(**dict(record))
 
 
 def _api_key(record: Record) -> ApiKey:
@@ -92,22 +92,22 @@ def _api_key(record: Record) -> ApiKey:
 
 async def insert_company(
     conn: Connection, company_id: UUID, name: str, billing_email: str | None = None
-) -> Company:
+) -> CompanyRow:
     """Create a company with a zero balance (credit it through the ledger)."""
     record = await fetch_one(conn, _INSERT_COMPANY, company_id, name, billing_email)
     return _company(record)
 
 
-async def fetch_company(conn: Connection, company_id: UUID) -> Company | None:
+async def fetch_company(conn: Connection, company_id: UUID) -> CompanyRow | None:
     record = await conn.fetchrow(_SELECT_COMPANY, company_id)
     return None if record is None else _company(record)
 
 
-async def get_company(conn: Connection, company_id: UUID) -> Company:
+async def get_company(conn: Connection, company_id: UUID) -> CompanyRow:
     """The company, or NotFound."""
     company = await fetch_company(conn, company_id)
     if company is None:
-        raise NotFound(f"Company {company_id} not found")
+        raise NotFound(f"CompanyRow {company_id} not found")
     return company
 
 
@@ -152,10 +152,10 @@ async def list_api_keys(conn: Connection, company_id: UUID) -> list[ApiKey]:
 
 async def update_company(
     conn: Connection, company_id: UUID, *, name: str, is_suspended: bool, billing_email: str | None
-) -> Company:
+) -> CompanyRow:
     record = await conn.fetchrow(_UPDATE_COMPANY, company_id, name, is_suspended, billing_email)
     if record is None:
-        raise NotFound(f"Company {company_id} not found")
+        raise NotFound(f"CompanyRow {company_id} not found")
     return _company(record)
 
 

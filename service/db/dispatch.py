@@ -16,7 +16,7 @@ from uuid import UUID
 
 from service.db import outbox, states
 from service.db.postgres import Connection
-from service.db.runs import DONE_CHANNEL, RUN_COLUMNS, Run, run_from_record
+from service.db.runs import DONE_CHANNEL, RUN_COLUMNS, RunRow, run_from_record
 
 _RELEASE_HELD = "SELECT release_held_runs($1, $2)"
 _HAS_HELD = f"""
@@ -99,7 +99,7 @@ async def companies_with_held_runs(conn: Connection, limit: int) -> list[UUID]:
 
 async def claim_expired_leases(
     conn: Connection, redispatch_after_s: float, limit: int, max_attempts: int
-) -> list[Run]:
+) -> list[RunRow]:
     """Claimed runs whose lease expired: those out of attempts, and those not re-dispatched since
     (or not within `redispatch_after_s`); locked."""
     return [
@@ -107,32 +107,32 @@ async def claim_expired_leases(
     ]
 
 
-async def claim_stale_pending(conn: Connection, older_than_s: float, limit: int) -> list[Run]:
+async def claim_stale_pending(conn: Connection, older_than_s: float, limit: int) -> list[RunRow]:
     """Released runs no executor claimed within `older_than_s` of their last dispatch; locked."""
     return [run_from_record(r) for r in await conn.fetch(_STALE_PENDING, older_than_s, limit)]
 
 
-async def redispatch(conn: Connection, runs: list[Run]) -> None:
+async def redispatch(conn: Connection, runs: list[RunRow]) -> None:
     """Write a fresh run request for each run (an executor claims it or resumes it)."""
     await conn.execute(_MARK_DISPATCHED, [run.id for run in runs])
     for run in runs:
         await outbox.append_run_request(conn, run.id, run.company_id)
 
 
-async def end_lost_run(conn: Connection, run_id: UUID, error: str) -> Run | None:
+async def end_lost_run(conn: Connection, run_id: UUID, error: str) -> RunRow | None:
     """Fail a run whose executors kept disappearing (`EXECUTOR_LOST`); None if it moved meanwhile."""
     record = await conn.fetchrow(_END_LOST, run_id, error)
     return None if record is None else run_from_record(record)
 
 
-async def cancel_pending(conn: Connection, run_id: UUID) -> Run | None:
+async def cancel_pending(conn: Connection, run_id: UUID) -> RunRow | None:
     """Cancel a run no executor has claimed: cancelled and done at once, cost 0, its waiters
     woken (on commit); None if it was claimed."""
     record = await conn.fetchrow(_CANCEL_PENDING, run_id)
     return None if record is None else run_from_record(record, extra=("notified",))
 
 
-async def request_cancel(conn: Connection, run_id: UUID) -> Run | None:
+async def request_cancel(conn: Connection, run_id: UUID) -> RunRow | None:
     """Flag a running run for cancellation at its next turn boundary; None if already flagged."""
     record = await conn.fetchrow(_REQUEST_CANCEL, run_id)
     return None if record is None else run_from_record(record)

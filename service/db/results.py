@@ -10,17 +10,10 @@ from pydantic import JsonValue
 
 from service.db import states
 from service.db.postgres import Connection
-from service.db.runs import DONE_CHANNEL, Run
+from service.db.runs import DONE_CHANNEL, RunRow
 from service.db.transitions import transition, transition_sql
 from service.domain.lifecycle import TRANSITIONS, Step
-
-
-@dataclass(frozen=True)
-class JudgeUsage:
-    input_tokens: int
-    output_tokens: int
-    cost_microcents: int
-    rate_card_version: str | None
+from service.domain.pricing import Usage
 
 
 @dataclass(frozen=True)
@@ -63,8 +56,8 @@ async def record_evaluation(
     *,
     score: float | None,
     pass_fail: bool | None,
-    judge: JudgeUsage,
-) -> Run | None:
+    judge: Usage,
+) -> RunRow | None:
     """Store the evaluation of a completed run and announce `run.scored`; None if it was scored
     already (nothing changes, nothing is announced)."""
     args = [
@@ -79,7 +72,7 @@ async def record_evaluation(
     return await transition(conn, _RECORD_EVALUATION, run_id, args, TRANSITIONS[Step.SCORED].events)
 
 
-async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run | None:
+async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> RunRow | None:
     """Finalise the run (queue_status done) with its costs, announce `run.billed` and `run.done`,
     and wake its waiters; None if it was done already. `uncollected_cents` is what the balance
     will not cover: the caller charges the ledger in the same transaction."""

@@ -19,12 +19,15 @@ from service.db.claims import Lease
 from service.db.postgres import Connection
 from service.domain.lifecycle import TRANSITIONS, Step
 
-_PERSIST_ROUND = f"""
+
+def _round_sql(guard: str) -> str:
+    """The round statement; `guard` adds to the fence (the cancel condition, or nothing)."""
+    return f"""
 WITH run AS (
     UPDATE eval_runs
     SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + {outbox.event_count(5)},
         updated_at = now()
-    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING} {{unless_cancelled}}
+    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING} {guard}
     RETURNING id, company_id, last_event_seq, cancel_requested_at
 ), written AS (
     INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
@@ -43,8 +46,10 @@ WITH run AS (
 {outbox.events_for_run_sql(5)}
 RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
 """
-_ROUND_UNLESS_CANCELLED = _PERSIST_ROUND.format(unless_cancelled="AND cancel_requested_at IS NULL")
-_ROUND = _PERSIST_ROUND.format(unless_cancelled="")
+
+
+_ROUND_UNLESS_CANCELLED = _round_sql("AND cancel_requested_at IS NULL")
+_ROUND = _round_sql("")
 
 
 @dataclass(frozen=True)

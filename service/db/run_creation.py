@@ -9,7 +9,7 @@ from service.db.postgres import Connection, fetch_one
 from service.db.runs import (
     RUN_COLUMNS,
     NewRun,
-    Run,
+    RunRow,
     insert_run_sql,
     new_run_values,
     queued_summary,
@@ -30,7 +30,7 @@ def _summary(new: NewRun) -> RunSummary:
     )
 
 
-async def create_run(conn: Connection, new: NewRun) -> Run:
+async def create_run(conn: Connection, new: NewRun) -> RunRow:
     """Insert the run with its `run.queued` event (sequence 1)."""
     queued = outbox.unnumbered_run_events(
         new.id, [(event, _summary(new)) for event in TRANSITIONS[Step.CREATED].events]

@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from service.db.postgres import Connection
-from service.db.runs import RUN_COLUMNS, Run, run_from_record
+from service.db.runs import RUN_COLUMNS, RunRow, run_from_record
 
 _EQUAL_FILTERS = ("case_id", "suite_id", "suite_run_id", "status")
 
@@ -44,7 +44,7 @@ def _where(company_id: UUID, filters: RunFilters) -> tuple[str, list[object]]:
 
 async def list_runs(
     conn: Connection, company_id: UUID, filters: RunFilters, *, limit: int, offset: int
-) -> tuple[list[Run], int]:
+) -> tuple[list[RunRow], int]:
     """The company's runs matching `filters`, newest first; and how many match in all."""
     where, args = _where(company_id, filters)
     n = len(args)

@@ -17,7 +17,7 @@ JsonObject = dict[str, JsonValue]
 
 
 @dataclass(frozen=True)
-class Run:
+class RunRow:
     """One `eval_runs` row."""
 
     id: UUID
@@ -116,16 +116,16 @@ def queued_summary(
     )
 
 
-RUN_COLUMNS = ", ".join(f.name for f in fields(Run))
+RUN_COLUMNS = ", ".join(f.name for f in fields(RunRow))
 DONE_CHANNEL = "agent_eval_runs"  # NOTIFY payload: the id of a run that became done
 
 
-def run_from_record(record: Record, extra: tuple[str, ...] = ()) -> Run:
+def run_from_record(record: Record, extra: tuple[str, ...] = ()) -> RunRow:
     """The row as a Run; `extra` names columns a statement returns beyond the table's."""
     values = dict(record)
     for name in extra:
         values.pop(name, None)
-    return Run(**values)
+    return RunRow(**values)
 
 
 @dataclass(frozen=True)
@@ -199,14 +199,14 @@ WHERE queue_status <> {states.DONE}
 """
 
 
-async def insert_run(conn: Connection, new: NewRun) -> Run:
+async def insert_run(conn: Connection, new: NewRun) -> RunRow:
     """Create a run (queued, pending), released now unless `new.released` is false, without
     announcing it (`service.db.run_creation.create_run` does both)."""
     record = await fetch_one(conn, _INSERT_RUN, *new_run_values(new))
     return run_from_record(record)
 
 
-async def fetch_run(conn: Connection, run_id: UUID, company_id: UUID | None = None) -> Run | None:
+async def fetch_run(conn: Connection, run_id: UUID, company_id: UUID | None = None) -> RunRow | None:
     """The run, or None; with `company_id`, another company's run is None too."""
     if company_id is None:
         record = await conn.fetchrow(_SELECT_RUN, run_id)
@@ -215,7 +215,7 @@ async def fetch_run(conn: Connection, run_id: UUID, company_id: UUID | None = No
     return None if record is None else run_from_record(record)
 
 
-async def get_run(conn: Connection, run_id: UUID, company_id: UUID | None = None) -> Run:
+async def get_run(conn: Connection, run_id: UUID, company_id: UUID | None = None) -> RunRow:
     """The run, or NotFound."""
     run = await fetch_run(conn, run_id, company_id)
     if run is None:
@@ -238,7 +238,7 @@ _PROGRESS = "SELECT status, queue_status FROM eval_runs WHERE id = $1 AND compan
 _DONE_AMONG = f"SELECT id FROM eval_runs WHERE id = ANY($1::uuid[]) AND queue_status = {states.DONE}"
 
 
-async def lock_run(conn: Connection, run_id: UUID) -> Run | None:
+async def lock_run(conn: Connection, run_id: UUID) -> RunRow | None:
     """The run, locked for the rest of the transaction (every state change of a run takes this).
     FOR NO KEY UPDATE, so writers of rows that reference the run (turns, charges) are not blocked."""
     record = await conn.fetchrow(_LOCK_RUN, run_id)
@@ -258,7 +258,7 @@ async def done_among(conn: Connection, run_ids: list[UUID]) -> list[UUID]:
     return [r["id"] for r in await conn.fetch(_DONE_AMONG, run_ids)]
 
 
-async def claim_unfinalised(conn: Connection, older_than_s: float, limit: int) -> list[Run]:
+async def claim_unfinalised(conn: Connection, older_than_s: float, limit: int) -> list[RunRow]:
     """Terminal runs not done for `older_than_s` and not swept since; locked (SKIP LOCKED)."""
     return [run_from_record(r) for r in await conn.fetch(_UNFINALISED, older_than_s, limit)]
 

@@ -7,7 +7,7 @@ from uuid import UUID
 from schemas.suites import Suite, SuiteFields
 from service.core.errors import NotFound
 from service.db.postgres import Connection, Record, fetch_one
-from service.db.resources import Table, fetch_page, soft_delete
+from service.db.tables import Table, fetch_page, soft_delete
 
 COLUMNS = tuple(SuiteFields.model_fields)
 TABLE = Table("eval_suites", COLUMNS, order_by="id DESC")

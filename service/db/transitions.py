@@ -11,6 +11,7 @@ one of its statements.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -18,7 +19,7 @@ from schemas.api import RunSummary
 from schemas.events import EventType
 from service.db import outbox
 from service.db.postgres import Connection
-from service.db.runs import RUN_COLUMNS, Run, queued_summary, run_from_record
+from service.db.runs import RUN_COLUMNS, RunRow, queued_summary, run_from_record
 
 SUMMARY_SQL = "jsonb_build_object({})".format(
     ", ".join(f"'{name}', run.{name}" for name in RunSummary.model_fields)
@@ -29,20 +30,31 @@ def transition_sql(set_clause: str, where: str, *, params: int, notify: str | No
     """The statement for `UPDATE eval_runs SET <set_clause> WHERE id = $1 AND <where>` (its own
     parameters are $1..$params) plus its events; with `notify`, NOTIFY that channel with the id."""
     notified = f", pg_notify('{notify}', run.id::text) AS notified" if notify else ""
+    sets = f"{set_clause}, last_event_seq = last_event_seq + {outbox.event_count(params + 1)}"
     return f"""
 WITH run AS (
-    UPDATE eval_runs SET {set_clause}, last_event_seq = last_event_seq + {outbox.event_count(params + 1)}
-    WHERE id = $1 AND {where}
-    RETURNING {RUN_COLUMNS}
+    UPDATE eval_runs
+    SET {_wrapped(sets)}
+    WHERE id = $1 AND {_wrapped(where)}
+    RETURNING {_wrapped(RUN_COLUMNS)}
 ), announced AS ({outbox.events_for_run_sql(params + 1, data=SUMMARY_SQL)})
-SELECT {RUN_COLUMNS}{notified} FROM run
+SELECT {_wrapped(RUN_COLUMNS + notified, indent=7)}
+FROM run
 """
+
+
+def _wrapped(text: str, indent: int = 8) -> str:
+    """Long clauses over several lines, so the rendered statement reads well in review (the
+    clauses hold no string literals with spaces, so only whitespace between tokens changes)."""
+    return textwrap.fill(
+        text, width=100, subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False
+    )
 
 
 async def transition(
     conn: Connection, sql: str, run_id: UUID, args: Sequence[object], events: Sequence[EventType]
-) -> Run | None:
-    """Run a `transition_sql` statement: the updated run, or None when its guard matched nothing
+) -> RunRow | None:
+    """RunRow a `transition_sql` statement: the updated run, or None when its guard matched nothing
     (nothing changed, nothing announced)."""
     placeholder = queued_summary(run_id)  # stands in for `data`: the statement puts the row's summary there
     built = outbox.unnumbered_run_events(run_id, [(type, placeholder) for type in events])

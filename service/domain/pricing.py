@@ -9,6 +9,7 @@ cents; the role columns split that total by largest remainder, so they add up to
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.rates import RateCard, Role
@@ -31,6 +32,50 @@ def price_call(
     price = card.role(role).for_model(model)
     exact = input_tokens * price.input_cents_per_million + output_tokens * price.output_cents_per_million
     return PricedCall(math.ceil(exact), card.version)
+
+
+PRICED_TURN_ROLES: frozenset[str] = frozenset({"agent", "persona"})  # model calls; tool results are free
+
+
+def price_turn(
+    card: RateCard, role: str, model: str | None, input_tokens: int, output_tokens: int
+) -> PricedCall | None:
+    """A transcript row's price: a persona or agent model call costs its tokens; a tool result
+    or a flow event costs nothing (None)."""
+    if role not in PRICED_TURN_ROLES or model is None:
+        return None
+    return price_call(card, "agent" if role == "agent" else "persona", model, input_tokens, output_tokens)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One model call's token counts, as the provider reported them."""
+
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens and their exact cost; `rate_card_version` is None when nothing was priced."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_microcents: int = 0
+    rate_card_version: str | None = None
+
+
+def price_calls(card: RateCard, role: Role, calls: Sequence[Call]) -> Usage:
+    """Tokens and exact cost of every call a role made (the judge's, for one run), each priced
+    with the rate card in force."""
+    priced = [price_call(card, role, c.model, c.input_tokens, c.output_tokens) for c in calls]
+    return Usage(
+        input_tokens=sum(c.input_tokens for c in calls),
+        output_tokens=sum(c.output_tokens for c in calls),
+        cost_microcents=sum(p.cost_microcents for p in priced),
+        rate_card_version=card.version if priced else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ async def _bind_key(conn: Connection, company_id: UUID, run_id: UUID, key: Idemp
         raise IdempotencyKeyReused("This Idempotency-Key was used for a different request")
 
 
-async def _cancel_locked(conn: Connection, run: runs.Run) -> tuple[bool, bool]:
+async def _cancel_locked(conn: Connection, run: runs.RunRow) -> tuple[bool, bool]:
     """(still running, a released slot was freed)."""
     if is_unclaimed(run.status, run.queue_status):
         cancelled = await dispatch.cancel_pending(conn, run.id)  # the row is locked: it is still pending

@@ -18,12 +18,12 @@ from service.db.postgres import Connection, Pool, connection
 from service.domain.lifecycle import TRANSITIONS, Step, end_event
 
 
-async def announce_end(conn: Connection, run: runs.Run) -> None:
+async def announce_end(conn: Connection, run: runs.RunRow) -> None:
     """Emit the run's terminal event (in the transaction that made it terminal)."""
     await outbox.append_event(conn, run.id, end_event(run.status), run.summary())
 
 
-async def announce_cancel_before_claim(conn: Connection, run: runs.Run) -> None:
+async def announce_cancel_before_claim(conn: Connection, run: runs.RunRow) -> None:
     """A run cancelled before any executor claimed it is final at once: cancelled, then done."""
     summary = run.summary()
     events = [(event, summary) for event in TRANSITIONS[Step.CANCELLED_BEFORE_CLAIM].events]

@@ -10,7 +10,7 @@ from service.db import runs
 from service.domain.lifecycle import is_final
 
 
-def run_view(run: runs.Run) -> Run:
+def run_view(run: runs.RunRow) -> Run:
     config = RunConfig.model_validate(run.config)
     return Run(
         id=run.id,
@@ -56,7 +56,7 @@ def run_view(run: runs.Run) -> Run:
     )
 
 
-def evaluation_view(run: runs.Run) -> EvaluationView:
+def evaluation_view(run: runs.RunRow) -> EvaluationView:
     """`/evaluation`: score, pass/fail, inconclusive and results stay null until the run is done."""
     done = is_final(run.queue_status)
     evaluation = Evaluation.model_validate(run.evaluation) if done and run.evaluation is not None else None

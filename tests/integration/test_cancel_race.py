@@ -57,7 +57,7 @@ async def race_once(
     return run_id, await cancel_run(pool, settings, company_id=company_id, run_id=run_id, key=None)
 
 
-async def assert_one_end(pool: Pool, run: runs.Run, flagged: bool) -> str:
+async def assert_one_end(pool: Pool, run: runs.RunRow, flagged: bool) -> str:
     """Exactly one terminal state, consistent with what the cancel answered; returns it."""
     events = await event_types(pool, run.id)
     assert [e for e in events if e in TERMINAL] == [run.status], events

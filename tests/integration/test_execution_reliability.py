@@ -113,7 +113,7 @@ async def kill_the_executor_playing(pool: Pool, running: Fleet, run_id: UUID) ->
     return survivor
 
 
-async def assert_resumed_transcript(pool: Pool, run: runs.Run) -> None:
+async def assert_resumed_transcript(pool: Pool, run: runs.RunRow) -> None:
     """Each message said once, in order, numbered 1..N; part written before the kill, part after."""
     rows = await turn_rows(pool, run.id)
     assert [r["turn_number"] for r in rows] == list(range(1, 2 * LINES + 2))

@@ -47,7 +47,7 @@ async def _events(pool: Pool, run_id: UUID) -> list[str]:
     return [r["type"].removeprefix("agent_eval.run.") for r in rows]
 
 
-async def _run(pool: Pool, run_id: UUID) -> runs.Run:
+async def _run(pool: Pool, run_id: UUID) -> runs.RunRow:
     async with connection(pool) as conn:
         return await runs.get_run(conn, run_id)
 

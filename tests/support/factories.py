@@ -16,7 +16,7 @@ from service.db import turns as turns_db
 from service.db.postgres import Pool, transaction
 
 
-async def make_company(pool: Pool, *, name: str = "Acme", balance_cents: int = 0) -> companies.Company:
+async def make_company(pool: Pool, *, name: str = "Acme", balance_cents: int = 0) -> companies.CompanyRow:
     async with transaction(pool) as conn:
         company = await companies.insert_company(conn, new_id(), name)
         if balance_cents:
@@ -28,7 +28,7 @@ async def make_company(pool: Pool, *, name: str = "Acme", balance_cents: int = 0
 
 async def make_run(
     pool: Pool, company_id: UUID, *, labels: dict[str, str] | None = None, released: bool = True
-) -> runs.Run:
+) -> runs.RunRow:
     new = runs.NewRun(
         id=new_id(),
         company_id=company_id,
@@ -77,7 +77,7 @@ async def make_finished_run(
     turns: Sequence[tuple[TurnRole, str | None, int]] = (),
     pass_threshold: float = 80.0,
     agent_type: str = "prompt",
-) -> runs.Run:
+) -> runs.RunRow:
     """A run whose conversation is over: `turns` are (role, text, cost_microcents) rows."""
     config = run_config(criteria, pass_threshold=pass_threshold, agent_type=agent_type)
     new = runs.NewRun(id=new_id(), company_id=company_id, config=config)

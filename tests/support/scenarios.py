@@ -131,12 +131,12 @@ async def trigger(
     return triggered.run_id
 
 
-async def read_run(pool: Pool, run_id: UUID) -> runs.Run:
+async def read_run(pool: Pool, run_id: UUID) -> runs.RunRow:
     async with connection(pool) as conn:
         return await runs.get_run(conn, run_id)
 
 
-async def finished(pool: Pool, run_id: UUID, timeout_s: float = 30.0) -> runs.Run:
+async def finished(pool: Pool, run_id: UUID, timeout_s: float = 30.0) -> runs.RunRow:
     """The run once done (scored and billed, or cancelled before its claim)."""
     return await eventually(
         lambda: read_run(pool, run_id),
@@ -179,7 +179,7 @@ def cost_cents(rows: list[dict[str, Any]]) -> int:
     return -(-sum(int(r["cost_microcents"]) for r in rows) // 1_000_000)
 
 
-async def assert_billed_for_turns(pool: Pool, run: runs.Run) -> None:
+async def assert_billed_for_turns(pool: Pool, run: runs.RunRow) -> None:
     """The run's total is the priced cost of its turns, charged once (no row for a zero total)."""
     total = cost_cents(await turn_rows(pool, run.id))
     assert run.total_cost_cents == total

@@ -15,7 +15,16 @@ from pydantic import JsonValue, ValidationError
 
 from schemas.rates import DEFAULT_RATE_CARD, Price, RateCard, Role, RolePrices
 from service.core.settings import Settings
-from service.domain.pricing import MICROCENTS_PER_CENT, Bill, bill, price_call
+from service.domain.pricing import (
+    MICROCENTS_PER_CENT,
+    Bill,
+    Call,
+    Usage,
+    bill,
+    price_call,
+    price_calls,
+    price_turn,
+)
 
 CARD = RateCard(
     version="test-2026-01",
@@ -332,3 +341,39 @@ def test_an_invalid_agent_eval_rate_card_is_refused(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(ValidationError, match="surprise"):
         Settings()
+
+
+# --- price_turn and price_calls ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["agent", "persona"])
+def test_a_model_turn_costs_its_tokens_at_its_role_price(role: Role) -> None:
+    priced = price_turn(CARD, role, "openai:gpt-4o", 1_000, 10)
+
+    assert priced == price_call(CARD, role, "openai:gpt-4o", 1_000, 10)
+
+
+@pytest.mark.parametrize("role", ["tool_result", "flow_event"])
+def test_tool_results_and_flow_events_cost_nothing(role: str) -> None:
+    assert price_turn(CARD, role, "openai:gpt-4o", 1_000, 10) is None
+
+
+def test_a_turn_without_a_model_costs_nothing() -> None:
+    assert price_turn(CARD, "agent", None, 1_000, 10) is None
+
+
+def test_the_judge_calls_of_a_run_add_up_their_tokens_and_exact_costs() -> None:
+    calls = [Call("openai:gpt-4o", 100, 7), Call(None, 50, 3)]
+
+    usage = price_calls(CARD, "judge", calls)
+
+    assert usage.input_tokens == 150
+    assert usage.output_tokens == 10
+    assert usage.cost_microcents == sum(
+        price_call(CARD, "judge", c.model, c.input_tokens, c.output_tokens).cost_microcents for c in calls
+    )
+    assert usage.rate_card_version == CARD.version
+
+
+def test_no_judge_calls_price_nothing_and_name_no_card() -> None:
+    assert price_calls(CARD, "judge", []) == Usage()

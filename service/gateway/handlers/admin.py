@@ -24,7 +24,7 @@ from service.gateway.handlers.parsing import fields_in, parse_body, path_id, rev
 from service.gateway.handlers.responses import json_response
 
 
-def company_view(company: companies.Company) -> Company:
+def company_view(company: companies.CompanyRow) -> Company:
     return Company.model_validate(company, from_attributes=True)
 
 

@@ -108,6 +108,6 @@ async def cancel_run(request: web.Request) -> web.StreamResponse:
     return json_response(run_view(await _run(request, run_id)))
 
 
-async def _run(request: web.Request, run_id: UUID) -> runs.Run:
+async def _run(request: web.Request, run_id: UUID) -> runs.RunRow:
     async with connection(request.app[POOL]) as conn:
         return await runs.get_run(conn, run_id, principal(request).company_id)

@@ -39,7 +39,7 @@ async def answer_when_done(
 
 async def wait_until_done(
     request: web.Request, run_id: UUID, company_id: UUID, seconds: float, *, fresh: bool = False
-) -> runs.Run:
+) -> runs.RunRow:
     """The run once done, or as it is when `seconds` pass or the gateway shuts down. While it
     waits, a request holds only an event and the run's two status fields (thousands wait at
     once); the whole run is read once, for the answer."""
@@ -78,6 +78,6 @@ async def _queue_status(request: web.Request, run_id: UUID, company_id: UUID) ->
     return progress[1]
 
 
-async def _read(request: web.Request, run_id: UUID, company_id: UUID) -> runs.Run:
+async def _read(request: web.Request, run_id: UUID, company_id: UUID) -> runs.RunRow:
     async with connection(request.app[POOL]) as conn:
         return await runs.get_run(conn, run_id, company_id)

@@ -1,0 +1,44 @@
+-- _APPEND_RUN_EVENTS
+WITH run AS (
+    UPDATE eval_runs SET last_event_seq = last_event_seq + cardinality($2::uuid[])
+    WHERE id = $1
+    RETURNING id, company_id, last_event_seq
+)
+
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+SELECT e.event_id, e.topic, run.id::text, e.type, run.company_id, run.id, run.last_event_seq - cardinality($2::uuid[]) + e.ord,
+       e.payload || jsonb_build_object('sequence', run.last_event_seq - cardinality($2::uuid[]) + e.ord, 'company_id', run.company_id), e.traceparent, e.created_at
+FROM run, unnest($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                 $7::timestamptz[])
+          WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
+
+RETURNING company_id, sequence
+
+-- _INSERT
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+
+-- _INSERT_MANY
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::int[],
+                     $8::jsonb[], $9::text[], $10::timestamptz[])
+
+-- _MARK_SENT
+UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
+
+-- _PURGE_SENT
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)
+
+-- _SELECT_RUN_EVENTS
+SELECT payload::text FROM outbox WHERE run_id = $1 AND sequence > $2 ORDER BY sequence
+
+-- _SELECT_UNSENT
+SELECT id, event_id, topic, key, type, run_id, sequence, payload::text AS payload, traceparent, created_at
+FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
+
+-- _UNSENT_STATS
+SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL

@@ -1,0 +1,63 @@
+-- _ROUND
+WITH run AS (
+    UPDATE eval_runs
+    SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + cardinality($5::uuid[]),
+        updated_at = now()
+    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' 
+    RETURNING id, company_id, last_event_seq, cancel_requested_at
+), written AS (
+    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
+                                model, input_tokens, output_tokens, cost_microcents, rate_card_version,
+                                latency_ms, attempt, created_at)
+    SELECT t.id, t.run_id, t.turn_number, t.role, t.text, t.tool_calls::jsonb, t.tool_result::jsonb,
+           t.flow_event::jsonb, t.model, t.input_tokens, t.output_tokens, t.cost_microcents,
+           t.rate_card_version, t.latency_ms, t.attempt, t.created_at
+    FROM unnest($11::uuid[], $12::uuid[], $13::int[], $14::text[], $15::text[], $16::text[], $17::text[],
+                $18::text[], $19::text[], $20::int[], $21::int[], $22::bigint[], $23::text[], $24::int[],
+                $25::int[], $26::timestamptz[])
+         AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
+               output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
+    WHERE EXISTS (SELECT 1 FROM run)
+)
+
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+SELECT e.event_id, e.topic, run.id::text, e.type, run.company_id, run.id, run.last_event_seq - cardinality($5::uuid[]) + e.ord,
+       e.payload || jsonb_build_object('sequence', run.last_event_seq - cardinality($5::uuid[]) + e.ord, 'company_id', run.company_id), e.traceparent, e.created_at
+FROM run, unnest($5::uuid[], $6::text[], $7::text[], $8::jsonb[], $9::text[],
+                 $10::timestamptz[])
+          WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
+
+RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
+
+-- _ROUND_UNLESS_CANCELLED
+WITH run AS (
+    UPDATE eval_runs
+    SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + cardinality($5::uuid[]),
+        updated_at = now()
+    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' AND cancel_requested_at IS NULL
+    RETURNING id, company_id, last_event_seq, cancel_requested_at
+), written AS (
+    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
+                                model, input_tokens, output_tokens, cost_microcents, rate_card_version,
+                                latency_ms, attempt, created_at)
+    SELECT t.id, t.run_id, t.turn_number, t.role, t.text, t.tool_calls::jsonb, t.tool_result::jsonb,
+           t.flow_event::jsonb, t.model, t.input_tokens, t.output_tokens, t.cost_microcents,
+           t.rate_card_version, t.latency_ms, t.attempt, t.created_at
+    FROM unnest($11::uuid[], $12::uuid[], $13::int[], $14::text[], $15::text[], $16::text[], $17::text[],
+                $18::text[], $19::text[], $20::int[], $21::int[], $22::bigint[], $23::text[], $24::int[],
+                $25::int[], $26::timestamptz[])
+         AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
+               output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
+    WHERE EXISTS (SELECT 1 FROM run)
+)
+
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                    created_at)
+SELECT e.event_id, e.topic, run.id::text, e.type, run.company_id, run.id, run.last_event_seq - cardinality($5::uuid[]) + e.ord,
+       e.payload || jsonb_build_object('sequence', run.last_event_seq - cardinality($5::uuid[]) + e.ord, 'company_id', run.company_id), e.traceparent, e.created_at
+FROM run, unnest($5::uuid[], $6::text[], $7::text[], $8::jsonb[], $9::text[],
+                 $10::timestamptz[])
+          WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
+
+RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
