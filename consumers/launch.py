@@ -4,7 +4,7 @@ settings, and cleanup; the relay with its maintenance jobs, in the same shape.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 
 from consumers.maintenance import maintenance_jobs, run_scheduler
@@ -25,11 +25,16 @@ class RunningRole:
     runner: ConsumerRunner
     close: Callable[[], Awaitable[None]]
     stop: Callable[[], None]
+    background: Callable[[], Coroutine[object, object, None]] | None = None
 
     async def run(self) -> None:
+        beside = None if self.background is None else asyncio.create_task(self.background())
         try:
             await self.runner.run()
         finally:
+            self.stop()
+            if beside is not None:
+                await beside
             await self.close()
 
     def request_stop(self) -> None:
@@ -49,7 +54,7 @@ def running_role(role: Role, settings: Settings, pool: Pool, bus: Bus, heartbeat
         retry_base_s=settings.consumer_retry_base_s,
     )
     runner = ConsumerRunner(bus, config, built.handler, gate=built.gate, heartbeat=heartbeat)
-    return RunningRole(runner, built.close, built.stop)
+    return RunningRole(runner, built.close, built.stop, built.background)
 
 
 class RunningRelay:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 
 from consumers.processing import Handler
@@ -32,6 +32,8 @@ class BuiltRole:
     gate: Gate | None = None
     close: Callable[[], Awaitable[None]] = _nothing  # release what `build` opened (model clients)
     stop: Callable[[], None] = lambda: None  # told first when the role is asked to stop
+    # A loop that runs beside the consumer (the notifier's sender); it returns once `stop` is told.
+    background: Callable[[], Coroutine[object, object, None]] | None = None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class EventType(StrEnum):
     RUN_BILLED = "agent_eval.run.billed"
     RUN_DONE = "agent_eval.run.done"
     SUITE_RUN_DONE = "agent_eval.suite_run.done"
-    WEBHOOK_ENDPOINT_DISABLED = "agent_eval.webhook.endpoint_disabled"
+    WEBHOOK_ENDPOINT_DISABLED = "agent_eval.webhook_endpoint.disabled"
     RUN_REQUESTED = "agent_eval.run.requested"
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import TypeAlias
 from uuid import UUID
@@ -31,6 +32,7 @@ from service.db.migrate import apply_migrations
 from service.db.postgres import Pool, close_quietly, connect
 from service.domain.apikeys import SCOPES
 from service.gateway.app import create_app
+from service.gateway.asyncapi import asyncapi_json
 from service.local.dev import RoleFactory, RoleRunner, run_dev
 from service.runtime.health import Heartbeat, bus_check, database_check, start_health_server
 from service.runtime.pools import kafka_bus, pool_from
@@ -228,6 +230,10 @@ def _add_roles(sub: Subcommands) -> None:
 
 def _add_tools(sub: Subcommands) -> None:
     _add(sub, "migrate", cmd_migrate, "apply pending database migrations")
+    docs = _add(sub, "asyncapi", cmd_asyncapi, "print the AsyncAPI 3.0 document of the Kafka event stream")
+    docs.add_argument(
+        "--output", type=Path, default=None, help="write it to this file (schemas/asyncapi.json)"
+    )
     kafka = sub.add_parser("kafka", help="Kafka tools").add_subparsers(dest="kafka", required=True)
     _add(kafka, "init", cmd_kafka_init, "create the topics (prefix, partitions, replication from settings)")
     dlq_cmds = sub.add_parser("dlq", help="dead-letter topics").add_subparsers(dest="dlq", required=True)
@@ -236,6 +242,16 @@ def _add_tools(sub: Subcommands) -> None:
         ("replay", cmd_dlq_replay, "republish dead-lettered records to their source topic"),
     ):
         _add(dlq_cmds, name, func, help_).add_argument("--topic", help="one topic (default: all)")
+
+
+async def cmd_asyncapi(_: Settings, args: argparse.Namespace) -> int:
+    document = asyncapi_json(version=version("agent-eval"))
+    if args.output is None:
+        sys.stdout.write(document)
+    else:
+        await asyncio.to_thread(args.output.write_text, document)
+        say(f"wrote {args.output}")
+    return 0
 
 
 def _add_admin(sub: Subcommands) -> None:

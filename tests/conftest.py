@@ -23,6 +23,7 @@ from service.db.postgres import Pool, create_pool
 # Bounded for CI: deterministic example generation, no per-example deadline on a shared machine.
 hypothesis_settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)
 hypothesis_settings.register_profile("thorough", max_examples=500, deadline=None)
+TEST_WEBHOOK_KEY = "tXeoFN7mZcT1XWCwxEfQ5l0d3zV2i9qJ6uYk8pHgRbA="  # a Fernet key for tests only
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -158,5 +159,7 @@ def settings(database_url: str, topic_prefix: str) -> Settings:
         relay_idle_poll_s=0.2,
         relay_lock_poll_s=0.2,
         consumer_retry_base_s=0.01,
+        webhook_secret_keys=SecretStr(TEST_WEBHOOK_KEY),
+        webhook_poll_s=0.05,
         log_format="console",
     )

@@ -25,6 +25,7 @@ AgentEvalError
 │   │   └── FlowExecutionUnsupported 422 FLOW_EXECUTION_UNSUPPORTED
 │   ├── RateLimited                  429 RATE_LIMIT         (+ Retry-After)
 │   └── Unavailable                  503 UNAVAILABLE        (a dependency is down; retry)
+│       └── NotConfigured            503 NOT_CONFIGURED     (an operator must set something first)
 ├── DependencyError                  a dependency failed (the gateway answers 503 for the transient ones)
 │   ├── DatabaseError                raised by `service.db` in place of driver errors
 │   │   ├── DatabaseUnavailable      the connection was lost or refused: retry
@@ -272,6 +273,16 @@ class Unavailable(ServiceError):
 
     def headers(self) -> Mapping[str, str]:
         return {"Retry-After": "1"}
+
+
+class NotConfigured(Unavailable):
+    """The feature needs a setting the operator has not given (the message names it)."""
+
+    code = "NOT_CONFIGURED"
+    default_message = "This feature is not configured on this server"
+
+    def headers(self) -> Mapping[str, str]:
+        return {}
 
 
 # --- dependencies ------------------------------------------------------------------------------

@@ -51,6 +51,15 @@ RUN_WAITERS = Gauge("agent_eval_run_waiters", "HTTP requests blocked waiting for
 MAINTENANCE_RUNS = Counter(
     "agent_eval_maintenance_runs_total", "Maintenance job executions", ["job", "outcome"]
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "agent_eval_webhook_attempts_total", "Webhook delivery attempts by outcome", ["outcome"]
+)
+WEBHOOK_LATENCY = Histogram(
+    "agent_eval_webhook_attempt_duration_seconds",
+    "Time a webhook receiver took to answer",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+EVENT_STREAMS = Gauge("agent_eval_event_streams", "Open SSE streams of run events")
 
 
 def render_metrics() -> tuple[bytes, str]:

@@ -6,6 +6,7 @@ Redirects are never followed. `allow_private` (tests and local development) lift
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from urllib.parse import urlsplit
 
@@ -58,6 +59,22 @@ def check_target(url: str, *, allow_private: bool) -> None:
         problem = forbidden_address(host)
         if problem:
             raise OutboundRefused(problem)
+
+
+async def check_resolution(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL whose host does not resolve, or resolves to any address the policy forbids
+    (registration time: a mixed answer is refused whole; connect time checks again)."""
+    host = urlsplit(url).hostname
+    if allow_private or not host or is_ip_literal(host):
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OutboundRefused(f"{host} does not resolve: {exc.strerror or exc}") from exc
+    for info in infos:
+        problem = forbidden_address(str(info[4][0]))
+        if problem:
+            raise OutboundRefused(f"{host} resolves to a forbidden address: {problem}")
 
 
 def guarded_session(*, allow_private: bool, timeout_s: float, limit: int = 100) -> aiohttp.ClientSession:

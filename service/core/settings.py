@@ -119,6 +119,21 @@ class Settings(BaseSettings):
     judge_attempts: int = Field(default=3, ge=1, le=10)  # per sample, when the answer is unusable
     rate_card: RateCard = DEFAULT_RATE_CARD
 
+    # Webhooks (DESIGN.md §8).
+    # Fernet keys (comma-separated, newest first) that seal endpoint secrets at rest; the first
+    # seals, every one opens, so a key is rotated by putting a new one in front.
+    webhook_secret_keys: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=15.0, gt=0)
+    webhook_disable_after_s: float = Field(default=5 * 86_400.0, gt=0)  # failing this long: disabled
+    webhook_rotation_grace_s: float = Field(default=86_400.0, ge=0)  # the old secret still signs
+    webhook_concurrency: int = Field(default=256, ge=1)  # attempts in flight per notifier
+    webhook_endpoint_concurrency: int = Field(default=8, ge=1)  # ... and per endpoint
+    webhook_poll_s: float = Field(default=0.5, gt=0)  # due deliveries are looked for this often
+    webhook_lease_s: float = Field(default=60.0, gt=0)  # an attempt's claim; a crashed one is retried
+    webhook_max_response_bytes: int = Field(default=65_536, ge=1024)
+    webhook_retention_days: float = Field(default=30.0, gt=0)  # finished deliveries are kept this long
+    stream_keepalive_s: float = Field(default=15.0, gt=0)  # SSE comment interval
+
     # API keys.
     api_key_cache_s: float = Field(default=5.0, ge=0, le=5.0)
 
@@ -145,6 +160,17 @@ class Settings(BaseSettings):
         if provider.api_key_env == "AGENT_EVAL_OPENAI_API_KEY":
             return self.openai_api_key.get_secret_value() if self.openai_api_key else None
         return os.environ.get(provider.api_key_env) if provider.api_key_env else None
+
+    def require_webhook_keys(self) -> list[str]:
+        """The Fernet keys sealing webhook secrets, or a clear error naming the variable to set."""
+        raw = self.webhook_secret_keys.get_secret_value() if self.webhook_secret_keys else ""
+        keys = [key.strip() for key in raw.split(",") if key.strip()]
+        if not keys:
+            raise SettingsError(
+                "AGENT_EVAL_WEBHOOK_SECRET_KEYS is not set (a Fernet key: "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+        return keys
 
     def require_kafka_bootstrap(self) -> str:
         if not self.kafka_bootstrap:

@@ -66,6 +66,10 @@ _UNSENT_STATS = "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHE
 _SELECT_RUN_EVENTS = """
 SELECT payload::text FROM outbox WHERE run_id = $1 AND sequence > $2 ORDER BY sequence
 """
+_SELECT_RUN_EVENT_PAGE = """
+SELECT sequence, type, payload::text AS payload FROM outbox
+WHERE run_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3
+"""
 
 
 def events_for_run_sql(first: int, *, data: str | None = None) -> str:
@@ -284,3 +288,20 @@ async def unsent_stats(conn: Connection) -> tuple[int, datetime | None]:
 async def list_run_event_bodies(conn: Connection, run_id: UUID, after_sequence: int = 0) -> list[str]:
     """A run's event bodies (JSON text) after `after_sequence`, in sequence order."""
     return [r[0] for r in await conn.fetch(_SELECT_RUN_EVENTS, run_id, after_sequence)]
+
+
+@dataclass(frozen=True)
+class StoredRunEvent:
+    """A run event as the event store keeps it: its number, type and JSON body."""
+
+    sequence: int
+    type: str
+    payload: str
+
+
+async def list_run_events(
+    conn: Connection, run_id: UUID, after_sequence: int, limit: int
+) -> list[StoredRunEvent]:
+    """Up to `limit` of a run's events after `after_sequence`, in sequence order (SSE replay)."""
+    rows = await conn.fetch(_SELECT_RUN_EVENT_PAGE, run_id, after_sequence, limit)
+    return [StoredRunEvent(r["sequence"], r["type"], r["payload"]) for r in rows]

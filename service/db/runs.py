@@ -235,6 +235,7 @@ FOR UPDATE SKIP LOCKED
 """
 _MARK_SWEPT = "UPDATE eval_runs SET last_swept_at = now() WHERE id = $1"
 _PROGRESS = "SELECT status, queue_status FROM eval_runs WHERE id = $1 AND company_id = $2"
+_EVENT_SEQS = "SELECT id, last_event_seq FROM eval_runs WHERE id = ANY($1::uuid[])"
 _DONE_AMONG = f"SELECT id FROM eval_runs WHERE id = ANY($1::uuid[]) AND queue_status = {states.DONE}"
 
 
@@ -256,6 +257,11 @@ async def fetch_progress(
 async def done_among(conn: Connection, run_ids: list[UUID]) -> list[UUID]:
     """Which of these runs are done (one query however many are asked about)."""
     return [r["id"] for r in await conn.fetch(_DONE_AMONG, run_ids)]
+
+
+async def last_event_sequences(conn: Connection, run_ids: list[UUID]) -> dict[UUID, int]:
+    """Each run's latest event sequence (one query however many are asked about)."""
+    return {r["id"]: r["last_event_seq"] for r in await conn.fetch(_EVENT_SEQS, run_ids)}
 
 
 async def claim_unfinalised(conn: Connection, older_than_s: float, limit: int) -> list[RunRow]:

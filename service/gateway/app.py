@@ -9,10 +9,11 @@ from aiohttp import web
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool, create_pool
-from service.gateway.appkeys import CLOCK, KEY_CACHE, POOL, SETTINGS, WAITERS
+from service.gateway.appkeys import CLOCK, KEY_CACHE, POOL, SETTINGS, STREAMS, WAITERS
 from service.gateway.auth import KeyCache
 from service.gateway.middlewares import access_control, body_limit, errors, request_context
 from service.gateway.routes import setup_routes
+from service.gateway.streams import RunStreams
 from service.gateway.waiters import RunWaiters
 
 
@@ -32,6 +33,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_pool_context)
     app.cleanup_ctx.append(_waiters_context)
+    app.cleanup_ctx.append(_streams_context)
     app.on_shutdown.append(_answer_waiters)
     setup_routes(app)
     return app
@@ -59,6 +61,17 @@ async def _waiters_context(app: web.Application) -> AsyncIterator[None]:
     await waiters.close()
 
 
+async def _streams_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    streams = RunStreams(settings.require_database_url(), app[POOL], poll_s=settings.waiter_poll_s)
+    await streams.start()
+    app[STREAMS] = streams
+    yield
+    await streams.close()
+
+
 async def _answer_waiters(app: web.Application) -> None:
-    """Shutting down: every blocked request is answered now (202) instead of at its deadline."""
+    """Shutting down: every blocked request is answered now (202) instead of at its deadline,
+    and every event stream closes."""
     app[WAITERS].shut()
+    app[STREAMS].shut()

@@ -201,7 +201,10 @@ def _responses(
         elif status != 204:
             response["content"] = {endpoint.content_type: {"schema": {}}}
         if endpoint.access is Access.KEY:
-            response["headers"] = {**_RATE_HEADERS, **(_WAIT_HEADERS if status == 202 else {})}
+            response["headers"] = {
+                **_RATE_HEADERS,
+                **(_WAIT_HEADERS if status == 202 and "Prefer" in endpoint.headers else {}),
+            }
         responses[str(status)] = response
     error = {"application/json": {"schema": schemas[(ErrorBody, "serialization")]}}
     for status in _error_statuses(endpoint):

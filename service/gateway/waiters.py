@@ -105,7 +105,7 @@ class RunWaiters:
             conn.add_termination_listener(lambda _: lost.set())
             await listen(conn, runs.DONE_CHANNEL, self._on_notify)
             log.info("run_waiters_listening")
-            await _first(lost, self._closing)
+            await first_set(lost, self._closing)
         finally:
             await close_quietly(conn)
 
@@ -126,7 +126,7 @@ class RunWaiters:
                 self.wake(run_id)
 
 
-async def _first(*events: asyncio.Event) -> None:
+async def first_set(*events: asyncio.Event) -> None:
     """Return once any of `events` is set."""
     waits = [asyncio.ensure_future(event.wait()) for event in events]
     try:

@@ -8,10 +8,12 @@ and printed (the key only this once); later starts say they reuse the existing d
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from service.accounts import api_keys, tenants
@@ -55,7 +57,10 @@ async def run_dev(
     )
     say(f"data directory: {data_dir}")
     say(f"database: {server.describe()}")
-    settings = settings.model_copy(update={"database_url": SecretStr(server.url(DATABASE))})
+    updates: dict[str, object] = {"database_url": SecretStr(server.url(DATABASE))}
+    if settings.webhook_secret_keys is None:
+        updates["webhook_secret_keys"] = SecretStr(await asyncio.to_thread(local_secret_key, data_dir))
+    settings = settings.model_copy(update=updates)
     stop = stop_on_signals()
     try:
         await _migrate(server.url(DATABASE))
@@ -65,6 +70,18 @@ async def run_dev(
     finally:
         await asyncio.to_thread(pgserver.stop, pg_dir)
         say("stopped")
+
+
+def local_secret_key(data_dir: Path) -> str:
+    """The key sealing webhook secrets in this data directory, made on first use (mode 0600):
+    production gives AGENT_EVAL_WEBHOOK_SECRET_KEYS instead."""
+    path = data_dir / "webhook-secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(Fernet.generate_key().decode())
+    return path.read_text().strip()
 
 
 async def _until_stopped_or_crashed(stop: asyncio.Event, tasks: list[asyncio.Task[None]], say: Say) -> None:

@@ -16,7 +16,7 @@ from service.bus.topics import topic_specs
 from service.core.settings import Settings
 from service.db.postgres import Pool
 
-ALL_ROLES = ("executor", "scorer", "biller")
+ALL_ROLES = ("executor", "scorer", "biller", "notifier")
 
 
 @contextlib.asynccontextmanager

@@ -7,11 +7,15 @@ import json
 
 from aiohttp import web
 
-from service.gateway.appkeys import ENDPOINTS, OPENAPI
+from service.gateway.appkeys import ASYNCAPI, ENDPOINTS, OPENAPI
 
 
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(text=request.app[OPENAPI], content_type="application/json")
+
+
+async def asyncapi(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[ASYNCAPI], content_type="application/json")
 
 
 async def page(request: web.Request) -> web.Response:
@@ -36,7 +40,8 @@ async def page(request: web.Request) -> web.Response:
         "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
         "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem;"
         "text-align:left}</style></head><body><h1>agent-eval API</h1>"
-        f"<p>{intro}</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p>"
+        f"<p>{intro}</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1); "
+        "the Kafka event stream: <a href='/asyncapi.json'>/asyncapi.json</a> (AsyncAPI 3.0).</p>"
         f"{body}</body></html>"
     )
     return web.Response(text=text, content_type="text/html")

@@ -31,6 +31,16 @@ OPS_ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/asyncapi.json",
+        docs.asyncapi,
+        "asyncapi",
+        "The Kafka event stream (AsyncAPI 3.0)",
+        "Ops",
+        PUBLIC,
+        responses={200: None},
+    ),
+    Endpoint(
+        "GET",
         "/docs",
         docs.page,
         "docs",

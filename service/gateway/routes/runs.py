@@ -5,7 +5,7 @@ from __future__ import annotations
 from schemas.pages import Page
 from schemas.runs import CancelRequest, EvaluationView, Run, RunListQuery, RunTrigger, TurnList
 from service.gateway.endpoints import Endpoint, HeaderParam
-from service.gateway.handlers import runs
+from service.gateway.handlers import runs, streams
 
 RUNS = "Runs"
 RUN = "/agent-eval/runs/{id}"
@@ -31,6 +31,16 @@ wait=N`. 200 with the final run when it is done in time; otherwise 202 with the 
 `BILLING_ERROR` when the company is suspended or its balance is below
 `AGENT_EVAL_MIN_RUN_BALANCE_CENTS`; 422 `MODE_NOT_SUPPORTED` for `mode: voice`; 422
 `FLOW_EXECUTION_UNSUPPORTED` for a flow agent. Rejected requests create and store nothing."""
+
+EVENTS_DESCRIPTION = """\
+Every lifecycle event of the run, `run.turn` included (with the turn's text), in order: `id` is
+the event's sequence in the run, `event` its type without `agent_eval.` (`run.turn`, `run.done`),
+`data` its JSON body (`{id, type, time, company_id, run_id, sequence, data}`, the same as the
+Kafka record). Events already stored are replayed first, then new ones follow live. A comment
+line every 15 s keeps proxies from closing an idle stream. The stream closes after `run.done`;
+reconnect with `Last-Event-ID` (or `?after=N`) to resume without gaps or repeats."""
+
+LAST_EVENT_ID = HeaderParam("Resume after the event with this sequence (sent by EventSource on reconnect).")
 
 CANCEL_DESCRIPTION = """\
 A run no executor has claimed is cancelled at once: `cancelled`, `queue_status` `done`, cost 0
@@ -97,6 +107,19 @@ RUN_ENDPOINTS: tuple[Endpoint, ...] = (
         RUNS,
         scope="agent_eval:read",
         responses={200: EvaluationView},
+    ),
+    Endpoint(
+        "GET",
+        f"{RUN}/events",
+        streams.stream_run_events,
+        "stream_run_events",
+        "The run's lifecycle events, live, as Server-Sent Events",
+        RUNS,
+        scope="agent_eval:read",
+        responses={200: None},
+        content_type="text/event-stream",
+        description=EVENTS_DESCRIPTION,
+        headers={"Last-Event-ID": LAST_EVENT_ID},
     ),
     Endpoint(
         "POST",

@@ -1,0 +1,293 @@
+"""Webhook deliveries (`webhook_deliveries`, `webhook_attempts`): one durable row per (endpoint,
+event), the schedule of its attempts, and the log of each attempt (DESIGN.md §8).
+
+The table is the dead-letter queue. Due deliveries are claimed with `FOR UPDATE SKIP LOCKED`,
+so notifier replicas share them; a claim pushes `next_attempt_at` a lease ahead, so an attempt
+cut short by a crash is simply due again when the lease runs out (same `webhook-id`). Times
+come from the caller's clock, so a test can run the whole schedule in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from uuid import UUID
+
+from schemas.webhooks import DeliveryStatus
+from service.core.errors import NotFound
+from service.db.postgres import Connection, Record
+from service.db.tables import fetch_page
+
+DUE_SCAN = 1000  # due rows looked at per claim, oldest first
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: UUID
+    endpoint_id: UUID
+    company_id: UUID
+    event_id: UUID
+    event_type: str
+    run_id: UUID | None
+    sequence: int | None
+    payload: str
+    status: DeliveryStatus
+    attempt_count: int
+    schedule_base: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    last_response_ms: int | None
+    succeeded_at: datetime | None
+    created_at: datetime
+
+    @property
+    def attempts_in_schedule(self) -> int:
+        """Attempts made since the delivery was (re)queued."""
+        return self.attempt_count - self.schedule_base
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: UUID
+    endpoint_id: UUID
+    company_id: UUID
+    event_id: UUID
+    event_type: str
+    run_id: UUID | None
+    sequence: int | None
+    payload: str
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    number: int
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    response_ms: int
+    response: str | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt found, and what the delivery becomes."""
+
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    response_ms: int
+    response: str | None
+    status: DeliveryStatus
+    next_attempt_at: datetime | None
+
+
+COLUMNS = ", ".join(f.name for f in fields(DeliveryRow))
+_D_COLUMNS = ", ".join(f"d.{f.name}" for f in fields(DeliveryRow))
+ATTEMPT_COLUMNS = ", ".join(f.name for f in fields(AttemptRow))
+
+_INSERT = """
+INSERT INTO webhook_deliveries (id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload,
+                                next_attempt_at)
+SELECT d.id, d.endpoint_id, d.company_id, d.event_id, d.event_type, d.run_id, d.sequence, d.payload, $9
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::int[], $8::text[])
+     AS d (id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload)
+ON CONFLICT (endpoint_id, event_id) DO NOTHING
+RETURNING id
+"""
+# Oldest due first, at most `free` per endpoint (`$6` for endpoints not listed in `$4`/`$5`).
+_CLAIM = f"""
+WITH due AS (
+    SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= $1
+    ORDER BY next_attempt_at
+    LIMIT {DUE_SCAN}
+), ranked AS (
+    SELECT due.id, due.next_attempt_at, coalesce(cap.free, $6) AS free,
+           row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_attempt_at, due.id) AS rn
+    FROM due LEFT JOIN unnest($4::uuid[], $5::int[]) AS cap (endpoint_id, free) USING (endpoint_id)
+), chosen AS (
+    SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id AND r.rn <= r.free
+    WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+    ORDER BY r.next_attempt_at
+    LIMIT $3
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_deliveries d SET next_attempt_at = $1 + make_interval(secs => $2), updated_at = now()
+FROM chosen WHERE d.id = chosen.id
+RETURNING {_D_COLUMNS}
+"""
+_NEXT_DUE = "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
+_RECORD = f"""
+WITH attempt AS (
+    INSERT INTO webhook_attempts (delivery_id, number, attempted_at, status_code, error, response_ms,
+                                  response)
+    SELECT id, attempt_count + 1, $2, $3, $4, $5, $6 FROM webhook_deliveries
+    WHERE id = $1 AND status = 'pending'
+    RETURNING delivery_id
+)
+UPDATE webhook_deliveries d
+SET attempt_count = attempt_count + 1, status = $7, next_attempt_at = $8, last_attempt_at = $2,
+    last_status_code = $3, last_error = $4, last_response_ms = $5,
+    succeeded_at = CASE WHEN $7 = 'succeeded' THEN $2 ELSE succeeded_at END, updated_at = now()
+FROM attempt WHERE d.id = attempt.delivery_id
+RETURNING {_D_COLUMNS}
+"""
+_STOP_PENDING = """
+UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $2, updated_at = now()
+WHERE endpoint_id = $1 AND status = 'pending'
+"""
+_SELECT = f"SELECT {COLUMNS} FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND company_id = $3"
+_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts WHERE delivery_id = $1 ORDER BY number"
+_LIST_WHERE = "endpoint_id = $1 AND company_id = $2 AND ($3::text IS NULL OR status = $3)"
+_LIST = f"""
+SELECT {COLUMNS} FROM webhook_deliveries WHERE {_LIST_WHERE}
+ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5
+"""
+_COUNT = f"SELECT count(*) FROM webhook_deliveries WHERE {_LIST_WHERE}"
+_REQUEUE_ONE = f"""
+UPDATE webhook_deliveries
+SET status = 'pending', next_attempt_at = $4, schedule_base = attempt_count, updated_at = now()
+WHERE id = $1 AND endpoint_id = $2 AND company_id = $3
+RETURNING {COLUMNS}
+"""
+_RECOVER = """
+UPDATE webhook_deliveries
+SET status = 'pending', next_attempt_at = $5, schedule_base = attempt_count, updated_at = now()
+WHERE endpoint_id = $1 AND company_id = $2 AND status IN ('failed', 'exhausted')
+  AND created_at >= $3 AND ($4::timestamptz IS NULL OR created_at < $4)
+"""
+_PURGE = """
+DELETE FROM webhook_deliveries WHERE id IN (
+    SELECT id FROM webhook_deliveries
+    WHERE status <> 'pending' AND updated_at < $1
+    LIMIT $2)
+"""
+
+
+def _delivery(record: Record) -> DeliveryRow:
+    return DeliveryRow(**{f.name: record[f.name] for f in fields(DeliveryRow)})
+
+
+async def insert_deliveries(conn: Connection, new: Sequence[NewDelivery], due_at: datetime) -> list[UUID]:
+    """Create the deliveries due at `due_at`; a (endpoint, event) pair that has one already keeps
+    it (a redelivered event creates nothing). Returns the ids created."""
+    if not new:
+        return []
+    columns = [
+        [d.id for d in new],
+        [d.endpoint_id for d in new],
+        [d.company_id for d in new],
+        [d.event_id for d in new],
+        [d.event_type for d in new],
+        [d.run_id for d in new],
+        [d.sequence for d in new],
+        [d.payload for d in new],
+    ]
+    return [r["id"] for r in await conn.fetch(_INSERT, *columns, due_at)]
+
+
+async def claim_due(
+    conn: Connection,
+    now: datetime,
+    *,
+    lease_s: float,
+    limit: int,
+    per_endpoint: int,
+    room: dict[UUID, int],
+) -> list[DeliveryRow]:
+    """Claim up to `limit` due deliveries, oldest first, at most `per_endpoint` per endpoint
+    (`room` gives the remaining room of endpoints with attempts in flight)."""
+    if limit <= 0:
+        return []
+    ids, free = list(room), [room[endpoint] for endpoint in room]
+    rows = await conn.fetch(_CLAIM, now, lease_s, limit, ids, free, per_endpoint)
+    return sorted((_delivery(r) for r in rows), key=lambda d: (d.next_attempt_at or now, d.id))
+
+
+async def next_due(conn: Connection) -> datetime | None:
+    """When the earliest pending delivery is due (None when none is pending)."""
+    due: datetime | None = await conn.fetchval(_NEXT_DUE)
+    return due
+
+
+async def record_attempt(conn: Connection, delivery_id: UUID, attempt: Attempt) -> DeliveryRow | None:
+    """Log the attempt and move the delivery on, in one statement; None when the delivery is no
+    longer pending (its endpoint was disabled or deleted meanwhile)."""
+    record = await conn.fetchrow(
+        _RECORD,
+        delivery_id,
+        attempt.attempted_at,
+        attempt.status_code,
+        attempt.error,
+        attempt.response_ms,
+        attempt.response,
+        attempt.status,
+        attempt.next_attempt_at,
+    )
+    return None if record is None else _delivery(record)
+
+
+async def stop_pending(conn: Connection, endpoint_id: UUID, reason: str) -> int:
+    """Fail every pending delivery of an endpoint that stopped receiving (they can be recovered)."""
+    status = await conn.execute(_STOP_PENDING, endpoint_id, reason)
+    return int(status.split()[-1])
+
+
+async def get_delivery(
+    conn: Connection, company_id: UUID, endpoint_id: UUID, delivery_id: UUID
+) -> tuple[DeliveryRow, list[AttemptRow]]:
+    """The delivery with its attempts, or NotFound."""
+    record = await conn.fetchrow(_SELECT, delivery_id, endpoint_id, company_id)
+    if record is None:
+        raise NotFound(f"Delivery {delivery_id} not found")
+    attempts = [AttemptRow(**dict(r)) for r in await conn.fetch(_ATTEMPTS, delivery_id)]
+    return _delivery(record), attempts
+
+
+async def list_deliveries(
+    conn: Connection,
+    company_id: UUID,
+    endpoint_id: UUID,
+    *,
+    status: DeliveryStatus | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[DeliveryRow], int]:
+    """An endpoint's deliveries, newest first, and how many match."""
+    rows, total = await fetch_page(
+        conn, _LIST, _COUNT, [endpoint_id, company_id, status], limit=limit, offset=offset
+    )
+    return [_delivery(r) for r in rows], total
+
+
+async def requeue_delivery(
+    conn: Connection, company_id: UUID, endpoint_id: UUID, delivery_id: UUID, due_at: datetime
+) -> DeliveryRow:
+    """Send one delivery again (whatever its status), starting the schedule afresh."""
+    record = await conn.fetchrow(_REQUEUE_ONE, delivery_id, endpoint_id, company_id, due_at)
+    if record is None:
+        raise NotFound(f"Delivery {delivery_id} not found")
+    return _delivery(record)
+
+
+async def recover_deliveries(
+    conn: Connection,
+    company_id: UUID,
+    endpoint_id: UUID,
+    *,
+    since: datetime,
+    until: datetime | None,
+    due_at: datetime,
+) -> int:
+    """Queue again every failed or exhausted delivery created in [since, until); how many."""
+    status = await conn.execute(_RECOVER, endpoint_id, company_id, since, until, due_at)
+    return int(status.split()[-1])
+
+
+async def purge_finished(conn: Connection, before: datetime, batch: int) -> int:
+    """Delete up to `batch` finished deliveries last touched before `before`; how many."""
+    status = await conn.execute(_PURGE, before, batch)
+    return int(status.split()[-1])

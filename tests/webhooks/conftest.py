@@ -1,0 +1,43 @@
+"""Webhook fixtures: a real receiver, the gateway allowed to call it (loopback), a tenant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic import SecretStr
+from pytest_aiohttp.plugin import AiohttpClient
+
+from service.core.settings import Settings
+from service.db.postgres import Pool
+from service.gateway.app import create_app
+from tests.support.api import Client, Tenant, make_tenant
+from tests.support.live import ADMIN_TOKEN
+from tests.support.receiver import Receiver, running_receiver
+
+
+@pytest.fixture
+def hook_settings(settings: Settings) -> Settings:
+    """Local receivers are on loopback over plain http: allowed, as in local development."""
+    return settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN), "webhook_allow_private": True})
+
+
+@pytest.fixture
+async def client(aiohttp_client: AiohttpClient, hook_settings: Settings, pool: Pool) -> Client:
+    return await aiohttp_client(create_app(hook_settings, pool=pool))
+
+
+@pytest.fixture
+async def tenant(pool: Pool) -> Tenant:
+    return await make_tenant(pool, "Acme")
+
+
+@pytest.fixture
+async def stranger(pool: Pool) -> Tenant:
+    return await make_tenant(pool, "Globex")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
