@@ -6,7 +6,8 @@ expired (or fail them `EXECUTOR_LOST` past the attempt cap), and released runs s
 30 s after their last dispatch; nudge runs terminal but not done for two minutes by re-emitting
 their last stage event (each run at most every two minutes). Hourly: purge sent outbox rows past
 `AGENT_EVAL_EVENT_RETENTION_HOURS`, idempotency keys past `AGENT_EVAL_IDEMPOTENCY_TTL_HOURS`,
-and rate-limit windows older than five minutes.
+rate-limit windows older than five minutes, and finished webhook deliveries past
+`AGENT_EVAL_WEBHOOK_RETENTION_DAYS`.
 A failing job is logged and counted, and retried at its next interval; it never stops the others.
 """
 
@@ -23,7 +24,7 @@ from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.logging import get_logger
 from service.core.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
 from service.core.settings import Settings
-from service.db import dispatch, idempotency, outbox, rate_limits, runs
+from service.db import deliveries, dispatch, idempotency, outbox, rate_limits, runs
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
 from service.runs.endings import announce_end, fill_slots
@@ -60,6 +61,11 @@ def maintenance_jobs(pool: Pool, settings: Settings, clock: Clock = SYSTEM_CLOCK
             partial(purge_idempotency_keys, pool, settings.idempotency_ttl_hours, clock),
         ),
         Job("rate_limit_purge", hourly, partial(purge_rate_limit_windows, pool, clock)),
+        Job(
+            "webhook_delivery_purge",
+            hourly,
+            partial(purge_webhook_deliveries, pool, settings.webhook_retention_days, clock),
+        ),
     ]
 
 
@@ -158,6 +164,12 @@ async def purge_idempotency_keys(pool: Pool, ttl_hours: float, clock: Clock = SY
 async def purge_rate_limit_windows(pool: Pool, clock: Clock = SYSTEM_CLOCK) -> int:
     async with connection(pool) as conn:
         return await rate_limits.purge_windows(conn, clock.now() - RATE_WINDOW_KEPT)
+
+
+async def purge_webhook_deliveries(pool: Pool, retention_days: float, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Finished deliveries (and their attempts) older than the retention; pending ones stay."""
+    before = clock.now() - timedelta(days=retention_days)
+    return await _purge_in_batches(pool, lambda conn: deliveries.purge_finished(conn, before, PURGE_BATCH))
 
 
 async def run_scheduler(jobs: Sequence[Job], stop: asyncio.Event, clock: Clock = SYSTEM_CLOCK) -> None:

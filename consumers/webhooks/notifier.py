@@ -20,7 +20,7 @@ from service.core.clock import Clock
 from service.core.ids import new_id
 from service.core.logging import get_logger
 from service.core.sealing import SecretBox
-from service.db import deliveries, runs, webhooks
+from service.db import deliveries, webhooks
 from service.db.postgres import Pool, connection
 from service.runs.views import run_view
 from service.webhooks.payloads import event_payload, needs_run
@@ -47,18 +47,18 @@ class Fanout:
 
     async def fan_out(self, event: Event) -> list[UUID]:
         async with connection(self._pool) as conn:
-            endpoints = await webhooks.list_subscribed(conn, event.company_id, event.type)
-            if not endpoints:
+            run_id = event.run_id if needs_run(event) else None
+            endpoint_ids, run = await webhooks.subscribers_and_run(conn, event.company_id, event.type, run_id)
+            if not endpoint_ids:
                 return []
-            run = await runs.fetch_run(conn, event.run_id) if needs_run(event) and event.run_id else None
-            if needs_run(event) and run is None:
+            if run_id is not None and run is None:
                 log.warning("webhook_run_missing", event_id=str(event.id), run_id=str(event.run_id))
                 return []
             payload = event_payload(event, None if run is None else run_view(run))
             new = [
                 deliveries.NewDelivery(
                     id=new_id(),
-                    endpoint_id=endpoint.id,
+                    endpoint_id=endpoint_id,
                     company_id=event.company_id,
                     event_id=event.id,
                     event_type=event.type,
@@ -66,7 +66,7 @@ class Fanout:
                     sequence=event.sequence,
                     payload=payload,
                 )
-                for endpoint in endpoints
+                for endpoint_id in endpoint_ids
             ]
             created = await deliveries.insert_deliveries(conn, new, self._clock.now())
         if created:

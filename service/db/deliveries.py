@@ -19,8 +19,6 @@ from service.core.errors import NotFound
 from service.db.postgres import Connection, Record
 from service.db.tables import fetch_page
 
-DUE_SCAN = 1000  # due rows looked at per claim, oldest first
-
 
 @dataclass(frozen=True)
 class DeliveryRow:
@@ -47,6 +45,37 @@ class DeliveryRow:
     def attempts_in_schedule(self) -> int:
         """Attempts made since the delivery was (re)queued."""
         return self.attempt_count - self.schedule_base
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery claimed for an attempt, with what sending it needs of its endpoint."""
+
+    delivery: DeliveryRow
+    url: str
+    secret_sealed: str
+    previous_secret_sealed: str | None
+    previous_secret_expires_at: datetime | None
+    endpoint_enabled: bool
+
+
+@dataclass(frozen=True)
+class AttemptEntry:
+    """An attempt to record: which delivery, what happened, and whether it counts toward the
+    endpoint's health (a test send does not)."""
+
+    delivery_id: UUID
+    attempt: Attempt
+    counts_for_health: bool
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An attempt as written: the delivery's new status and, when the attempt counts toward
+    the endpoint's health, since when the endpoint has been failing (None: it is healthy)."""
+
+    status: DeliveryStatus
+    failing_since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -97,43 +126,78 @@ FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
 RETURNING id
 """
-# Oldest due first, at most `free` per endpoint (`$6` for endpoints not listed in `$4`/`$5`).
+# Endpoints with due deliveries, oldest first, each taking at most its room (`$6` for endpoints
+# not listed in `$4`/`$5`), so a slow endpoint's backlog never hides another endpoint's work.
 _CLAIM = f"""
 WITH due AS (
-    SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries
+    SELECT endpoint_id, min(next_attempt_at) AS oldest FROM webhook_deliveries
     WHERE status = 'pending' AND next_attempt_at <= $1
-    ORDER BY next_attempt_at
-    LIMIT {DUE_SCAN}
-), ranked AS (
-    SELECT due.id, due.next_attempt_at, coalesce(cap.free, $6) AS free,
-           row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_attempt_at, due.id) AS rn
+    GROUP BY endpoint_id
+), ready AS (
+    SELECT due.endpoint_id, due.oldest, coalesce(cap.free, $6) AS free
     FROM due LEFT JOIN unnest($4::uuid[], $5::int[]) AS cap (endpoint_id, free) USING (endpoint_id)
-), chosen AS (
-    SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id AND r.rn <= r.free
-    WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-    ORDER BY r.next_attempt_at
+    WHERE coalesce(cap.free, $6) > 0
+    ORDER BY due.oldest
     LIMIT $3
-    FOR UPDATE OF d SKIP LOCKED
+), chosen AS (
+    SELECT picked.id FROM ready CROSS JOIN LATERAL (
+        SELECT d.id FROM webhook_deliveries d
+        WHERE d.endpoint_id = ready.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= $1
+        ORDER BY d.next_attempt_at
+        LIMIT ready.free
+        FOR UPDATE SKIP LOCKED
+    ) AS picked
+    LIMIT $3
 )
 UPDATE webhook_deliveries d SET next_attempt_at = $1 + make_interval(secs => $2), updated_at = now()
-FROM chosen WHERE d.id = chosen.id
-RETURNING {_D_COLUMNS}
+FROM chosen, webhook_endpoints e
+WHERE d.id = chosen.id AND e.id = d.endpoint_id
+RETURNING {_D_COLUMNS}, e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at,
+          e.is_enabled AND e.deleted_at IS NULL AS endpoint_enabled
 """
 _NEXT_DUE = "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
-_RECORD = f"""
-WITH attempt AS (
+# Attempts as logged, their deliveries' new states and (for attempts that count toward an
+# endpoint's health) the endpoints' failure clocks, in one statement for a batch of attempts. A
+# success in the batch stops an endpoint's clock; failures only start it if it is not running.
+_RECORD = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::int[], $6::text[],
+                         $7::text[], $8::timestamptz[], $9::boolean[])
+         AS a (delivery_id, attempted_at, status_code, error, response_ms, response, status, next_attempt_at,
+               health)
+), attempt AS (
     INSERT INTO webhook_attempts (delivery_id, number, attempted_at, status_code, error, response_ms,
                                   response)
-    SELECT id, attempt_count + 1, $2, $3, $4, $5, $6 FROM webhook_deliveries
-    WHERE id = $1 AND status = 'pending'
+    SELECT d.id, d.attempt_count + 1, a.attempted_at, a.status_code, a.error, a.response_ms, a.response
+    FROM input a JOIN webhook_deliveries d ON d.id = a.delivery_id AND d.status = 'pending'
     RETURNING delivery_id
+), delivery AS (
+    UPDATE webhook_deliveries d
+    SET attempt_count = attempt_count + 1, status = a.status, next_attempt_at = a.next_attempt_at,
+        last_attempt_at = a.attempted_at, last_status_code = a.status_code, last_error = a.error,
+        last_response_ms = a.response_ms,
+        succeeded_at = CASE WHEN a.status = 'succeeded' THEN a.attempted_at ELSE succeeded_at END,
+        updated_at = now()
+    FROM input a JOIN attempt USING (delivery_id)
+    WHERE d.id = a.delivery_id
+    RETURNING d.id, d.endpoint_id, d.status, a.health, a.attempted_at
+), outcome AS (
+    SELECT endpoint_id, bool_or(status = 'succeeded') AS healthy, min(attempted_at) AS first_failure
+    FROM delivery WHERE health GROUP BY endpoint_id
+), clock AS (
+    UPDATE webhook_endpoints e
+    SET failing_since = CASE WHEN o.healthy THEN NULL ELSE coalesce(e.failing_since, o.first_failure) END,
+        updated_at = now()
+    FROM outcome o
+    WHERE e.id = o.endpoint_id AND (NOT o.healthy OR e.failing_since IS NOT NULL)
+    RETURNING e.id, e.failing_since
 )
-UPDATE webhook_deliveries d
-SET attempt_count = attempt_count + 1, status = $7, next_attempt_at = $8, last_attempt_at = $2,
-    last_status_code = $3, last_error = $4, last_response_ms = $5,
-    succeeded_at = CASE WHEN $7 = 'succeeded' THEN $2 ELSE succeeded_at END, updated_at = now()
-FROM attempt WHERE d.id = attempt.delivery_id
-RETURNING {_D_COLUMNS}
+SELECT delivery.id, delivery.status,
+       CASE WHEN delivery.status = 'succeeded' OR NOT delivery.health THEN NULL
+            ELSE coalesce((SELECT c.failing_since FROM clock c WHERE c.id = delivery.endpoint_id),
+                          (SELECT e.failing_since FROM webhook_endpoints e WHERE e.id = delivery.endpoint_id))
+       END AS failing_since
+FROM delivery
 """
 _STOP_PENDING = """
 UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $2, updated_at = now()
@@ -197,14 +261,25 @@ async def claim_due(
     limit: int,
     per_endpoint: int,
     room: dict[UUID, int],
-) -> list[DeliveryRow]:
-    """Claim up to `limit` due deliveries, oldest first, at most `per_endpoint` per endpoint
-    (`room` gives the remaining room of endpoints with attempts in flight)."""
+) -> list[Claimed]:
+    """Claim up to `limit` due deliveries, oldest endpoints first, at most `per_endpoint` per
+    endpoint (`room` gives the remaining room of endpoints with attempts in flight); each comes
+    with its endpoint's URL and sealed secrets."""
     if limit <= 0:
         return []
     ids, free = list(room), [room[endpoint] for endpoint in room]
     rows = await conn.fetch(_CLAIM, now, lease_s, limit, ids, free, per_endpoint)
-    return sorted((_delivery(r) for r in rows), key=lambda d: (d.next_attempt_at or now, d.id))
+    return [
+        Claimed(
+            delivery=_delivery(r),
+            url=r["url"],
+            secret_sealed=r["secret_sealed"],
+            previous_secret_sealed=r["previous_secret_sealed"],
+            previous_secret_expires_at=r["previous_secret_expires_at"],
+            endpoint_enabled=r["endpoint_enabled"],
+        )
+        for r in rows
+    ]
 
 
 async def next_due(conn: Connection) -> datetime | None:
@@ -213,21 +288,24 @@ async def next_due(conn: Connection) -> datetime | None:
     return due
 
 
-async def record_attempt(conn: Connection, delivery_id: UUID, attempt: Attempt) -> DeliveryRow | None:
-    """Log the attempt and move the delivery on, in one statement; None when the delivery is no
-    longer pending (its endpoint was disabled or deleted meanwhile)."""
-    record = await conn.fetchrow(
+async def record_attempts(conn: Connection, entries: Sequence[AttemptEntry]) -> dict[UUID, Recorded]:
+    """Log the attempts, move their deliveries on and keep their endpoints' failure clocks, in
+    one statement; a delivery no longer pending (its endpoint was disabled or deleted
+    meanwhile) is left out of the answer."""
+    attempts = [e.attempt for e in entries]
+    rows = await conn.fetch(
         _RECORD,
-        delivery_id,
-        attempt.attempted_at,
-        attempt.status_code,
-        attempt.error,
-        attempt.response_ms,
-        attempt.response,
-        attempt.status,
-        attempt.next_attempt_at,
+        [e.delivery_id for e in entries],
+        [a.attempted_at for a in attempts],
+        [a.status_code for a in attempts],
+        [a.error for a in attempts],
+        [a.response_ms for a in attempts],
+        [a.response for a in attempts],
+        [a.status for a in attempts],
+        [a.next_attempt_at for a in attempts],
+        [e.counts_for_health for e in entries],
     )
-    return None if record is None else _delivery(record)
+    return {r["id"]: Recorded(r["status"], r["failing_since"]) for r in rows}
 
 
 async def stop_pending(conn: Connection, endpoint_id: UUID, reason: str) -> int:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from service.core.errors import NotFound
 from service.db.postgres import Connection, Record, fetch_one
+from service.db.runs import RUN_COLUMNS, RunRow, run_from_record
 from service.db.tables import fetch_page, soft_delete
 
 
@@ -83,19 +84,15 @@ SELECT {COLUMNS} FROM webhook_endpoints WHERE company_id = $1 AND deleted_at IS 
 ORDER BY id DESC LIMIT $2 OFFSET $3
 """
 _COUNT = "SELECT count(*) FROM webhook_endpoints WHERE company_id = $1 AND deleted_at IS NULL"
-_SUBSCRIBED = f"""
-SELECT {COLUMNS} FROM webhook_endpoints
-WHERE company_id = $1 AND is_enabled AND deleted_at IS NULL AND $2 = ANY (event_types)
-"""
-_BY_IDS = f"SELECT {COLUMNS} FROM webhook_endpoints WHERE id = ANY($1::uuid[])"
-# A failed attempt starts (or keeps) the failure clock; a success stops it.
-_RECORD_FAILURE = f"""
-UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2), updated_at = now()
-WHERE id = $1 RETURNING {COLUMNS}
-"""
-_RECORD_SUCCESS = """
-UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
-WHERE id = $1 AND failing_since IS NOT NULL
+# Who receives an event, and (for run events) the run as it is now, in one round trip.
+_SUBSCRIBERS_AND_RUN = f"""
+SELECT array(
+           SELECT id FROM webhook_endpoints
+           WHERE company_id = $1 AND is_enabled AND deleted_at IS NULL AND $2 = ANY (event_types)
+           ORDER BY id
+       ) AS endpoint_ids,
+       run.*
+FROM (SELECT 1) AS one LEFT JOIN (SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $3) AS run ON true
 """
 _DISABLE = f"""
 UPDATE webhook_endpoints SET is_enabled = false, disabled_at = $2, disabled_reason = $3, updated_at = now()
@@ -172,24 +169,14 @@ async def list_endpoints(
     return [_endpoint(r) for r in rows], total
 
 
-async def list_subscribed(conn: Connection, company_id: UUID, event_type: str) -> list[EndpointRow]:
-    """The company's enabled endpoints whose filter includes `event_type`."""
-    return [_endpoint(r) for r in await conn.fetch(_SUBSCRIBED, company_id, event_type)]
-
-
-async def list_by_ids(conn: Connection, endpoint_ids: list[UUID]) -> list[EndpointRow]:
-    """These endpoints as they are now, deleted or disabled ones included."""
-    return [_endpoint(r) for r in await conn.fetch(_BY_IDS, endpoint_ids)]
-
-
-async def record_failure(conn: Connection, endpoint_id: UUID, at: datetime) -> EndpointRow | None:
-    """Start the failure clock if it is not running; the endpoint as it is now."""
-    record = await conn.fetchrow(_RECORD_FAILURE, endpoint_id, at)
-    return None if record is None else _endpoint(record)
-
-
-async def record_success(conn: Connection, endpoint_id: UUID) -> None:
-    await conn.execute(_RECORD_SUCCESS, endpoint_id)
+async def subscribers_and_run(
+    conn: Connection, company_id: UUID, event_type: str, run_id: UUID | None
+) -> tuple[list[UUID], RunRow | None]:
+    """The ids of the company's enabled endpoints subscribed to `event_type`, and the run
+    (None without a run id, or when it does not exist)."""
+    record = await fetch_one(conn, _SUBSCRIBERS_AND_RUN, company_id, event_type, run_id)
+    run = None if record["id"] is None else run_from_record(record, extra=("endpoint_ids",))
+    return list(record["endpoint_ids"]), run
 
 
 async def disable_endpoint(

@@ -58,7 +58,7 @@ async def run_dev(
     say(f"data directory: {data_dir}")
     say(f"database: {server.describe()}")
     updates: dict[str, object] = {"database_url": SecretStr(server.url(DATABASE))}
-    if settings.webhook_secret_keys is None:
+    if settings.webhook_secret_keys is None or not settings.webhook_secret_keys.get_secret_value().strip():
         updates["webhook_secret_keys"] = SecretStr(await asyncio.to_thread(local_secret_key, data_dir))
     settings = settings.model_copy(update=updates)
     stop = stop_on_signals()

@@ -4,6 +4,7 @@ scored, billed run in one request, keeps its data across restarts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -15,31 +16,48 @@ import aiohttp
 
 from service.local import pgserver
 from tests.support.processes import AGENT_EVAL, Spawned, spawned
+from tests.support.receiver import running_receiver
 from tests.support.waiting import eventually_sync
 
 START_TIMEOUT_S = 90.0
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _quickstart() -> str:
-    """The shell block that follows the `<!-- quickstart -->` marker in the README."""
-    match = re.search(r"<!-- quickstart -->\n```sh\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match, "README.md has no quickstart block"
+def _readme_sh(marker: str) -> str:
+    """The shell block that follows the `<!-- marker -->` comment in the README."""
+    match = re.search(rf"<!-- {marker} -->\n```sh\n(.*?)```", README.read_text(), re.DOTALL)
+    assert match, f"README.md has no {marker} block"
     return match.group(1)
 
 
-def _run_quickstart(url: str, key: str) -> dict[str, object]:
+def _bash(script: str, env: dict[str, str]) -> str:
     done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", _quickstart()],
-        env={**os.environ, "API": url, "KEY": key},
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    run: dict[str, object] = json.loads(done.stdout)
-    return run
+    return done.stdout
+
+
+def _run_quickstart(url: str, key: str, hook_url: str) -> tuple[dict[str, object], str]:
+    """Register the README's webhook, then run the quickstart; the run and the webhook secret."""
+    env = {"API": url, "KEY": key, "HOOK_URL": hook_url}
+    prologue = _readme_sh("quickstart").split("\nagent=")[0]  # API, auth and id() from the quickstart
+    secret = _bash(prologue + "\n" + _readme_sh("webhook-register"), env).strip()
+    run: dict[str, object] = json.loads(_bash(_readme_sh("quickstart"), env))
+    return run, secret
+
+
+def _stream(url: str, key: str, run_id: object) -> str:
+    """`curl -N` on the run's event stream, as the README shows it (it ends after run.done)."""
+    return _bash(
+        f'curl -sN --max-time 30 "$API/agent-eval/runs/{run_id}/events" -H "Authorization: Bearer $KEY"',
+        {"API": url, "KEY": key},
+    )
 
 
 def _base_url(child: Spawned) -> str:
@@ -67,8 +85,13 @@ def _stop(child: Spawned) -> int:
 async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "dev-data"
     argv = [AGENT_EVAL, "dev", "--port", "0", "--data-dir", str(data_dir)]
-    env = {"AGENT_EVAL_DATABASE_URL": "", "AGENT_EVAL_KAFKA_BOOTSTRAP": ""}
-    with spawned(argv, env) as first:
+    env = {
+        "AGENT_EVAL_DATABASE_URL": "",
+        "AGENT_EVAL_KAFKA_BOOTSTRAP": "",
+        "AGENT_EVAL_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver below is on loopback
+    }
+    async with running_receiver() as receiver, contextlib.AsyncExitStack() as stack:
+        first = stack.enter_context(spawned(argv, env))
         url = await asyncio.to_thread(_base_url, first)
         assert await _get(f"{url}/readyz") == (200, {"status": "ok", "checks": {"database": "ok"}})
         key_line = first.find("API key (shown once")
@@ -76,7 +99,14 @@ async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_
         key = re.search(r"ae_live_[0-9A-Za-z]{32}", key_line)
         assert key
         assert first.find("first start: created company") is not None
-        run = await asyncio.to_thread(_run_quickstart, url, key.group(0))
+        run, secret = await asyncio.to_thread(_run_quickstart, url, key.group(0), f"{receiver.url}/hook")
+        (delivery,) = await receiver.wait_for(1)
+        assert delivery.verify(secret) == {**json.loads(delivery.body), "data": run}
+        stream = await asyncio.to_thread(_stream, url, key.group(0), run["id"])
+        assert "event: run.turn" in stream
+        assert "event: run.done" in stream
+        assert stream.rstrip().splitlines()[-1].startswith("data: {")  # it ended after run.done
+        assert (data_dir / "webhook-secret.key").exists()
         assert (run["status"], run["queue_status"], run["termination_reason"]) == (
             "completed",
             "done",

@@ -125,3 +125,37 @@ async def test_the_sweep_re_emits_the_last_stage_event(
     async with connection(pool) as conn:
         (body,) = await outbox.list_run_event_bodies(conn, run.id)
     assert decode_event(body).type == expected
+
+
+async def test_the_purge_deletes_finished_webhook_deliveries_past_retention_only(
+    pool: Pool, settings: Settings
+) -> None:
+    company = await make_company(pool)
+    endpoint_id, old, recent, pending = new_id(), new_id(), new_id(), new_id()
+    async with connection(pool) as conn:
+        await conn.execute(
+            "INSERT INTO webhook_endpoints (id, company_id, url, secret_sealed)"
+            " VALUES ($1, $2, 'https://x', 's')",
+            endpoint_id,
+            company.id,
+        )
+        for delivery_id, status, age in (
+            (old, "succeeded", 31),
+            (recent, "exhausted", 29),
+            (pending, "pending", 40),
+        ):
+            await conn.execute(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, company_id, event_id, event_type, payload,"
+                " status, updated_at) VALUES ($1, $2, $3, $4, 'agent_eval.run.done', '{}', $5,"
+                " now() - make_interval(days => $6))",
+                delivery_id,
+                endpoint_id,
+                company.id,
+                new_id(),
+                status,
+                age,
+            )
+    assert await _job(pool, settings, "webhook_delivery_purge") == 1
+    async with connection(pool) as conn:
+        left = {r["id"] for r in await conn.fetch("SELECT id FROM webhook_deliveries")}
+    assert left == {recent, pending}

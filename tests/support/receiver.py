@@ -31,6 +31,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic() on arrival
+    status: int = 200  # the status the receiver answered with
 
     @property
     def webhook_id(self) -> str:
@@ -54,10 +55,11 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.received.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+        answer = self.answers.popleft() if self.answers else self.default
+        arrived = Received(request.path, dict(request.headers), body, time.monotonic(), answer.status)
+        self.received.append(arrived)
         async with self._arrived:
             self._arrived.notify_all()
-        answer = self.answers.popleft() if self.answers else self.default
         if answer.delay_s:
             await asyncio.sleep(answer.delay_s)
         return web.Response(status=answer.status, text=answer.body, headers=answer.headers)

@@ -16,6 +16,9 @@ ALTER TABLE webhook_deliveries
     ADD COLUMN last_response_ms integer CHECK (last_response_ms >= 0),
     ADD COLUMN updated_at       timestamptz NOT NULL DEFAULT now();
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+-- An endpoint's due deliveries, oldest first (the claim takes a few per endpoint).
+CREATE INDEX webhook_deliveries_endpoint_due ON webhook_deliveries (endpoint_id, next_attempt_at)
+    WHERE status = 'pending';
 
 -- Every attempt of a delivery, for the delivery log.
 CREATE TABLE webhook_attempts (
