@@ -86,14 +86,14 @@ class Poster:
                 claimed.url, data=delivery.payload.encode(), headers=headers, allow_redirects=False
             ) as response:
                 raw = await response.content.read(self._max_bytes)
-                text = raw[:RESPONSE_KEPT].decode("utf-8", "replace") or None
+                text = storable(raw[:RESPONSE_KEPT].decode("utf-8", "replace")) or None
                 error = status_error(response.status, response.headers.get("Location"))
                 return Answer(
                     response.status, error, text, response.headers.get("Retry-After"), self._ms(started)
                 )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = refusal(exc) or f"{type(exc).__name__}: {exc}".rstrip(": ")
-            return Answer(None, reason, None, None, self._ms(started))
+            return Answer(None, storable(reason), None, None, self._ms(started))
         except OutboundRefused as exc:  # refused before connecting
             return Answer(None, str(exc), None, None, self._ms(started))
 
@@ -101,12 +101,17 @@ class Poster:
         return max(0, int((self._clock.monotonic() - started) * 1000))
 
 
+def storable(text: str) -> str:
+    """Text PostgreSQL can store: a receiver's NUL characters become U+FFFD."""
+    return text.replace("\x00", "\ufffd")
+
+
 def status_error(status: int, location: str | None) -> str | None:
     """The attempt's error for an HTTP status (None for a 2xx)."""
     if 200 <= status < 300:
         return None
     if 300 <= status < 400:
-        return f"HTTP {status}: redirect to {location or 'nowhere'} not followed"
+        return storable(f"HTTP {status}: redirect to {location or 'nowhere'} not followed")
     return f"HTTP {status}"
 
 

@@ -74,8 +74,11 @@ class Recorder:
                 log.warning("webhook_record_failed", error=str(exc), attempts=len(batch))
                 await asyncio.sleep(RETRY_S)
             except DatabaseError as exc:
-                for pending in batch:
-                    _settle(pending.done, exc)
+                if len(batch) > 1:  # one bad row must not sink the others: write them one by one
+                    for pending in batch:
+                        await self._write([pending])
+                    return
+                _settle(batch[0].done, exc)
                 return
         for pending in batch:
             _settle(pending.done, results.get(pending.entry.delivery_id))

@@ -11,6 +11,7 @@ import socket
 from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -47,12 +48,17 @@ class GuardedResolver(AbstractResolver):
 
 
 def check_target(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs outbound calls may not use: not https (http only when private targets are
-    allowed), no host, or an IP literal the policy forbids."""
-    parts = urlsplit(url)
+    """Refuse URLs outbound calls may not use: unparseable (by this parser or by the HTTP
+    client's), not https (http only when private targets are allowed), no host, a bad port, or
+    an IP literal the policy forbids."""
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # reading the port validates it
+        yarl.URL(url)  # what the client will parse when it connects
+    except ValueError as exc:
+        raise OutboundRefused(f"the URL cannot be parsed: {exc}") from exc
     if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
         raise OutboundRefused(f"{parts.scheme or 'no'} scheme: only https:// URLs are called")
-    host = parts.hostname
     if not host:
         raise OutboundRefused("the URL has no host")
     if not allow_private and is_ip_literal(host):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -117,9 +117,11 @@ async def connect(dsn: str, *, application_name: str = "agent-eval", keepalive_s
 
 
 @asynccontextmanager
-async def transaction(pool: Pool) -> AsyncIterator[Connection]:
-    """A pooled connection inside one transaction; commits on success, rolls back on error."""
-    async with translated(), pool.acquire() as conn, conn.transaction():
+async def transaction(pool: Pool, *, snapshot: bool = False) -> AsyncIterator[Connection]:
+    """A pooled connection inside one transaction; commits on success, rolls back on error.
+    `snapshot`: a read-only, repeatable-read transaction, so several reads see one moment."""
+    isolation: Literal["repeatable_read"] | None = "repeatable_read" if snapshot else None
+    async with translated(), pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=snapshot):
         yield conn
 
 

@@ -64,7 +64,7 @@ def retry_after_s(header: str | None, now: datetime) -> float | None:
     if header is None or not header.strip():
         return None
     value = header.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(value)

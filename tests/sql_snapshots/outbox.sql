@@ -36,6 +36,10 @@ DELETE FROM outbox WHERE id IN (
 -- _SELECT_RUN_EVENTS
 SELECT payload::text FROM outbox WHERE run_id = $1 AND sequence > $2 ORDER BY sequence
 
+-- _SELECT_RUN_EVENT_PAGE
+SELECT sequence, type, payload::text AS payload FROM outbox
+WHERE run_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3
+
 -- _SELECT_UNSENT
 SELECT id, event_id, topic, key, type, run_id, sequence, payload::text AS payload, traceparent, created_at
 FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1

@@ -12,6 +12,9 @@ WHERE queue_status <> 'done'
 -- _DONE_AMONG
 SELECT id FROM eval_runs WHERE id = ANY($1::uuid[]) AND queue_status = 'done'
 
+-- _EVENT_SEQS
+SELECT id, last_event_seq FROM eval_runs WHERE id = ANY($1::uuid[])
+
 -- _INSERT_RUN
 INSERT INTO eval_runs (id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, config,
                        agent_overrides, labels, released_at, position, agent_model, persona_model,

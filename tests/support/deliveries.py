@@ -22,7 +22,9 @@ from service.core.settings import Settings
 from service.db import deliveries
 from service.db.postgres import Pool, connection
 from service.domain.webhooks import PING_EVENT_TYPE
+from tests.support.api import Client, Json, Tenant, created
 from tests.support.clock import ManualClock
+from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
 # A real event type: unlike a ping, its outcomes count toward the endpoint's health.
@@ -191,3 +193,25 @@ def gaps_s(attempts: Sequence[deliveries.AttemptRow]) -> list[float]:
     """Seconds between consecutive attempts."""
     times = [a.attempted_at for a in attempts]
     return [(later - earlier) / timedelta(seconds=1) for earlier, later in pairwise(times)]
+
+
+SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 36000)
+HOUR = timedelta(hours=1)
+
+
+async def registered(client: Client, tenant: Tenant, receiver: Receiver, path: str = "/hooks") -> Json:
+    """An endpoint of `tenant` registered over the API, pointing at `receiver`."""
+    return await created(client, tenant, "/webhooks", {"url": f"{receiver.url}{path}"})
+
+
+async def fetched(client: Client, tenant: Tenant, url: str) -> Json:
+    """GET `url` as `tenant`, asserting 200."""
+    response = await client.get(url, headers=tenant.headers())
+    body: Json = await response.json()
+    assert response.status == 200, body
+    return body
+
+
+def within_jitter(seconds: float, planned: float) -> bool:
+    """True when `seconds` is the planned delay give or take the schedule's 10 % jitter."""
+    return planned * 0.9 <= seconds <= planned * 1.1

@@ -295,7 +295,7 @@ def test_the_topic_of_a_decoded_event_type_is_found() -> None:
         (EventType.RUN_DONE, "run.done"),
         (EventType.RUN_TURN, "run.turn"),
         (EventType.SUITE_RUN_DONE, "suite_run.done"),
-        (EventType.WEBHOOK_ENDPOINT_DISABLED, "webhook.endpoint_disabled"),
+        (EventType.WEBHOOK_ENDPOINT_DISABLED, "webhook_endpoint.disabled"),
     ],
 )
 def test_the_sse_name_is_the_type_without_its_prefix(event_type: EventType, name: str) -> None:

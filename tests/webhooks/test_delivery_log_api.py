@@ -173,6 +173,16 @@ async def test_the_delivery_log_is_newest_first_and_filters_by_status(
         await refused_query(client, tenant, f"{deliveries}?{query}")
 
 
+async def test_disabling_an_endpoint_fails_its_pending_deliveries(client: Client, tenant: Tenant) -> None:
+    endpoint = await created(client, tenant, WEBHOOKS, {"url": "http://127.0.0.1:9/"})
+    waiting = await _test_send(client, tenant, endpoint["id"])  # no notifier: it stays pending
+    response = await client.post(f"{WEBHOOKS}/{endpoint['id']}/disable", headers=tenant.headers())
+    assert response.status == 200
+    delivery = await _delivery(client, tenant, endpoint["id"], waiting["id"])
+    assert (delivery["status"], delivery["attempts"], delivery["next_attempt_at"]) == ("failed", 0, None)
+    assert delivery["last_error"] == "the endpoint was disabled"
+
+
 async def test_resend_sends_the_same_webhook_id_again(
     client: Client, tenant: Tenant, receiver: Receiver, hook_settings: Settings, pool: Pool
 ) -> None:
@@ -196,45 +206,51 @@ async def test_resend_sends_the_same_webhook_id_again(
     assert [a["number"] for a in delivery["attempt_log"]] == [1, 2]
 
 
-async def test_recover_sends_again_what_failed_since_then(
-    client: Client, tenant: Tenant, receiver: Receiver, hook_settings: Settings, pool: Pool
-) -> None:
-    endpoint = await created(client, tenant, WEBHOOKS, {"url": receiver.url})
-    url = f"{WEBHOOKS}/{endpoint['id']}"
-    case = await scripted_case(client, tenant, success_criteria=[MUST_SAY_REFUND])
-    receiver.script(Answer(status=410))  # the first delivery finds the endpoint gone
-    async with running_pipeline(hook_settings, pool):
-        assert (await trigger(client, tenant, case["id"], prefer="wait=30")).status == 200
-        await receiver.wait_for(1)
-        disabled = await eventually(
-            lambda: _endpoint_now(client, tenant, url), until=lambda e: not e["enabled"], what="disabled"
-        )
-        (failed,) = (await listed(client, tenant, f"{url}/deliveries?status=failed"))["data"]
-        response = await client.post(f"{url}/enable", headers=tenant.headers())
-        assert response.status == 200
-        response = await client.post(
-            f"{url}/recover", json={"since": endpoint["created_at"]}, headers=tenant.headers()
-        )
-        assert (response.status, await response.json()) == (202, {"recovered": 1})
-        first, again = await receiver.wait_for(2)
-        delivery = await _settled(client, tenant, endpoint["id"], failed["id"], attempts=2)
-
-    assert "410" in disabled["disabled_reason"]
-    assert (failed["event_type"], failed["last_status_code"]) == (RUN_DONE, 410)
-    assert first.webhook_id == again.webhook_id == failed["event_id"]
-    again.verify(endpoint["secret"])
-    assert delivery["status"] == "succeeded"
-    assert [a["status_code"] for a in delivery["attempt_log"]] == [410, 200]
-    response = await client.post(
-        f"{url}/recover", json={"since": endpoint["created_at"]}, headers=tenant.headers()
-    )
-    assert (response.status, await response.json()) == (202, {"recovered": 0})
-
-
 async def _endpoint_now(client: Client, tenant: Tenant, url: str) -> Json:
     response = await client.get(url, headers=tenant.headers())
     endpoint: Json = await response.json()
     return endpoint
+
+
+async def _recover(client: Client, tenant: Tenant, url: str, window: Json) -> Json:
+    response = await client.post(f"{url}/recover", json=window, headers=tenant.headers())
+    recovered: Json = await response.json()
+    assert response.status == 202, recovered
+    return recovered
+
+
+async def test_recover_sends_again_what_failed_in_the_window(
+    client: Client, tenant: Tenant, receiver: Receiver, hook_settings: Settings, pool: Pool
+) -> None:
+    gone = Receiver()
+    gone.default = Answer(status=410)
+    async with running_receiver(gone):
+        endpoint = await created(client, tenant, WEBHOOKS, {"url": gone.url})
+        url = f"{WEBHOOKS}/{endpoint['id']}"
+        case = await scripted_case(client, tenant, success_criteria=[MUST_SAY_REFUND])
+        async with running_pipeline(hook_settings, pool):
+            assert (await trigger(client, tenant, case["id"], prefer="wait=30")).status == 200
+            (refused,) = await gone.wait_for(1)
+            disabled = await eventually(
+                lambda: _endpoint_now(client, tenant, url), until=lambda e: not e["enabled"], what="disabled"
+            )
+            (failed,) = (await listed(client, tenant, f"{url}/deliveries?status=failed"))["data"]
+            change = {"url": receiver.url, "enabled": True}
+            assert (await client.patch(url, json=change, headers=tenant.headers())).status == 200
+            before = {"since": endpoint["created_at"], "until": failed["created_at"]}
+            assert await _recover(client, tenant, url, before) == {"recovered": 0}
+            assert await _recover(client, tenant, url, {"since": endpoint["created_at"]}) == {"recovered": 1}
+            (again,) = await receiver.wait_for(1)
+            delivery = await _settled(client, tenant, endpoint["id"], failed["id"], attempts=2)
+
+    assert (disabled["disabled_reason"], len(gone.received)) == ("the receiver answered 410 Gone", 1)
+    assert (failed["event_type"], failed["last_status_code"]) == (RUN_DONE, 410)
+    assert refused.webhook_id == again.webhook_id == failed["event_id"]
+    assert refused.body == again.body
+    again.verify(endpoint["secret"])
+    assert delivery["status"] == "succeeded"
+    assert [a["status_code"] for a in delivery["attempt_log"]] == [410, 200]
+    assert await _recover(client, tenant, url, {"since": endpoint["created_at"]}) == {"recovered": 0}
 
 
 @pytest.mark.parametrize(

@@ -76,12 +76,11 @@ async def _ping(client: Client, tenant: Tenant, endpoint_id: str) -> Json:
 
 
 async def _refused_url(response: ClientResponse) -> str:
-    """Assert a 400 VALIDATION_ERROR whose one field is the URL, refused by the URL checks;
-    return why."""
+    """Assert a 400 VALIDATION_ERROR whose one field is the URL; return why."""
     body: Json = await response.json()
-    assert (response.status, body["code"]) == (400, "VALIDATION_ERROR"), body
+    assert (response.status, body.get("code")) == (400, "VALIDATION_ERROR"), body
     (field,) = body["fields"]
-    assert (field["field"].rsplit(".", 1)[-1], field["type"]) == (URL, "url_forbidden"), body
+    assert field["field"].rsplit(".", 1)[-1] == URL, body
     message: str = field["message"]
     return message
 
@@ -147,8 +146,21 @@ async def test_invalid_endpoints_are_refused_naming_the_field_and_nothing_is_wri
     assert await row_count(database_url, "webhook_endpoints") == 0
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/hooks", "http://", "file:///etc/passwd"])
-async def test_urls_that_are_not_http_are_refused_and_nothing_is_written(
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "ftp://127.0.0.1/hooks",
+        "http://",
+        "file:///etc/passwd",
+        "http://[::1/hooks",  # an unclosed IPv6 literal
+        "https://[93.184.215.14]/",  # an IPv4 address in brackets
+        "http://127.0.0.1:99999/hooks",  # no such port
+        "http://127.0.0.1:http/hooks",
+        "https://127.0.0.1\\@93.184.215.14/",  # a backslash in the authority: the client refuses it
+    ],
+)
+async def test_urls_that_cannot_be_called_are_refused_and_nothing_is_written(
     client: Client, tenant: Tenant, database_url: str, url: str
 ) -> None:
     response = await client.post(WEBHOOKS, json={"url": url}, headers=tenant.headers())
@@ -274,21 +286,6 @@ async def test_disable_says_so_and_enable_forgets_it(client: Client, tenant: Ten
     enabled = await response.json()
     assert response.status == 200, enabled
     assert (enabled["enabled"], enabled["disabled_at"], enabled["disabled_reason"]) == (True, None, None)
-
-
-async def test_disabling_fails_the_pending_deliveries(client: Client, tenant: Tenant) -> None:
-    endpoint = await _endpoint(client, tenant)
-    ping = await _ping(client, tenant, endpoint["id"])
-    await client.post(f"{WEBHOOKS}/{endpoint['id']}/disable", headers=tenant.headers())
-    response = await client.get(
-        f"{WEBHOOKS}/{endpoint['id']}/deliveries/{ping['id']}", headers=tenant.headers()
-    )
-    delivery = await response.json()
-    assert (delivery["status"], delivery["last_error"], delivery["attempts"]) == (
-        "failed",
-        "the endpoint was disabled",
-        0,
-    )
 
 
 async def test_delete_is_soft_final_and_stops_pending_deliveries(

@@ -10,11 +10,11 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 from uuid import UUID
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 from pytest_aiohttp.plugin import AiohttpClient
 
 from service.core.settings import Settings
@@ -25,9 +25,15 @@ from service.runtime.serving import GATEWAY_SHUTDOWN_TIMEOUT_S, serving
 from tests.support.api import Client, Json, Tenant, insufficient_scope, key_for, not_found, refused_field
 from tests.support.run_api import RUNS, get_run, queued_run, running_pipeline, scripted_case, trigger
 from tests.support.sse import SseComment, SseEvent, SseReader
+from tests.support.waiting import eventually
 
 LIVE_LATENCY_S = 0.3  # each scripted model call takes this long, so a run stays live ~1-2 s
 ENVELOPE = {"id", "type", "time", "company_id", "run_id", "sequence", "data"}
+
+
+async def open_streams() -> float:
+    """SSE streams the gateways of this process hold open (the process-wide gauge)."""
+    return REGISTRY.get_sample_value("agent_eval_event_streams") or 0.0
 
 
 def events_url(run_id: str) -> str:
@@ -209,11 +215,12 @@ async def test_a_last_event_id_that_is_not_a_sequence_is_400_naming_the_header(
     await refused_field(response, "header.Last-Event-ID")
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "\u00b2", "1" * 19])  # "²" is a digit int() refuses
 async def test_an_after_that_is_not_a_sequence_is_400_naming_the_query(
-    client: Client, tenant: Tenant, case: Json
+    client: Client, tenant: Tenant, case: Json, value: str
 ) -> None:
     run = await queued_run(client, tenant, case["id"])
-    response = await client.get(f"{events_url(run['id'])}?after=abc", headers=tenant.headers())
+    response = await client.get(events_url(run["id"]), params={"after": value}, headers=tenant.headers())
     await refused_field(response, "query.after")
 
 
@@ -248,7 +255,7 @@ async def test_stopping_the_gateway_ends_open_streams_cleanly(
     run = await queued_run(client, tenant, case["id"])
     served = serving(create_app(hook_settings, pool=pool), "127.0.0.1", 0)
     base_url = await served.__aenter__()
-    stopped: asyncio.Task[Any] | None = None
+    stopping: asyncio.Task[bool | None] | None = None
     try:
         async with aiohttp.ClientSession() as session:
             response = await session.get(f"{base_url}{events_url(run['id'])}", headers=tenant.headers())
@@ -258,13 +265,33 @@ async def test_stopping_the_gateway_ends_open_streams_cleanly(
             assert first.event == "run.queued"
 
             started = time.monotonic()
-            stopped = asyncio.create_task(served.__aexit__(None, None, None))
+            stopping = asyncio.create_task(served.__aexit__(None, None, None))
             end = await stream.next_item(timeout_s=GATEWAY_SHUTDOWN_TIMEOUT_S / 2)
-            await asyncio.wait_for(stopped, GATEWAY_SHUTDOWN_TIMEOUT_S * 2)
-            elapsed = time.monotonic() - started
     finally:
-        if stopped is None:
+        if stopping is None:
             await served.__aexit__(None, None, None)
+        else:
+            await stopping
+    stopped_after = time.monotonic() - started
 
     assert end is None  # a clean end of the body, not a reset or a hang
-    assert elapsed < GATEWAY_SHUTDOWN_TIMEOUT_S / 2, elapsed  # the streams ended; none was cut off
+    assert stopped_after < GATEWAY_SHUTDOWN_TIMEOUT_S / 2, stopped_after  # no stream had to be cut off
+
+
+async def test_a_client_that_disconnects_releases_its_stream(
+    client: Client, tenant: Tenant, case: Json, hook_settings: Settings, pool: Pool
+) -> None:
+    """Served as in production (`serving`, whose runner does not cancel handlers on disconnect):
+    a stream whose client has gone must end even while its run is idle."""
+    run = await queued_run(client, tenant, case["id"])
+    quick = hook_settings.model_copy(update={"stream_keepalive_s": 0.2})
+    before = await open_streams()
+    async with serving(create_app(quick, pool=pool), "127.0.0.1", 0) as base_url:
+        async with aiohttp.ClientSession() as session:
+            response = await session.get(f"{base_url}{events_url(run['id'])}", headers=tenant.headers())
+            assert await SseReader(response).next_event() is not None
+            assert await open_streams() == before + 1
+            response.close()  # the client goes away; the run stays queued
+        await eventually(
+            open_streams, until=lambda n: n == before, timeout_s=10.0, what="the stream to be released"
+        )

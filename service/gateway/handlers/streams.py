@@ -39,7 +39,7 @@ def resume_after(request: web.Request) -> int:
     for field, raw in sources:
         value = (raw or "").strip()
         if value:
-            if not value.isdigit() or len(value) > 18:
+            if not (value.isascii() and value.isdigit()) or len(value) > 18:
                 raise ValidationFailed(fields=[FieldError(field, "must be an event sequence number")])
             return int(value)
     return 0
@@ -55,15 +55,22 @@ async def stream_run_events(request: web.Request) -> web.StreamResponse:
     response = EventSourceResponse(ping_interval=request.app[SETTINGS].stream_keepalive_s)
     with streams.watch(run_id) as woken:
         await response.prepare(request)
-        with contextlib.suppress(ConnectionResetError):
-            while not streams.closing:
-                woken.clear()
-                after, finished = await _send_new(request, response, run_id, after)
-                if finished:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), RECHECK_S)
+        async with response:  # stops the keep-alive task on the way out
+            with contextlib.suppress(ConnectionResetError):
+                while not streams.closing and _connected(request, response):
+                    woken.clear()
+                    after, finished = await _send_new(request, response, run_id, after)
+                    if finished:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), RECHECK_S)
     return response
+
+
+def _connected(request: web.Request, response: EventSourceResponse) -> bool:
+    """False once the client is gone (aiohttp does not cancel a handler whose client left)."""
+    transport = request.transport
+    return response.is_connected() and transport is not None and not transport.is_closing()
 
 
 async def _send_new(

@@ -3,6 +3,8 @@ their delivery log (list, get, resend, recover, test send)."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from aiohttp import web
 
 from schemas.pages import ListQuery, page_of
@@ -19,7 +21,7 @@ from service.core.errors import NotFound
 from service.db import deliveries, webhooks
 from service.db.postgres import connection, transaction
 from service.gateway.appkeys import CLOCK, POOL, SETTINGS
-from service.gateway.handlers.parsing import parse_body, parse_query, path_id
+from service.gateway.handlers.parsing import fields_in, parse_body, parse_query, path_id
 from service.gateway.handlers.responses import json_response, no_content, principal
 from service.webhooks import endpoints
 from service.webhooks.delivery_log import delivery_detail, delivery_view, queue_ping
@@ -33,7 +35,8 @@ def _with_secret(registered: endpoints.Registered) -> WebhookEndpointWithSecret:
 async def create_endpoint(request: web.Request) -> web.Response:
     body = await parse_body(request, WebhookEndpointCreate)
     company_id = principal(request).company_id
-    registered = await endpoints.register(request.app[POOL], request.app[SETTINGS], company_id, body)
+    with fields_in("body"):
+        registered = await endpoints.register(request.app[POOL], request.app[SETTINGS], company_id, body)
     return json_response(_with_secret(registered), status=201)
 
 
@@ -53,21 +56,22 @@ async def get_endpoint(request: web.Request) -> web.Response:
 
 
 async def update_endpoint(request: web.Request) -> web.Response:
-    return await _updated(request, await parse_body(request, WebhookEndpointPatch))
+    endpoint_id = path_id(request)
+    return await _updated(request, endpoint_id, await parse_body(request, WebhookEndpointPatch))
 
 
 async def enable_endpoint(request: web.Request) -> web.Response:
-    return await _updated(request, WebhookEndpointPatch(enabled=True))
+    return await _updated(request, path_id(request), WebhookEndpointPatch(enabled=True))
 
 
 async def disable_endpoint(request: web.Request) -> web.Response:
-    return await _updated(request, WebhookEndpointPatch(enabled=False))
+    return await _updated(request, path_id(request), WebhookEndpointPatch(enabled=False))
 
 
-async def _updated(request: web.Request, patch: WebhookEndpointPatch) -> web.Response:
-    row = await endpoints.update(
-        request.app[POOL], request.app[SETTINGS], principal(request).company_id, path_id(request), patch
-    )
+async def _updated(request: web.Request, endpoint_id: UUID, patch: WebhookEndpointPatch) -> web.Response:
+    company_id = principal(request).company_id
+    with fields_in("body"):
+        row = await endpoints.update(request.app[POOL], request.app[SETTINGS], company_id, endpoint_id, patch)
     return json_response(endpoints.endpoint_view(row))
 
 
@@ -105,7 +109,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 async def get_delivery(request: web.Request) -> web.Response:
     endpoint_id, delivery_id = path_id(request), path_id(request, "delivery_id")
-    async with connection(request.app[POOL]) as conn:
+    async with transaction(request.app[POOL], snapshot=True) as conn:
         row, attempts = await deliveries.get_delivery(
             conn, principal(request).company_id, endpoint_id, delivery_id
         )
