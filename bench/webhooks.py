@@ -4,8 +4,9 @@
 
     source .services/env && .venv/bin/python -m bench.webhooks [--runs 2000] [--rate 600] [--slow-s 2]
 
-Runs are created through the trigger operation (no executor runs them) and ended by a cancel
-before any claim (`run.cancelled` + `run.done` in one transaction), `--rate` per second. Prints
+Runs are created through the trigger operation (no executor runs them), marked over, and then
+finished as the biller finishes them (`run.billed` + `run.done` in one statement), `--rate` per
+second; a second phase leaves a backlog for a fresh notifier to drain. Prints
 deliveries/s to the fast receiver, the latency from each `run.done` commit to its receipt
 (p50/p99/max) at the fast receiver while the slow one lags, what the slow one got meanwhile,
 and the notifier's peak RSS and CPU. Not a test: nothing here asserts a number.
@@ -34,10 +35,10 @@ from pydantic import SecretStr
 from bench.stack import Processes, Seeded, create_case, drop, http, peak_rss_mb, percentile, seed, wait_ready
 from schemas.runs import RunTrigger
 from service.core.settings import Settings
+from service.db import results
 from service.db.postgres import Pool, connection, create_pool
 from service.gateway.app import create_app
 from service.local.pgserver import free_port
-from service.runs.cancels import cancel_run
 from service.runs.triggers import trigger_case_run
 from service.runtime.serving import serving
 
@@ -97,16 +98,26 @@ async def make_runs(
     return made
 
 
-async def finish(pool: Pool, settings: Settings, company_id: UUID, run_id: UUID) -> float:
-    """End the run before any executor claims it (a cancel: `run.cancelled` and `run.done` in
-    one transaction); returns the wall-clock time of the commit."""
-    await cancel_run(pool, settings, company_id=company_id, run_id=run_id, key=None)
+async def conversations_over(pool: Pool, run_ids: list[UUID]) -> None:
+    """As if every run's conversation had ended and been scored (before measuring)."""
+    async with connection(pool) as conn:
+        await conn.execute(
+            "UPDATE eval_runs SET status = 'completed', termination_reason = 'persona_goodbye',"
+            " queue_status = 'claimed', claimed_by = 'bench', attempt = 1, lease_expires_at = now(),"
+            " started_at = now(), ended_at = now(), scored_at = now() WHERE id = ANY($1::uuid[])",
+            run_ids,
+        )
+
+
+async def finish(pool: Pool, run_id: UUID) -> float:
+    """Bill the run as the biller does (costs, queue_status done, `run.billed` and `run.done` in
+    one statement); returns the wall-clock time of the commit."""
+    async with connection(pool) as conn:
+        await results.record_bill(conn, run_id, results.BilledUsage(0, 0, 0, 0, 0, 0, 0, 0, 0))
     return time.time()
 
 
-async def emit(
-    pool: Pool, settings: Settings, company_id: UUID, run_ids: list[UUID], rate: float
-) -> dict[str, float]:
+async def emit(pool: Pool, run_ids: list[UUID], rate: float) -> dict[str, float]:
     """Finish the runs at `rate` per second (in small concurrent batches)."""
     committed: dict[str, float] = {}
     batch = 10
@@ -114,7 +125,7 @@ async def emit(
     started = time.monotonic()
     for index in range(0, len(run_ids), batch):
         chunk = run_ids[index : index + batch]
-        times = await asyncio.gather(*(finish(pool, settings, company_id, run_id) for run_id in chunk))
+        times = await asyncio.gather(*(finish(pool, run_id) for run_id in chunk))
         committed.update({str(r): t for r, t in zip(chunk, times, strict=True)})
         ahead = started + (index // batch + 1) * interval - time.monotonic()
         if ahead > 0:
@@ -128,8 +139,70 @@ async def wait_for(url: str, count: int, timeout_s: float) -> None:
         await asyncio.sleep(0.2)
 
 
+@dataclass
+class Stage:
+    """What both phases share: the database, settings, receivers, processes and the case."""
+
+    args: argparse.Namespace
+    pool: Pool
+    settings: Settings
+    processes: Processes
+    company_id: UUID
+    case_id: UUID
+    fast_url: str
+    slow_url: str
+    health: int
+
+    def start_notifier(self) -> int:
+        env = {"AGENT_EVAL_HEALTH_PORT": str(self.health)}
+        return self.processes.start("notifier", "consume", "notifier", env=env).pid
+
+    async def runs_over(self) -> list[UUID]:
+        made = await make_runs(self.pool, self.settings, self.company_id, self.case_id, self.args.runs)
+        await conversations_over(self.pool, made)
+        return made
+
+
+async def latency_phase(stage: Stage) -> None:
+    """`run.done` at `--rate` with the notifier running: latency and throughput under load."""
+    args = stage.args
+    print(f"creating {args.runs} runs ...", flush=True)
+    run_ids = await stage.runs_over()
+    notifier = stage.start_notifier()
+    await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{stage.health}/readyz")
+    await asyncio.sleep(3)  # let the run.queued backlog drain before measuring
+    cpu_before = _cpu(notifier)
+    print(f"finishing {args.runs} runs at {args.rate}/s ...", flush=True)
+    committed = await emit(stage.pool, run_ids, args.rate)
+    await wait_for(stage.fast_url, args.runs, timeout_s=120)
+    report(
+        args,
+        committed,
+        (arrivals(stage.fast_url), arrivals(stage.slow_url)),
+        stages=await stage_times(stage.pool, stage.fast_url),
+        rss_mb=peak_rss_mb(notifier),
+        cpu_s=_cpu(notifier) - cpu_before,
+    )
+
+
+async def drain_phase(stage: Stage) -> None:
+    """`--runs` more `run.done` while no notifier runs, then a fresh one drains them: the most
+    deliveries a second one notifier makes."""
+    stage.processes.stop("notifier")
+    print(f"\nbacklog: {stage.args.runs} more run.done events while the notifier is stopped ...", flush=True)
+    backlog = set(await stage.runs_over())
+    await emit(stage.pool, list(backlog), rate=100_000)
+    await asyncio.sleep(3)  # published by the relay
+    notifier = stage.start_notifier()
+    await wait_for(stage.fast_url, 2 * stage.args.runs, timeout_s=300)
+    drained = [at for run, at in arrivals(stage.fast_url).items() if UUID(run) in backlog]
+    span = max(drained) - min(drained)
+    rate = len(drained) / span
+    print(f"drained by a fresh notifier: {len(drained)} fast deliveries in {span:.2f} s = {rate:.0f}/s")
+    print(f"notifier peak RSS {peak_rss_mb(notifier):.0f} MB")
+
+
 async def bench(args: argparse.Namespace, seeded: Seeded) -> None:
-    prefix = f"bench-{uuid.uuid4().hex[:6]}."
     key = Fernet.generate_key().decode()
     settings = Settings(
         database_url=SecretStr(seeded.database_url),
@@ -137,17 +210,14 @@ async def bench(args: argparse.Namespace, seeded: Seeded) -> None:
         webhook_allow_private=True,
         max_inflight_runs_per_company=1_000_000,
     )
-    fast_url, slow_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    fast_port, slow_port = free_port(), free_port()
     receivers = multiprocessing.Process(
-        target=serve_receivers,
-        args=(int(fast_url.rsplit(":", 1)[1]), int(slow_url.rsplit(":", 1)[1]), args.slow_s),
-        daemon=True,
+        target=serve_receivers, args=(fast_port, slow_port, args.slow_s), daemon=True
     )
     receivers.start()
-    health = free_port()
     env = {
         "AGENT_EVAL_DATABASE_URL": seeded.database_url,
-        "AGENT_EVAL_TOPIC_PREFIX": prefix,
+        "AGENT_EVAL_TOPIC_PREFIX": f"bench-{uuid.uuid4().hex[:6]}.",
         "AGENT_EVAL_WEBHOOK_SECRET_KEYS": key,
         "AGENT_EVAL_WEBHOOK_ALLOW_PRIVATE": "true",
         "AGENT_EVAL_LOG_LEVEL": "warning",
@@ -155,36 +225,20 @@ async def bench(args: argparse.Namespace, seeded: Seeded) -> None:
     }
     processes = Processes(env, Path(tempfile.mkdtemp(prefix="bench-webhooks-")))
     pool = await create_pool(seeded.database_url, min_size=2, max_size=20)
+    fast_url, slow_url = f"http://127.0.0.1:{fast_port}", f"http://127.0.0.1:{slow_port}"
     try:
         await asyncio.to_thread(wait_ready, f"{fast_url}/stats")
         async with serving(create_app(settings, pool=pool), "127.0.0.1", 0) as api:
-            company_id = UUID(seeded.company_id)
             for url in (fast_url, slow_url):
                 await asyncio.to_thread(http, "POST", f"{api}/webhooks", seeded.key, {"url": f"{url}/"})
             case_id = await asyncio.to_thread(make_case, api, seeded.key)
-            print(f"creating {args.runs} runs ...", flush=True)
-            run_ids = await make_runs(pool, settings, company_id, case_id, args.runs)
-            processes.run("kafka", "init")
-            processes.start("relay", "relay", env={"AGENT_EVAL_HEALTH_PORT": str(free_port())})
-            notifier = processes.start(
-                "notifier", "consume", "notifier", env={"AGENT_EVAL_HEALTH_PORT": str(health)}
-            )
-            await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{health}/readyz")
-            await asyncio.sleep(3)  # let the run.queued backlog drain before measuring
-            cpu_before = _cpu(notifier.pid)
-            print(f"finishing {args.runs} runs at {args.rate}/s ...", flush=True)
-            committed = await emit(pool, settings, company_id, run_ids, args.rate)
-            await wait_for(fast_url, args.runs, timeout_s=120)
-            fast, slow = arrivals(fast_url), arrivals(slow_url)
-            stages = await stage_times(pool, fast_url)
-            report(
-                args,
-                committed,
-                (fast, slow),
-                stages=stages,
-                rss_mb=peak_rss_mb(notifier.pid),
-                cpu_s=_cpu(notifier.pid) - cpu_before,
-            )
+        processes.run("kafka", "init")
+        processes.start("relay", "relay", env={"AGENT_EVAL_HEALTH_PORT": str(free_port())})
+        stage = Stage(
+            args, pool, settings, processes, UUID(seeded.company_id), case_id, fast_url, slow_url, free_port()
+        )
+        await latency_phase(stage)
+        await drain_phase(stage)
     finally:
         processes.stop_all()
         receivers.terminate()

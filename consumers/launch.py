@@ -52,6 +52,7 @@ def running_role(role: Role, settings: Settings, pool: Pool, bus: Bus, heartbeat
         commit_batch=settings.consumer_commit_batch,
         handler_attempts=settings.consumer_handler_attempts,
         retry_base_s=settings.consumer_retry_base_s,
+        chunk=role.chunk,
     )
     runner = ConsumerRunner(bus, config, built.handler, gate=built.gate, heartbeat=heartbeat)
     return RunningRole(runner, built.close, built.stop, built.background)

@@ -42,6 +42,7 @@ class Role:
     topics: tuple[Topic, ...]
     types: frozenset[EventType]
     build: Callable[[RoleContext], BuiltRole]
+    chunk: int = 1  # records of a partition handled at once (see RunnerConfig.chunk)
 
     def group(self, prefix: str) -> str:
         """The consumer group every replica of this role joins."""

@@ -53,6 +53,10 @@ class RunnerConfig:
     fetch_timeout_s: float = 0.2
     fetch_max_records: int = 500
     max_buffered_per_partition: int = 500
+    # Records of one partition handled at once (1: strictly in order). A role whose effects do
+    # not depend on order (the notifier) takes several, so its handler can batch their writes;
+    # offsets still advance only past records that were handled.
+    chunk: int = 1
 
 
 @dataclass
@@ -167,15 +171,25 @@ class ConsumerRunner:
 
     async def _work(self, sub: Subscription, worker: _Worker) -> None:
         while worker.queue and not worker.revoked and not self._stopping.is_set():
-            message = worker.queue.popleft()
-            if not await self._records.process(message, lambda: self._active(worker)):
-                return  # stopped while retrying: leave the record uncommitted
-            worker.done_offset = message.offset + 1
-            self._uncommitted += 1
+            chunk = [worker.queue.popleft() for _ in range(min(self._config.chunk, len(worker.queue)))]
+            handled = await self._process(chunk, worker)
+            for message, done in zip(chunk, handled, strict=True):
+                if not done:
+                    return  # stopped while retrying: leave this record (and later ones) uncommitted
+                worker.done_offset = message.offset + 1
+                self._uncommitted += 1
             if worker.paused and len(worker.queue) <= self._config.max_buffered_per_partition // 2:
                 worker.paused = False
                 if not self._gate_paused:
                     sub.resume(frozenset({worker.tp}))
+
+    async def _process(self, chunk: list[Message], worker: _Worker) -> list[bool]:
+        def wanted() -> bool:
+            return self._active(worker)
+
+        if len(chunk) == 1:  # the common, in-order case needs no extra task
+            return [await self._records.process(chunk[0], wanted)]
+        return list(await asyncio.gather(*(self._records.process(message, wanted) for message in chunk)))
 
     def _active(self, worker: _Worker) -> bool:
         return not self._stopping.is_set() and not worker.revoked

@@ -4,15 +4,20 @@ webhooks, retried on schedule (DESIGN.md §2, §8).
 The Kafka handler only writes delivery rows (one per (endpoint, event): a redelivered event
 creates nothing) and wakes the sender; the sender, beside it in the same process, claims due
 deliveries from PostgreSQL and sends them. So a slow receiver never holds up the topic, and
-retries live in the database: they survive restarts and are shared by every replica.
+retries live in the database: they survive restarts and are shared by every replica. The
+events being handled at once (one per partition) are fanned out together: one query finds
+every audience, one statement writes every delivery, and each handler returns (and its offset
+is committed) only once its deliveries are written.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import get_args
-from uuid import UUID
 
 from consumers.role import BuiltRole, Role, RoleContext
+from consumers.webhooks.batching import Batcher
 from consumers.webhooks.sender import Sender
 from schemas.events import Event, EventType, Topic
 from schemas.webhooks import SubscribableEvent
@@ -31,49 +36,54 @@ NOTIFIED: frozenset[EventType] = frozenset(EventType(t) for t in get_args(Subscr
 
 
 class Fanout:
-    """Turns an event into deliveries for the company's subscribed endpoints."""
+    """Turns events into deliveries for their companies' subscribed endpoints."""
 
-    def __init__(self, pool: Pool, clock: Clock, on_created: Sender) -> None:
+    def __init__(self, pool: Pool, clock: Clock, sender: Sender) -> None:
         self._pool = pool
         self._clock = clock
-        self._sender = on_created
+        self._sender = sender
+        self.batcher: Batcher[Event, int] = Batcher("webhook_fanout", self._fan_out)
 
     async def handle(self, event: Event) -> None:
-        if event.type not in NOTIFIED:
-            return
-        created = await self.fan_out(event)
-        if created:
+        if event.type in NOTIFIED and await self.batcher.submit(event):
             self._sender.wake()
 
-    async def fan_out(self, event: Event) -> list[UUID]:
+    async def _fan_out(self, events: Sequence[Event]) -> list[int]:
+        """Write the deliveries of a batch of events; how many each event got."""
+        asked = [(e.company_id, str(e.type), e.run_id if needs_run(e) else None) for e in events]
         async with connection(self._pool) as conn:
-            run_id = event.run_id if needs_run(event) else None
-            endpoint_ids, run = await webhooks.subscribers_and_run(conn, event.company_id, event.type, run_id)
-            if not endpoint_ids:
-                return []
-            if run_id is not None and run is None:
-                log.warning("webhook_run_missing", event_id=str(event.id), run_id=str(event.run_id))
-                return []
-            payload = event_payload(event, None if run is None else run_view(run))
+            audiences = await webhooks.audiences(conn, asked)
             new = [
-                deliveries.NewDelivery(
-                    id=new_id(),
-                    endpoint_id=endpoint_id,
-                    company_id=event.company_id,
-                    event_id=event.id,
-                    event_type=event.type,
-                    run_id=event.run_id,
-                    sequence=event.sequence,
-                    payload=payload,
-                )
-                for endpoint_id in endpoint_ids
+                self._deliveries(event, audience) for event, audience in zip(events, audiences, strict=True)
             ]
-            created = await deliveries.insert_deliveries(conn, new, self._clock.now())
-        if created:
-            log.info(
-                "webhook_deliveries_created", event_id=str(event.id), type=event.type, count=len(created)
+            await deliveries.insert_deliveries(conn, [d for group in new for d in group], self._clock.now())
+        for event, group in zip(events, new, strict=True):
+            if group:
+                log.info(
+                    "webhook_deliveries_created", event_id=str(event.id), type=event.type, count=len(group)
+                )
+        return [len(group) for group in new]
+
+    def _deliveries(self, event: Event, audience: webhooks.Audience) -> list[deliveries.NewDelivery]:
+        if not audience.endpoint_ids:
+            return []
+        if needs_run(event) and audience.run is None:
+            log.warning("webhook_run_missing", event_id=str(event.id), run_id=str(event.run_id))
+            return []
+        payload = event_payload(event, None if audience.run is None else run_view(audience.run))
+        return [
+            deliveries.NewDelivery(
+                id=new_id(),
+                endpoint_id=endpoint_id,
+                company_id=event.company_id,
+                event_id=event.id,
+                event_type=event.type,
+                run_id=event.run_id,
+                sequence=event.sequence,
+                payload=payload,
             )
-        return created
+            for endpoint_id in audience.endpoint_ids
+        ]
 
 
 def build(context: RoleContext) -> BuiltRole:
@@ -81,7 +91,19 @@ def build(context: RoleContext) -> BuiltRole:
     box = SecretBox(settings.require_webhook_keys())
     sender = Sender(context.pool, settings, box, context.clock)
     fanout = Fanout(context.pool, context.clock, sender)
-    return BuiltRole(handler=fanout.handle, background=sender.run, stop=sender.stop)
+
+    async def background() -> None:
+        stop = asyncio.Event()
+        fanning = asyncio.create_task(fanout.batcher.run(stop))
+        try:
+            await sender.run()
+        finally:
+            stop.set()
+            await fanning
+
+    return BuiltRole(handler=fanout.handle, background=background, stop=sender.stop)
 
 
-ROLE = Role("notifier", (Topic.RUN_EVENTS, Topic.OPS_EVENTS), NOTIFIED, build)
+# Deliveries do not depend on the order of events (receivers order by `sequence`), so a partition's
+# records are fanned out up to 64 at a time.
+ROLE = Role("notifier", (Topic.RUN_EVENTS, Topic.OPS_EVENTS), NOTIFIED, build, chunk=64)

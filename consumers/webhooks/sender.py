@@ -5,7 +5,7 @@ per endpoint, and a claim only takes what fits, so a slow or dead receiver holds
 and nobody else's. Every attempt is signed afresh over the stored body (`attempts.Poster`);
 `webhook-id` is the event id on every attempt. Redirects are never followed; the guarded client
 refuses forbidden addresses at connect time; a 15 s timeout bounds each attempt. Attempts are
-recorded in batches (`recorder.Recorder`).
+recorded in batches (`batching.Batcher`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from consumers.webhooks.attempts import Answer, Poster, attempt_of
-from consumers.webhooks.recorder import Recorder
+from consumers.webhooks.batching import Batcher
 from schemas.events import EndpointDisabled, EventType
 from service.core.clock import Clock
 from service.core.errors import DatabaseError
@@ -32,6 +33,7 @@ from service.domain.webhooks import PING_EVENT_TYPE, Outcome, outcome_of, should
 
 log = get_logger("consumers.webhooks.sender")
 ERROR_BACKOFF_S = 1.0
+PREFETCH = 2  # an endpoint may have this many times its concurrency claimed
 
 
 class Sender:
@@ -43,8 +45,11 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight: Counter[UUID] = Counter()  # attempts in flight per endpoint id
-        self._recorder = Recorder(pool)
+        self._claimed: Counter[UUID] = Counter()  # claimed, not yet answered, per endpoint id
+        self._gates: dict[UUID, asyncio.Semaphore] = {}  # requests in flight per endpoint
+        self._recorder: Batcher[deliveries.AttemptEntry, deliveries.Recorded | None] = Batcher(
+            "webhook_attempts", self._write_attempts
+        )
 
     def wake(self) -> None:
         """New deliveries may be due now."""
@@ -86,8 +91,10 @@ class Sender:
         return self._settings.webhook_concurrency - len(self._tasks)
 
     async def _claim(self) -> list[deliveries.Claimed]:
-        per_endpoint = self._settings.webhook_endpoint_concurrency
-        room = {endpoint: per_endpoint - n for endpoint, n in self._in_flight.items() if n > 0}
+        """Due deliveries that fit: an endpoint may have twice its concurrency claimed (half
+        waiting their turn), so one claim feeds it for a while instead of one per answer."""
+        per_endpoint = PREFETCH * self._settings.webhook_endpoint_concurrency
+        room = {endpoint: per_endpoint - n for endpoint, n in self._claimed.items() if n > 0}
         try:
             async with connection(self._pool) as conn:
                 return await deliveries.claim_due(
@@ -114,16 +121,24 @@ class Sender:
 
     def _start(self, poster: Poster, claimed: deliveries.Claimed) -> None:
         endpoint_id = claimed.delivery.endpoint_id
-        self._in_flight[endpoint_id] += 1
+        self._claimed[endpoint_id] += 1
+        if endpoint_id not in self._gates:
+            self._gates[endpoint_id] = asyncio.Semaphore(self._settings.webhook_endpoint_concurrency)
         task = asyncio.create_task(self._deliver(poster, claimed))
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._finished(done, claimed.delivery))
 
+    def _answered(self, delivery: deliveries.DeliveryRow) -> None:
+        """The request is over: the endpoint's slot is free (the delivery's claim still holds it
+        until the attempt is recorded, so no one sends it twice meanwhile)."""
+        self._claimed[delivery.endpoint_id] -= 1
+        if self._claimed[delivery.endpoint_id] <= 0:
+            del self._claimed[delivery.endpoint_id]
+            del self._gates[delivery.endpoint_id]
+        self._wake.set()
+
     def _finished(self, task: asyncio.Task[None], delivery: deliveries.DeliveryRow) -> None:
         self._tasks.discard(task)
-        self._in_flight[delivery.endpoint_id] -= 1
-        if self._in_flight[delivery.endpoint_id] <= 0:
-            del self._in_flight[delivery.endpoint_id]
         self._wake.set()  # a slot is free
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook_attempt_crashed", delivery_id=str(delivery.id), error=repr(task.exception()))
@@ -132,12 +147,23 @@ class Sender:
         delivery = claimed.delivery
         with bound_context(delivery_id=str(delivery.id), event_id=str(delivery.event_id)):
             is_ping = delivery.event_type == PING_EVENT_TYPE
-            if not claimed.endpoint_enabled and not is_ping:
-                async with connection(self._pool) as conn:
-                    await deliveries.stop_pending(conn, delivery.endpoint_id, "the endpoint is disabled")
-                return
-            answer = await poster.post(claimed)
+            try:
+                if not claimed.endpoint_enabled and not is_ping:
+                    async with connection(self._pool) as conn:
+                        await deliveries.stop_pending(conn, delivery.endpoint_id, "the endpoint is disabled")
+                    return
+                async with self._gates[delivery.endpoint_id]:
+                    answer = await poster.post(claimed)
+            finally:
+                self._answered(delivery)
             await self._record(claimed, answer, counts_for_health=not is_ping)
+
+    async def _write_attempts(
+        self, entries: Sequence[deliveries.AttemptEntry]
+    ) -> list[deliveries.Recorded | None]:
+        async with connection(self._pool) as conn:
+            recorded = await deliveries.record_attempts(conn, entries)
+        return [recorded.get(entry.delivery_id) for entry in entries]
 
     async def _record(self, claimed: deliveries.Claimed, answer: Answer, *, counts_for_health: bool) -> None:
         delivery = claimed.delivery
@@ -146,7 +172,7 @@ class Sender:
         attempt = attempt_of(delivery, answer, outcome, now)
         WEBHOOK_ATTEMPTS.labels(outcome.value).inc()
         WEBHOOK_LATENCY.observe(answer.elapsed_ms / 1000)
-        recorded = await self._recorder.record(
+        recorded = await self._recorder.submit(
             deliveries.AttemptEntry(delivery.id, attempt, counts_for_health)
         )
         log.info(

@@ -3,6 +3,7 @@ their sealed signing secrets (DESIGN.md §8)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from uuid import UUID
@@ -84,15 +85,18 @@ SELECT {COLUMNS} FROM webhook_endpoints WHERE company_id = $1 AND deleted_at IS 
 ORDER BY id DESC LIMIT $2 OFFSET $3
 """
 _COUNT = "SELECT count(*) FROM webhook_endpoints WHERE company_id = $1 AND deleted_at IS NULL"
-# Who receives an event, and (for run events) the run as it is now, in one round trip.
-_SUBSCRIBERS_AND_RUN = f"""
+# Who receives each of a batch of events, and (for run events) the run as it is now.
+_SUBSCRIBERS_AND_RUNS = f"""
 SELECT array(
-           SELECT id FROM webhook_endpoints
-           WHERE company_id = $1 AND is_enabled AND deleted_at IS NULL AND $2 = ANY (event_types)
-           ORDER BY id
+           SELECT w.id FROM webhook_endpoints w
+           WHERE w.company_id = e.company_id AND w.is_enabled AND w.deleted_at IS NULL
+             AND e.type = ANY (w.event_types)
+           ORDER BY w.id
        ) AS endpoint_ids,
        run.*
-FROM (SELECT 1) AS one LEFT JOIN (SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = $3) AS run ON true
+FROM unnest($1::uuid[], $2::text[], $3::uuid[]) WITH ORDINALITY AS e (company_id, type, run_id, ord)
+LEFT JOIN (SELECT {RUN_COLUMNS} FROM eval_runs) AS run ON run.id = e.run_id
+ORDER BY e.ord
 """
 _DISABLE = f"""
 UPDATE webhook_endpoints SET is_enabled = false, disabled_at = $2, disabled_reason = $3, updated_at = now()
@@ -169,14 +173,26 @@ async def list_endpoints(
     return [_endpoint(r) for r in rows], total
 
 
-async def subscribers_and_run(
-    conn: Connection, company_id: UUID, event_type: str, run_id: UUID | None
-) -> tuple[list[UUID], RunRow | None]:
-    """The ids of the company's enabled endpoints subscribed to `event_type`, and the run
-    (None without a run id, or when it does not exist)."""
-    record = await fetch_one(conn, _SUBSCRIBERS_AND_RUN, company_id, event_type, run_id)
-    run = None if record["id"] is None else run_from_record(record, extra=("endpoint_ids",))
-    return list(record["endpoint_ids"]), run
+@dataclass(frozen=True)
+class Audience:
+    """Who receives an event: the subscribed endpoints' ids, and the run when one was asked for."""
+
+    endpoint_ids: list[UUID]
+    run: RunRow | None
+
+
+async def audiences(conn: Connection, events: Sequence[tuple[UUID, str, UUID | None]]) -> list[Audience]:
+    """For each (company id, event type, run id or None): the company's enabled endpoints
+    subscribed to the type, and the run (None when not asked for or missing); in order."""
+    rows = await conn.fetch(
+        _SUBSCRIBERS_AND_RUNS, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events]
+    )
+    return [
+        Audience(
+            list(r["endpoint_ids"]), None if r["id"] is None else run_from_record(r, extra=("endpoint_ids",))
+        )
+        for r in rows
+    ]
 
 
 async def disable_endpoint(
