@@ -19,11 +19,11 @@ from service.bus.kafka import KafkaBus
 from service.core.settings import Settings
 from service.db.migrate import apply_migrations, load_migrations, migrations_digest
 from service.db.postgres import Pool, create_pool
+from tests.support.live import TEST_WEBHOOK_KEY
 
 # Bounded for CI: deterministic example generation, no per-example deadline on a shared machine.
 hypothesis_settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)
 hypothesis_settings.register_profile("thorough", max_examples=500, deadline=None)
-TEST_WEBHOOK_KEY = "tXeoFN7mZcT1XWCwxEfQ5l0d3zV2i9qJ6uYk8pHgRbA="  # a Fernet key for tests only
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

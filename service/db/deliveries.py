@@ -15,9 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from schemas.webhooks import DeliveryStatus
-from service.core.errors import NotFound
 from service.db.postgres import Connection, Record
-from service.db.tables import fetch_page
 
 
 @dataclass(frozen=True)
@@ -91,16 +89,6 @@ class NewDelivery:
 
 
 @dataclass(frozen=True)
-class AttemptRow:
-    number: int
-    attempted_at: datetime
-    status_code: int | None
-    error: str | None
-    response_ms: int
-    response: str | None
-
-
-@dataclass(frozen=True)
 class Attempt:
     """What one attempt found, and what the delivery becomes."""
 
@@ -115,7 +103,6 @@ class Attempt:
 
 COLUMNS = ", ".join(f.name for f in fields(DeliveryRow))
 _D_COLUMNS = ", ".join(f"d.{f.name}" for f in fields(DeliveryRow))
-ATTEMPT_COLUMNS = ", ".join(f.name for f in fields(AttemptRow))
 
 _INSERT = """
 INSERT INTO webhook_deliveries (id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload,
@@ -155,7 +142,6 @@ WHERE d.id = chosen.id AND e.id = d.endpoint_id
 RETURNING {_D_COLUMNS}, e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at,
           e.is_enabled AND e.deleted_at IS NULL AS endpoint_enabled
 """
-_NEXT_DUE = "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
 # Attempts as logged, their deliveries' new states and (for attempts that count toward an
 # endpoint's health) the endpoints' failure clocks, in one statement for a batch of attempts. A
 # success in the batch stops an endpoint's clock; failures only start it if it is not running.
@@ -203,26 +189,6 @@ _STOP_PENDING = """
 UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $2, updated_at = now()
 WHERE endpoint_id = $1 AND status = 'pending'
 """
-_SELECT = f"SELECT {COLUMNS} FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND company_id = $3"
-_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts WHERE delivery_id = $1 ORDER BY number"
-_LIST_WHERE = "endpoint_id = $1 AND company_id = $2 AND ($3::text IS NULL OR status = $3)"
-_LIST = f"""
-SELECT {COLUMNS} FROM webhook_deliveries WHERE {_LIST_WHERE}
-ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5
-"""
-_COUNT = f"SELECT count(*) FROM webhook_deliveries WHERE {_LIST_WHERE}"
-_REQUEUE_ONE = f"""
-UPDATE webhook_deliveries
-SET status = 'pending', next_attempt_at = $4, schedule_base = attempt_count, updated_at = now()
-WHERE id = $1 AND endpoint_id = $2 AND company_id = $3
-RETURNING {COLUMNS}
-"""
-_RECOVER = """
-UPDATE webhook_deliveries
-SET status = 'pending', next_attempt_at = $5, schedule_base = attempt_count, updated_at = now()
-WHERE endpoint_id = $1 AND company_id = $2 AND status IN ('failed', 'exhausted')
-  AND created_at >= $3 AND ($4::timestamptz IS NULL OR created_at < $4)
-"""
 _PURGE = """
 DELETE FROM webhook_deliveries WHERE id IN (
     SELECT id FROM webhook_deliveries
@@ -231,7 +197,7 @@ DELETE FROM webhook_deliveries WHERE id IN (
 """
 
 
-def _delivery(record: Record) -> DeliveryRow:
+def delivery_from_record(record: Record) -> DeliveryRow:
     return DeliveryRow(**{f.name: record[f.name] for f in fields(DeliveryRow)})
 
 
@@ -271,7 +237,7 @@ async def claim_due(
     rows = await conn.fetch(_CLAIM, now, lease_s, limit, ids, free, per_endpoint)
     return [
         Claimed(
-            delivery=_delivery(r),
+            delivery=delivery_from_record(r),
             url=r["url"],
             secret_sealed=r["secret_sealed"],
             previous_secret_sealed=r["previous_secret_sealed"],
@@ -280,12 +246,6 @@ async def claim_due(
         )
         for r in rows
     ]
-
-
-async def next_due(conn: Connection) -> datetime | None:
-    """When the earliest pending delivery is due (None when none is pending)."""
-    due: datetime | None = await conn.fetchval(_NEXT_DUE)
-    return due
 
 
 async def record_attempts(conn: Connection, entries: Sequence[AttemptEntry]) -> dict[UUID, Recorded]:
@@ -311,57 +271,6 @@ async def record_attempts(conn: Connection, entries: Sequence[AttemptEntry]) -> 
 async def stop_pending(conn: Connection, endpoint_id: UUID, reason: str) -> int:
     """Fail every pending delivery of an endpoint that stopped receiving (they can be recovered)."""
     status = await conn.execute(_STOP_PENDING, endpoint_id, reason)
-    return int(status.split()[-1])
-
-
-async def get_delivery(
-    conn: Connection, company_id: UUID, endpoint_id: UUID, delivery_id: UUID
-) -> tuple[DeliveryRow, list[AttemptRow]]:
-    """The delivery with its attempts, or NotFound."""
-    record = await conn.fetchrow(_SELECT, delivery_id, endpoint_id, company_id)
-    if record is None:
-        raise NotFound(f"Delivery {delivery_id} not found")
-    attempts = [AttemptRow(**dict(r)) for r in await conn.fetch(_ATTEMPTS, delivery_id)]
-    return _delivery(record), attempts
-
-
-async def list_deliveries(
-    conn: Connection,
-    company_id: UUID,
-    endpoint_id: UUID,
-    *,
-    status: DeliveryStatus | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[DeliveryRow], int]:
-    """An endpoint's deliveries, newest first, and how many match."""
-    rows, total = await fetch_page(
-        conn, _LIST, _COUNT, [endpoint_id, company_id, status], limit=limit, offset=offset
-    )
-    return [_delivery(r) for r in rows], total
-
-
-async def requeue_delivery(
-    conn: Connection, company_id: UUID, endpoint_id: UUID, delivery_id: UUID, due_at: datetime
-) -> DeliveryRow:
-    """Send one delivery again (whatever its status), starting the schedule afresh."""
-    record = await conn.fetchrow(_REQUEUE_ONE, delivery_id, endpoint_id, company_id, due_at)
-    if record is None:
-        raise NotFound(f"Delivery {delivery_id} not found")
-    return _delivery(record)
-
-
-async def recover_deliveries(
-    conn: Connection,
-    company_id: UUID,
-    endpoint_id: UUID,
-    *,
-    since: datetime,
-    until: datetime | None,
-    due_at: datetime,
-) -> int:
-    """Queue again every failed or exhausted delivery created in [since, until); how many."""
-    status = await conn.execute(_RECOVER, endpoint_id, company_id, since, until, due_at)
     return int(status.split()[-1])
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from schemas.webhooks import DeliveryAttempt, WebhookDelivery, WebhookDeliveryDetail
 from service.core.ids import new_id
-from service.db import deliveries, webhooks
+from service.db import deliveries, delivery_log, webhooks
 from service.db.postgres import Connection
 from service.domain.webhooks import PING_EVENT_TYPE
 from service.webhooks.payloads import ping_payload
@@ -31,7 +31,7 @@ async def queue_ping(conn: Connection, company_id: UUID, endpoint_id: UUID, now:
         payload=ping_payload(endpoint_id, now),
     )
     (delivery_id,) = await deliveries.insert_deliveries(conn, [new], now)
-    row, _ = await deliveries.get_delivery(conn, company_id, endpoint_id, delivery_id)
+    row, _ = await delivery_log.get_delivery(conn, company_id, endpoint_id, delivery_id)
     return delivery_view(row)
 
 
@@ -55,7 +55,7 @@ def delivery_view(row: deliveries.DeliveryRow) -> WebhookDelivery:
 
 
 def delivery_detail(
-    row: deliveries.DeliveryRow, attempts: list[deliveries.AttemptRow]
+    row: deliveries.DeliveryRow, attempts: list[delivery_log.AttemptRow]
 ) -> WebhookDeliveryDetail:
     return WebhookDeliveryDetail(
         **delivery_view(row).model_dump(),

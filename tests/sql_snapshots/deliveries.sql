@@ -1,6 +1,3 @@
--- _ATTEMPTS
-SELECT number, attempted_at, status_code, error, response_ms, response FROM webhook_attempts WHERE delivery_id = $1 ORDER BY number
-
 -- _CLAIM
 WITH due AS (
     SELECT endpoint_id, min(next_attempt_at) AS oldest FROM webhook_deliveries
@@ -28,9 +25,6 @@ WHERE d.id = chosen.id AND e.id = d.endpoint_id
 RETURNING d.id, d.endpoint_id, d.company_id, d.event_id, d.event_type, d.run_id, d.sequence, d.payload, d.status, d.attempt_count, d.schedule_base, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.last_response_ms, d.succeeded_at, d.created_at, e.url, e.secret_sealed, e.previous_secret_sealed, e.previous_secret_expires_at,
           e.is_enabled AND e.deleted_at IS NULL AS endpoint_enabled
 
--- _COUNT
-SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND company_id = $2 AND ($3::text IS NULL OR status = $3)
-
 -- _INSERT
 INSERT INTO webhook_deliveries (id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload,
                                 next_attempt_at)
@@ -39,13 +33,6 @@ FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid
      AS d (id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload)
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
 RETURNING id
-
--- _LIST
-SELECT id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload, status, attempt_count, schedule_base, next_attempt_at, last_attempt_at, last_status_code, last_error, last_response_ms, succeeded_at, created_at FROM webhook_deliveries WHERE endpoint_id = $1 AND company_id = $2 AND ($3::text IS NULL OR status = $3)
-ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5
-
--- _NEXT_DUE
-SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'
 
 -- _PURGE
 DELETE FROM webhook_deliveries WHERE id IN (
@@ -92,21 +79,6 @@ SELECT delivery.id, delivery.status,
                           (SELECT e.failing_since FROM webhook_endpoints e WHERE e.id = delivery.endpoint_id))
        END AS failing_since
 FROM delivery
-
--- _RECOVER
-UPDATE webhook_deliveries
-SET status = 'pending', next_attempt_at = $5, schedule_base = attempt_count, updated_at = now()
-WHERE endpoint_id = $1 AND company_id = $2 AND status IN ('failed', 'exhausted')
-  AND created_at >= $3 AND ($4::timestamptz IS NULL OR created_at < $4)
-
--- _REQUEUE_ONE
-UPDATE webhook_deliveries
-SET status = 'pending', next_attempt_at = $4, schedule_base = attempt_count, updated_at = now()
-WHERE id = $1 AND endpoint_id = $2 AND company_id = $3
-RETURNING id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload, status, attempt_count, schedule_base, next_attempt_at, last_attempt_at, last_status_code, last_error, last_response_ms, succeeded_at, created_at
-
--- _SELECT
-SELECT id, endpoint_id, company_id, event_id, event_type, run_id, sequence, payload, status, attempt_count, schedule_base, next_attempt_at, last_attempt_at, last_status_code, last_error, last_response_ms, succeeded_at, created_at FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 AND company_id = $3
 
 -- _STOP_PENDING
 UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = $2, updated_at = now()

@@ -19,7 +19,7 @@ from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.ids import new_id
 from service.core.sealing import SecretBox
 from service.core.settings import Settings
-from service.db import deliveries
+from service.db import deliveries, delivery_log
 from service.db.postgres import Pool, connection
 from service.domain.webhooks import PING_EVENT_TYPE
 from tests.support.api import Client, Json, Tenant, created
@@ -31,7 +31,7 @@ from tests.support.waiting import eventually
 EVENT_TYPE = "agent_eval.run.done"
 DISABLED_EVENT_TYPE = "agent_eval.webhook_endpoint.disabled"
 WAIT_S = 20.0
-Found = tuple[deliveries.DeliveryRow, list[deliveries.AttemptRow]]
+Found = tuple[deliveries.DeliveryRow, list[delivery_log.AttemptRow]]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ async def read(pool: Pool, queued: Queued) -> Found:
     """The delivery as stored now, with its attempts in order (one snapshot: `get_delivery`
     reads the two in separate statements, and an attempt may be recorded in between)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        return await deliveries.get_delivery(conn, queued.company_id, queued.endpoint_id, queued.id)
+        return await delivery_log.get_delivery(conn, queued.company_id, queued.endpoint_id, queued.id)
 
 
 async def attempted(pool: Pool, queued: Queued, count: int, *, timeout_s: float = WAIT_S) -> Found:
@@ -189,7 +189,7 @@ class Stepper:
         return await attempted(self.pool, probe, 1)
 
 
-def gaps_s(attempts: Sequence[deliveries.AttemptRow]) -> list[float]:
+def gaps_s(attempts: Sequence[delivery_log.AttemptRow]) -> list[float]:
     """Seconds between consecutive attempts."""
     times = [a.attempted_at for a in attempts]
     return [(later - earlier) / timedelta(seconds=1) for earlier, later in pairwise(times)]

@@ -19,6 +19,7 @@ from service.gateway.app import create_app
 from service.runtime.serving import serving
 
 ADMIN_TOKEN = "test-admin-token"
+TEST_WEBHOOK_KEY = "tXeoFN7mZcT1XWCwxEfQ5l0d3zV2i9qJ6uYk8pHgRbA="  # a Fernet key for tests only
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def live_gateway(database_url: str, *, rate_limit: int = 1_000_000) -> Iterator[
             admin_token=SecretStr(ADMIN_TOKEN),
             default_wait_s=0,
             webhook_allow_private=True,
+            webhook_secret_keys=SecretStr(TEST_WEBHOOK_KEY),
             log_level="warning",
         )
         pool = await create_pool(database_url, min_size=2, max_size=10)

@@ -12,7 +12,6 @@ from aiohttp import ClientResponse
 
 from service.core.sealing import SecretBox
 from service.db.postgres import Pool
-from tests.conftest import TEST_WEBHOOK_KEY
 from tests.support.api import (
     EVAL_SCOPES,
     Client,
@@ -31,6 +30,7 @@ from tests.support.api import (
     row_count,
     soft_deleted,
 )
+from tests.support.live import TEST_WEBHOOK_KEY
 
 WEBHOOKS = "/webhooks"
 READ, MANAGE = "webhooks:read", "webhooks:manage"

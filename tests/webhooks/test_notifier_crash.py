@@ -14,9 +14,9 @@ from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_specs
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection
-from tests.conftest import TEST_WEBHOOK_KEY
 from tests.support.api import Client, Tenant, created
 from tests.support.executor_processes import fleet, logged, ready, role_env
+from tests.support.live import TEST_WEBHOOK_KEY
 from tests.support.processes import AGENT_EVAL, spawned
 from tests.support.receiver import Answer, Receiver
 from tests.support.run_api import MUST_SAY_REFUND, scripted_case, trigger

@@ -18,7 +18,7 @@ from schemas.webhooks import (
     WebhookEndpointWithSecret,
 )
 from service.core.errors import NotFound
-from service.db import deliveries, webhooks
+from service.db import delivery_log, webhooks
 from service.db.postgres import connection, transaction
 from service.gateway.appkeys import CLOCK, POOL, SETTINGS
 from service.gateway.handlers.parsing import fields_in, parse_body, parse_query, path_id
@@ -101,7 +101,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     company_id = principal(request).company_id
     async with connection(request.app[POOL]) as conn:
         await webhooks.get_endpoint(conn, company_id, endpoint_id)
-        rows, total = await deliveries.list_deliveries(
+        rows, total = await delivery_log.list_deliveries(
             conn, company_id, endpoint_id, status=query.status, limit=query.limit, offset=query.offset
         )
     return json_response(page_of([delivery_view(r) for r in rows], total, query))
@@ -110,7 +110,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def get_delivery(request: web.Request) -> web.Response:
     endpoint_id, delivery_id = path_id(request), path_id(request, "delivery_id")
     async with transaction(request.app[POOL], snapshot=True) as conn:
-        row, attempts = await deliveries.get_delivery(
+        row, attempts = await delivery_log.get_delivery(
             conn, principal(request).company_id, endpoint_id, delivery_id
         )
     return json_response(delivery_detail(row, attempts))
@@ -121,7 +121,7 @@ async def resend_delivery(request: web.Request) -> web.Response:
     company_id = principal(request).company_id
     async with transaction(request.app[POOL]) as conn:
         await webhooks.get_endpoint(conn, company_id, endpoint_id)
-        row = await deliveries.requeue_delivery(
+        row = await delivery_log.requeue_delivery(
             conn, company_id, endpoint_id, delivery_id, request.app[CLOCK].now()
         )
     return json_response(delivery_view(row), status=202)
@@ -133,7 +133,7 @@ async def recover_deliveries(request: web.Request) -> web.Response:
     company_id = principal(request).company_id
     async with transaction(request.app[POOL]) as conn:
         await webhooks.get_endpoint(conn, company_id, endpoint_id)
-        count = await deliveries.recover_deliveries(
+        count = await delivery_log.recover_deliveries(
             conn, company_id, endpoint_id, since=body.since, until=body.until, due_at=request.app[CLOCK].now()
         )
     return json_response(Recovered(recovered=count), status=202)
