@@ -27,6 +27,7 @@ TABLES = {
     "outbox",
     "webhook_endpoints",
     "webhook_deliveries",
+    "webhook_attempts",
     "idempotency_keys",
     "schema_migrations",
 }
