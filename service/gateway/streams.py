@@ -20,66 +20,41 @@ from service.core.logging import get_logger
 from service.core.metrics import EVENT_STREAMS
 from service.db import outbox, runs
 from service.db.postgres import Pool, connection
-from service.gateway.watching import RunWatch, listen_forever
+from service.gateway.watching import Watchers
 
 log = get_logger("service.gateway.streams")
 TICK_S = 0.05  # notifications are coalesced into one check this often at most
 
 
-class RunStreams:
+class RunStreams(Watchers):
     def __init__(self, dsn: str, pool: Pool, *, poll_s: float) -> None:
-        self._dsn = dsn
+        super().__init__(dsn, EVENT_STREAMS, channel=outbox.NOTIFY_CHANNEL, name="agent-eval-streams")
         self._pool = pool
         self._poll_s = poll_s
-        self._watch = RunWatch(EVENT_STREAMS)
         self._seen: dict[UUID, int] = {}
         self._dirty = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def closing(self) -> bool:
-        return self._watch.closing.is_set()
-
-    async def start(self) -> None:
-        listening = listen_forever(
-            self._dsn, outbox.NOTIFY_CHANNEL, self._on_notify, self._watch.closing, "agent-eval-streams"
-        )
-        self._tasks = [
-            asyncio.create_task(listening, name="run-streams-listen"),
-            asyncio.create_task(self._check(), name="run-streams-check"),
-        ]
-
-    def shut(self) -> None:
-        """Wake every stream to close (the gateway is stopping)."""
-        self._watch.shut()
-
-    async def close(self) -> None:
-        self.shut()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @contextlib.contextmanager
     def watch(self, run_id: UUID) -> Iterator[asyncio.Event]:
         """An event set whenever the run may have new events (or the gateway is stopping)."""
         try:
-            with self._watch.watch(run_id) as event:
+            with super().watch(run_id) as event:
                 yield event
         finally:
-            if run_id not in self._watch.watched():
+            if run_id not in self.watched():
                 self._seen.pop(run_id, None)
 
-    def _on_notify(self, *_: object) -> None:
-        if self._watch.watched():
+    def notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        if self.watched():
             self._dirty.set()
 
-    async def _check(self) -> None:
+    async def safety_net(self) -> None:
         """Wake the streams whose run has events they may not have seen."""
         while not self.closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), self._poll_s)
             self._dirty.clear()
-            watched = self._watch.watched()
+            watched = self.watched()
             if watched:
                 await self._wake_moved(watched)
             await asyncio.sleep(TICK_S)
@@ -94,4 +69,4 @@ class RunStreams:
         for run_id, sequence in latest.items():
             if sequence != self._seen.get(run_id):
                 self._seen[run_id] = sequence
-                self._watch.wake(run_id)
+                self.wake(run_id)

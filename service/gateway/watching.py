@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -57,6 +58,59 @@ class RunWatch:
         for events in self._watching.values():
             for event in events:
                 event.set()
+
+
+class Watchers(ABC):
+    """A gateway's watchers of runs: the registry, one LISTEN loop on `channel` whose
+    notifications go to `notified`, and one loop of the subclass's `safety_net` (the timer
+    that re-reads the truth). `shut` wakes every watcher; `close` also stops the loops."""
+
+    def __init__(self, dsn: str, gauge: Gauge, *, channel: str, name: str) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._name = name
+        self._watch = RunWatch(gauge)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def closing(self) -> bool:
+        return self._watch.closing.is_set()
+
+    async def start(self) -> None:
+        listening = listen_forever(self._dsn, self._channel, self.notified, self._watch.closing, self._name)
+        self._tasks = [
+            asyncio.create_task(listening, name=f"{self._name}-listen"),
+            asyncio.create_task(self.safety_net(), name=f"{self._name}-timer"),
+        ]
+
+    def shut(self) -> None:
+        """Wake every watcher now (the gateway is stopping); later watches start woken."""
+        self._watch.shut()
+
+    async def close(self) -> None:
+        self.shut()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @contextlib.contextmanager
+    def watch(self, run_id: UUID) -> Iterator[asyncio.Event]:
+        with self._watch.watch(run_id) as event:
+            yield event
+
+    def wake(self, run_id: UUID) -> None:
+        self._watch.wake(run_id)
+
+    def watched(self) -> list[UUID]:
+        return self._watch.watched()
+
+    @abstractmethod
+    def notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        """A NOTIFY on the channel arrived."""
+
+    @abstractmethod
+    async def safety_net(self) -> None:
+        """Runs until the watchers close."""
 
 
 async def listen_forever(
