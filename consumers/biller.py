@@ -23,6 +23,7 @@ from service.db.postgres import Connection, Pool, transaction
 from service.domain import pricing
 from service.domain.ledger import Debit
 from service.domain.lifecycle import BILLING_EVENTS, billable
+from service.runs.suite_completion import count_run_done
 
 log = get_logger("consumers.biller")
 
@@ -59,6 +60,7 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
         done = await results.record_bill(conn, run_id, billed_usage(run, usage, bill, Debit(0, 0)))
         if done is None:  # billed meanwhile (unreachable while the run is locked): charge nothing
             return False
+        await count_run_done(conn, done)  # the last run of a suite run announces the suite run
         # Money last: the company row stays locked only from here to the commit.
         owed = await _charge(conn, run, bill.total_cost_cents)
         if owed.uncollected_cents:

@@ -89,9 +89,9 @@ class SuiteRunSummary(BaseModel):
     cancelled: int
     passed: int
     failed: int
-    errored: int
-    done: int
-    inconclusive: int
+    errored: int = Field(description="Runs that ended in error (not counted as passed or failed).")
+    inconclusive: int = Field(description="Completed runs whose judge could not decide.")
+    done: bool = Field(description="Every run is done (queue_status done): the numbers are final.")
     total_cost_cents: int
     started_at: datetime | None
     ended_at: datetime | None

@@ -25,6 +25,7 @@ from consumers.role import Role
 from service.accounts import api_keys, credits, tenants
 from service.bus.interface import Bus
 from service.bus.topics import topic_specs
+from service.client.commands import add_test_commands, run_test
 from service.core.errors import AgentEvalError, SettingsError, ValidationFailed
 from service.core.logging import configure_logging, get_logger
 from service.core.settings import Settings
@@ -284,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_roles(sub)
     _add_tools(sub)
     _add_admin(sub)
+    add_test_commands(sub)
     return parser
 
 
@@ -297,6 +299,8 @@ def tune_gc() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "client_command", False):  # `agent-eval test`: a client, no server settings
+        return run_test(args)
     try:
         settings = Settings()
     except ValueError as exc:

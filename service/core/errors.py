@@ -7,7 +7,9 @@ without failing it, a `SetupError` stops a command before it starts.
 AgentEvalError
 ├── ServiceError                     500 INTERNAL       (what a client sees)
 │   ├── ValidationFailed             400 VALIDATION_ERROR   (+ fields)
-│   │   └── FlowInvalid              400 FLOW_INVALID       (+ issues)
+│   │   ├── FlowInvalid              400 FLOW_INVALID       (+ issues)
+│   │   ├── SuiteEmpty               400 SUITE_EMPTY
+│   │   └── NothingToRerun           400 NOTHING_TO_RERUN
 │   ├── Unauthorized                 401
 │   │   ├── MissingKey               401 MISSING_KEY
 │   │   ├── InvalidKey               401 INVALID_KEY
@@ -45,8 +47,10 @@ AgentEvalError
 │   ├── LeaseLost                    another executor holds the run now: drop it, write nothing
 │   ├── BudgetSpent                  the run's wall-clock budget ran out mid-call
 │   └── Abandoned                    the process is stopping: leave the record uncommitted
+├── RemoteError                      the agent-eval server answered a client command with an error
 ├── PatternError                     a regex does not compile in RE2 (a ValueError too)
 └── SetupError                       a command cannot start
+    ├── UsageError                   a client command's arguments cannot be run
     ├── SettingsError                a setting it needs is missing or unusable
     ├── MigrationError               migration files and database disagree
     └── LocalPostgresError           the local PostgreSQL cannot be found, started or stopped
@@ -124,6 +128,20 @@ class FlowInvalid(ValidationFailed):
 
     def body(self) -> dict[str, object]:
         return {"error": self.message, "code": self.code, "issues": self.issues}
+
+
+class SuiteEmpty(ValidationFailed):
+    """The suite has no live cases, so running it would run nothing."""
+
+    code = "SUITE_EMPTY"
+    default_message = "The suite has no cases"
+
+
+class NothingToRerun(ValidationFailed):
+    """A re-run of failed cases found none (every case passed, or they were deleted)."""
+
+    code = "NOTHING_TO_RERUN"
+    default_message = "No case of this suite run needs to run again"
 
 
 class Unauthorized(ServiceError):
@@ -394,12 +412,26 @@ class Abandoned(WorkStopped):
 # --- input the domain refuses, and commands that cannot start ----------------------------------
 
 
+class RemoteError(AgentEvalError):
+    """The server a client command talks to answered with an error (or could not be reached);
+    `status` is the HTTP status (0 when there was no answer) and `code` the error's code."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "UNREACHABLE") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 class PatternError(AgentEvalError, ValueError):
     """The pattern does not compile in RE2; the message says why."""
 
 
 class SetupError(AgentEvalError):
     """A command cannot start: its configuration, database or local services are not usable."""
+
+
+class UsageError(SetupError):
+    """A client command's arguments cannot be run (`agent-eval test` exits 2)."""
 
 
 class SettingsError(SetupError):

@@ -126,3 +126,21 @@ async def list_cases(
         else 0
     )
     return [case_from_record(r) for r in rows], int(total)
+
+
+_SUITE_CASES = (
+    f"{_SELECT_JOINED} WHERE c.company_id = $1 AND c.suite_id = $2 AND c.deleted_at IS NULL ORDER BY c.id"
+)
+_CASES_BY_IDS = f"""
+{_SELECT_JOINED} WHERE c.company_id = $1 AND c.id = ANY($2::uuid[]) AND c.deleted_at IS NULL ORDER BY c.id
+"""
+
+
+async def list_suite_cases(conn: Connection, company_id: UUID, suite_id: UUID) -> list[Case]:
+    """Every live case of the suite, oldest first (the order a suite run takes them in)."""
+    return [case_from_record(r) for r in await conn.fetch(_SUITE_CASES, company_id, suite_id)]
+
+
+async def list_cases_by_ids(conn: Connection, company_id: UUID, case_ids: list[UUID]) -> list[Case]:
+    """The company's live cases among `case_ids`, oldest first (deleted ones are left out)."""
+    return [case_from_record(r) for r in await conn.fetch(_CASES_BY_IDS, company_id, case_ids)]

@@ -18,8 +18,8 @@ from service.db.runs import (
 from service.domain.lifecycle import TRANSITIONS, Step
 
 _CREATE_RUN = f"""
-WITH run AS ({insert_run_sql(last_event_seq=outbox.event_count(15))}),
-queued AS ({outbox.events_for_run_sql(15)})
+WITH run AS ({insert_run_sql(last_event_seq=outbox.event_count(16))}),
+queued AS ({outbox.events_for_run_sql(16)})
 SELECT {RUN_COLUMNS} FROM run
 """
 

@@ -72,6 +72,8 @@ class RunRow:
     dispatched_at: datetime | None
     active_ms: int
     handed_back: int
+    iteration: int | None
+    suite_seq: int | None
 
     def summary(self) -> RunSummary:
         """The run fields every run lifecycle event carries."""
@@ -146,16 +148,17 @@ class NewRun:
     position: int | None = None
     agent_model: str | None = None
     persona_model: str | None = None
+    iteration: int | None = None
 
 
 def insert_run_sql(last_event_seq: str = "0") -> str:
-    """`INSERT INTO eval_runs … RETURNING` the row, its values as `new_run_values` in $1..$14;
+    """`INSERT INTO eval_runs … RETURNING` the row, its values as `new_run_values` in $1..$15;
     `last_event_seq` is SQL (a statement that announces the run counts its events there)."""
     return f"""
 INSERT INTO eval_runs (id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, config,
                        agent_overrides, labels, released_at, position, agent_model, persona_model,
-                       last_event_seq)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END, $12, $13, $14,
+                       iteration, last_event_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END, $12, $13, $14, $15,
         {last_event_seq})
 RETURNING {RUN_COLUMNS}
 """
@@ -177,6 +180,7 @@ def new_run_values(new: NewRun) -> tuple[object, ...]:
         new.position,
         new.agent_model,
         new.persona_model,
+        new.iteration,
     )
 
 

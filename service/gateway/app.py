@@ -9,11 +9,11 @@ from aiohttp import web
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool, create_pool
-from service.gateway.appkeys import CLOCK, KEY_CACHE, POOL, SETTINGS, STREAMS, WAITERS
+from service.gateway.appkeys import CLOCK, KEY_CACHE, POOL, SETTINGS, STREAMS, SUITE_STREAMS, WAITERS
 from service.gateway.auth import KeyCache
 from service.gateway.middlewares import access_control, body_limit, errors, request_context
 from service.gateway.routes import setup_routes
-from service.gateway.streams import RunStreams
+from service.gateway.streams import run_streams, suite_run_streams
 from service.gateway.waiters import RunWaiters
 
 
@@ -63,11 +63,14 @@ async def _waiters_context(app: web.Application) -> AsyncIterator[None]:
 
 async def _streams_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    streams = RunStreams(settings.require_database_url(), app[POOL], poll_s=settings.waiter_poll_s)
-    await streams.start()
-    app[STREAMS] = streams
+    dsn, pool, poll_s = settings.require_database_url(), app[POOL], settings.waiter_poll_s
+    app[STREAMS] = run_streams(dsn, pool, poll_s=poll_s)
+    app[SUITE_STREAMS] = suite_run_streams(dsn, pool, poll_s=poll_s)
+    for streams in (app[STREAMS], app[SUITE_STREAMS]):
+        await streams.start()
     yield
-    await streams.close()
+    for streams in (app[STREAMS], app[SUITE_STREAMS]):
+        await streams.close()
 
 
 async def _answer_waiters(app: web.Application) -> None:
@@ -75,3 +78,4 @@ async def _answer_waiters(app: web.Application) -> None:
     and every event stream closes."""
     app[WAITERS].shut()
     app[STREAMS].shut()
+    app[SUITE_STREAMS].shut()

@@ -14,7 +14,7 @@ from service.db.postgres import Pool
 if TYPE_CHECKING:
     from service.gateway.auth import KeyCache, Principal
     from service.gateway.endpoints import Endpoint
-    from service.gateway.streams import RunStreams
+    from service.gateway.streams import ProgressStreams
     from service.gateway.waiters import RunWaiters
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -25,7 +25,8 @@ OPENAPI: web.AppKey[str] = web.AppKey("openapi", str)  # the document as JSON te
 ASYNCAPI: web.AppKey[str] = web.AppKey("asyncapi", str)  # the event stream contract as JSON text
 ENDPOINTS: web.AppKey[Mapping[str, Endpoint]] = web.AppKey("endpoints")  # by route name
 WAITERS: web.AppKey[RunWaiters] = web.AppKey("waiters")  # requests blocked until their run is done
-STREAMS: web.AppKey[RunStreams] = web.AppKey("streams")  # open SSE streams of run events
+STREAMS: web.AppKey[ProgressStreams] = web.AppKey("streams")  # open SSE streams of run events
+SUITE_STREAMS: web.AppKey[ProgressStreams] = web.AppKey("suite_streams")  # ... of suite runs
 
 # Request-scoped values.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)  # set by the request-context middleware

@@ -17,6 +17,7 @@ from service.db import dispatch, idempotency, outbox, runs
 from service.db.postgres import Connection, Pool, transaction
 from service.domain.lifecycle import TRANSITIONS, Step, is_terminal, is_unclaimed
 from service.runs.endings import announce_cancel_before_claim, fill_slots
+from service.runs.suite_completion import count_run_done
 from service.runs.triggers import KEY_WAIT_S, IdempotencyRequest
 
 RUN_CANCEL = "eval_run_cancel"
@@ -56,6 +57,7 @@ async def _cancel_locked(conn: Connection, run: runs.RunRow) -> tuple[bool, bool
         cancelled = await dispatch.cancel_pending(conn, run.id)  # the row is locked: it is still pending
         if cancelled is not None:
             await announce_cancel_before_claim(conn, cancelled)
+            await count_run_done(conn, cancelled)
             return False, run.released_at is not None
     if not is_terminal(run.status):
         flagged = await dispatch.request_cancel(conn, run.id)

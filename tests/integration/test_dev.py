@@ -1,5 +1,6 @@
 """`agent-eval dev`: starts on a machine with nothing running, runs the README's quickstart to a
-scored, billed run in one request, keeps its data across restarts."""
+scored, billed run in one request, runs the README's CI demo (`agent-eval seed` and
+`agent-eval test suite` on the shipped example suite), keeps its data across restarts."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 import aiohttp
 
 from service.local import pgserver
-from tests.support.processes import AGENT_EVAL, Spawned, spawned
+from tests.support.junit_schema import junit_errors
+from tests.support.processes import AGENT_EVAL, ROOT, Spawned, spawned
 from tests.support.receiver import running_receiver
 from tests.support.waiting import eventually_sync
 
@@ -30,17 +32,28 @@ def _readme_sh(marker: str) -> str:
     return match.group(1)
 
 
-def _bash(script: str, env: dict[str, str]) -> str:
+def _bash(script: str, env: dict[str, str], *, cwd: Path | None = None, expect: int = 0) -> str:
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
+        cwd=cwd,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == expect, done.stdout + done.stderr
     return done.stdout
+
+
+def _ci_demo(url: str, key: str, workdir: Path) -> tuple[str, str]:
+    """The README's CI demo in `workdir` (with the repo's `examples/`), then the same suite held
+    to a pass rate it does not reach; both outputs."""
+    (workdir / "examples").symlink_to(ROOT / "examples")
+    env = {"API": url, "KEY": key, "PATH": f"{Path(AGENT_EVAL).parent}:{os.environ['PATH']}"}
+    passed = _bash(_readme_sh("ci-demo"), env, cwd=workdir)
+    strict = _readme_sh("ci-demo").replace("--min-pass-rate 0.7", "--min-pass-rate 0.9")
+    return passed, _bash(strict.replace("out.xml", "strict.xml"), env, cwd=workdir, expect=1)
 
 
 def _run_quickstart(url: str, key: str, hook_url: str) -> tuple[dict[str, object], str]:
@@ -113,6 +126,14 @@ async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_
             "agent_ended",
         )
         assert (run["score"], run["pass_fail"]) == (100.0, True)
+        workdir = tmp_path / "ci"
+        workdir.mkdir()
+        passed, strict = await asyncio.to_thread(_ci_demo, url, key.group(0), workdir)
+        assert "25/25 done: 20 passed, 5 failed" in passed
+        assert "PASSED: 20 passed, pass rate 80.0%" in passed
+        assert "FAILED: pass rate 80.0% is below 90.0%" in strict
+        assert junit_errors((workdir / "out.xml").read_text()) == []
+        assert 'failures="1"' in (workdir / "strict.xml").read_text()
         assert isinstance(run["total_cost_cents"], int)
         assert run["total_cost_cents"] >= 1
         assert await asyncio.to_thread(_stop, first) == 0

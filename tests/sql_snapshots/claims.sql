@@ -20,7 +20,7 @@ WITH run AS (
         judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
         judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
         updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-        dispatched_at, active_ms, handed_back
+        dispatched_at, active_ms, handed_back, iteration, suite_seq
 ), announced AS (
 INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
                     created_at)
@@ -38,7 +38,7 @@ SELECT id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, mo
        judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
        judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
        updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-       dispatched_at, active_ms, handed_back
+       dispatched_at, active_ms, handed_back, iteration, suite_seq
 FROM run
 
 -- _EXTEND
@@ -63,7 +63,7 @@ WITH run AS (
         judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
         judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
         updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-        dispatched_at, active_ms, handed_back
+        dispatched_at, active_ms, handed_back, iteration, suite_seq
 ), announced AS (
 INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
                     created_at)
@@ -81,7 +81,7 @@ SELECT id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, mo
        judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
        judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
        updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-       dispatched_at, active_ms, handed_back
+       dispatched_at, active_ms, handed_back, iteration, suite_seq
 FROM run
 
 -- _HAND_BACK

@@ -14,7 +14,7 @@ WITH run AS (
         judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
         judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
         updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-        dispatched_at, active_ms, handed_back
+        dispatched_at, active_ms, handed_back, iteration, suite_seq
 ), announced AS (
 INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
                     created_at)
@@ -32,7 +32,8 @@ SELECT id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, mo
        judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
        judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
        updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-       dispatched_at, active_ms, handed_back, pg_notify('agent_eval_runs', run.id::text) AS notified
+       dispatched_at, active_ms, handed_back, iteration, suite_seq, pg_notify('agent_eval_runs',
+       run.id::text) AS notified
 FROM run
 
 -- _RECORD_EVALUATION
@@ -50,7 +51,7 @@ WITH run AS (
         judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
         judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
         updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-        dispatched_at, active_ms, handed_back
+        dispatched_at, active_ms, handed_back, iteration, suite_seq
 ), announced AS (
 INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
                     created_at)
@@ -68,7 +69,7 @@ SELECT id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, mo
        judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents,
        judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at,
        updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at,
-       dispatched_at, active_ms, handed_back
+       dispatched_at, active_ms, handed_back, iteration, suite_seq
 FROM run
 
 -- _RECORD_UNCOLLECTED

@@ -4,16 +4,14 @@ and JSON Schema validation of documents and of Kafka records against the message
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import tarfile
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
+
+from tests.support.npm import member_bytes, repo_root, verified_tarball
 
 Json = dict[str, Any]
 
@@ -21,43 +19,17 @@ SPECS_VERSION = "6.11.1"
 SPECS_URL = f"https://registry.npmjs.org/@asyncapi/specs/-/specs-{SPECS_VERSION}.tgz"
 SPECS_SHA512 = "A3WBLqAKGoJ2+6FWFtpjBlCQ1oFCcs4GxF7zsIGvNqp/klGUHjlA3aAcZ9XMMpLGE8zPeYDz2x9FmO6DSuKraQ=="
 SCHEMA_MEMBER = "package/schemas/3.0.0-without-$id.json"
-DOWNLOAD_TIMEOUT_S = 60.0
-
-
-def repo_root() -> Path:
-    """The checkout this module belongs to (the directory holding pyproject.toml)."""
-    here = Path(__file__).resolve()
-    return next(parent for parent in here.parents if (parent / "pyproject.toml").is_file())
-
-
-def _integrity(data: bytes) -> str:
-    """npm's `integrity` value without the `sha512-` prefix: base64 of the SHA-512 digest."""
-    return base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
 def specs_tarball(cache_dir: Path | None = None) -> Path:
-    """The verified tarball, downloaded once into the cache (a corrupt cached copy is replaced)."""
+    """The verified tarball, downloaded once into the cache."""
     folder = cache_dir or repo_root() / ".services" / "asyncapi"
-    tarball = folder / f"asyncapi-specs-{SPECS_VERSION}.tgz"
-    if tarball.is_file() and _integrity(tarball.read_bytes()) == SPECS_SHA512:
-        return tarball
-    with urllib.request.urlopen(SPECS_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        data: bytes = response.read()
-    got = _integrity(data)
-    assert got == SPECS_SHA512, f"{SPECS_URL} has integrity sha512-{got}, expected sha512-{SPECS_SHA512}"
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = tarball.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(tarball)  # atomic: a concurrent reader never sees half a file
-    return tarball
+    return verified_tarball(SPECS_URL, SPECS_SHA512, folder / f"asyncapi-specs-{SPECS_VERSION}.tgz")
 
 
 def asyncapi_3_schema() -> Json:
     """The AsyncAPI 3.0.0 document schema (JSON Schema draft-07)."""
-    with tarfile.open(specs_tarball(), "r:gz") as archive:
-        member = archive.extractfile(SCHEMA_MEMBER)
-        assert member is not None, SCHEMA_MEMBER
-        schema: Json = json.load(member)
+    schema: Json = json.loads(member_bytes(specs_tarball(), SCHEMA_MEMBER))
     Draft7Validator.check_schema(schema)
     return schema
 

@@ -76,7 +76,7 @@ def _data_for(event_type: EventType) -> BaseModel:
             passed=2,
             failed=1,
             errored=0,
-            done=3,
+            done=True,
             inconclusive=0,
             total_cost_cents=40,
             started_at=NOW,

@@ -21,8 +21,9 @@ from service.core.settings import Settings
 from service.db.postgres import Pool, connection
 from service.gateway.asyncapi import asyncapi_json
 from tests.support.api import Client
-from tests.support.asyncapi_spec import Json, asyncapi_3_schema, document_errors, instance_errors, repo_root
+from tests.support.asyncapi_spec import Json, asyncapi_3_schema, document_errors, instance_errors
 from tests.support.factories import make_company
+from tests.support.npm import repo_root
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import finished, make_case, trigger
 from tests.support.waiting import eventually

@@ -19,12 +19,14 @@ from service.gateway.routes.accounts import ACCOUNT_ENDPOINTS
 from service.gateway.routes.ops import OPS_ENDPOINTS
 from service.gateway.routes.resources import RESOURCE_ENDPOINTS
 from service.gateway.routes.runs import RUN_ENDPOINTS
+from service.gateway.routes.suite_runs import SUITE_RUN_ENDPOINTS
 from service.gateway.routes.webhooks import WEBHOOK_ENDPOINTS
 
 ENDPOINT_TABLE: tuple[Endpoint, ...] = (
     *OPS_ENDPOINTS,
     *RESOURCE_ENDPOINTS,
     *RUN_ENDPOINTS,
+    *SUITE_RUN_ENDPOINTS,
     *WEBHOOK_ENDPOINTS,
     *ACCOUNT_ENDPOINTS,
 )
