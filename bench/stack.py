@@ -3,16 +3,18 @@ processes with their logs, readiness waits, and memory readings from /proc."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +25,7 @@ from service.accounts import api_keys, tenants
 from service.db.migrate import apply_migrations
 from service.db.postgres import create_pool
 from service.domain.apikeys import SCOPES
+from service.local import pgserver
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_EVAL = shutil.which("agent-eval", path=str(Path(sys.executable).parent)) or "agent-eval"
@@ -233,3 +236,23 @@ def metric(url: str, name: str) -> float:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+DURABLE_SETTINGS: Mapping[str, str] = {**pgserver.DEV_SETTINGS, "max_connections": "300"}
+
+
+@contextlib.contextmanager
+def bench_database_server(durable: bool) -> Iterator[str | None]:
+    """The PostgreSQL server a benchmark uses: with `durable`, a server of its own with production
+    settings (fsync and synchronous commits on) in a temporary directory, stopped at the end;
+    otherwise the test server from `AGENT_EVAL_DATABASE_URL` (durability off: faster, not
+    production-like). None when neither is available (after saying why)."""
+    if not durable:
+        yield database_server()
+        return
+    with tempfile.TemporaryDirectory(prefix="agent-eval-bench-pg-") as folder:
+        server = pgserver.start(Path(folder), settings=DURABLE_SETTINGS)
+        try:
+            yield server.url()
+        finally:
+            pgserver.stop(Path(folder))

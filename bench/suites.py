@@ -4,7 +4,9 @@ processes on Kafka and PostgreSQL, started by `scripts/services up`) and on `age
 
     source .services/env && .venv/bin/python -m bench.suites [--cases 50] [--iterations 5] [--only full|dev]
 
-Prints, for each stack, the wall time from the trigger (POST …/run) to `suite_run.done` on the
+The full stack gets a PostgreSQL of its own with production settings (durable commits;
+`--fast-database` uses the test server instead); `agent-eval dev`'s embedded PostgreSQL is
+durable too. Prints, for each stack, the wall time from the trigger (POST …/run) to `suite_run.done` on the
 suite run's SSE stream, and from starting `agent-eval test suite` to its exit (the CLI starts the
 run, follows it, fetches the failure details and writes JUnit). Not a test: nothing here asserts
 a number.
@@ -27,7 +29,7 @@ from pathlib import Path
 from uuid import UUID
 
 from bench.pipeline import Stack
-from bench.stack import AGENT_EVAL, Processes, database_server, http, wait_ready
+from bench.stack import AGENT_EVAL, Processes, bench_database_server, http, wait_ready
 from schemas.suite_runs import SuiteRunTrigger
 from service.client.api import Api
 from service.local.pgserver import free_port
@@ -159,16 +161,21 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--executors", type=int, default=1, help="executor processes on the full stack")
     parser.add_argument("--only", choices=("full", "dev"), default=None)
+    parser.add_argument(
+        "--fast-database",
+        action="store_true",
+        help="use the test server (durability off) instead of a durable PostgreSQL of its own",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-suites-") as folder:
         logs = Path(folder)
         if args.only in (None, "full"):
-            server_url = database_server()
             bootstrap = os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP", "")
-            if server_url is None or not bootstrap:
-                print("the full stack needs `scripts/services up` and `source .services/env`")
-                return 2
-            full_stack(args, server_url, bootstrap, logs)
+            with bench_database_server(not args.fast_database) as server_url:
+                if server_url is None or not bootstrap:
+                    print("the full stack needs `scripts/services up` and `source .services/env` (for Kafka)")
+                    return 2
+                full_stack(args, server_url, bootstrap, logs)
         if args.only in (None, "dev"):
             with dev_server(logs) as server:
                 measure("agent-eval dev", server, args, logs)

@@ -32,7 +32,18 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from bench.stack import Processes, Seeded, create_case, drop, http, peak_rss_mb, percentile, seed, wait_ready
+from bench.stack import (
+    Processes,
+    Seeded,
+    bench_database_server,
+    create_case,
+    drop,
+    http,
+    peak_rss_mb,
+    percentile,
+    seed,
+    wait_ready,
+)
 from schemas.runs import RunTrigger
 from service.core.settings import Settings
 from service.db import results
@@ -313,20 +324,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=600.0, help="run.done events per second")
     parser.add_argument("--slow-s", type=float, default=2.0, help="the slow receiver's answer time")
+    parser.add_argument(
+        "--fast-database",
+        action="store_true",
+        help="use the test server (durability off) instead of a durable PostgreSQL of its own",
+    )
     args = parser.parse_args()
-    server_url = os.environ.get("AGENT_EVAL_DATABASE_URL")
-    if not server_url or not os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP"):
-        print("run `scripts/services up` and `source .services/env` first")
-        sys.exit(2)
+    with bench_database_server(not args.fast_database) as server_url:
+        if not server_url or not os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP"):
+            print("run `scripts/services up` and `source .services/env` first (Kafka)")
+            sys.exit(2)
 
-    async def run() -> None:
-        seeded = await seed(server_url, credits_cents=10_000_000)
-        try:
-            await bench(args, seeded)
-        finally:
-            await drop(server_url, seeded.database)
+        async def run() -> None:
+            seeded = await seed(server_url, credits_cents=10_000_000)
+            try:
+                await bench(args, seeded)
+            finally:
+                await drop(server_url, seeded.database)
 
-    asyncio.run(run())
+        asyncio.run(run())
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from service.bus.kafka import KafkaBus
 from service.core.settings import Settings
 from service.db.migrate import apply_migrations, load_migrations, migrations_digest
 from service.db.postgres import Pool, create_pool
+from tests.support.api import Tenant, make_tenant
 from tests.support.live import TEST_WEBHOOK_KEY
 
 # Bounded for CI: deterministic example generation, no per-example deadline on a shared machine.
@@ -163,3 +164,15 @@ def settings(database_url: str, topic_prefix: str) -> Settings:
         webhook_poll_s=0.05,
         log_format="console",
     )
+
+
+@pytest.fixture
+async def tenant(pool: Pool) -> Tenant:
+    """A company with credits and an all-scopes key."""
+    return await make_tenant(pool, "Acme")
+
+
+@pytest.fixture
+async def stranger(pool: Pool) -> Tenant:
+    """Another company: its ids must look missing to `tenant`, and the reverse."""
+    return await make_tenant(pool, "Globex")

@@ -10,7 +10,7 @@ from pytest_aiohttp.plugin import AiohttpClient
 from service.core.settings import Settings
 from service.db.postgres import Pool
 from service.gateway.app import create_app
-from tests.support.api import Client, Json, Tenant, make_tenant
+from tests.support.api import Client, Json, Tenant
 from tests.support.live import ADMIN_TOKEN
 from tests.support.run_api import MUST_SAY_REFUND, scripted_case
 
@@ -23,18 +23,6 @@ def api_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient, api_settings: Settings, pool: Pool) -> Client:
     return await aiohttp_client(create_app(api_settings, pool=pool))
-
-
-@pytest.fixture
-async def tenant(pool: Pool) -> Tenant:
-    """A company with credits and an all-scopes key."""
-    return await make_tenant(pool, "Acme")
-
-
-@pytest.fixture
-async def stranger(pool: Pool) -> Tenant:
-    """Another company: its ids must look missing to `tenant`, and the reverse."""
-    return await make_tenant(pool, "Globex")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pytest_aiohttp.plugin import AiohttpClient
 from service.core.settings import Settings
 from service.db.postgres import Pool
 from service.gateway.app import create_app
-from tests.support.api import Client, Tenant, make_tenant
+from tests.support.api import Client
 from tests.support.live import ADMIN_TOKEN
 
 
@@ -22,13 +22,3 @@ def suite_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient, suite_settings: Settings, pool: Pool) -> Client:
     return await aiohttp_client(create_app(suite_settings, pool=pool))
-
-
-@pytest.fixture
-async def tenant(pool: Pool) -> Tenant:
-    return await make_tenant(pool, "Acme")
-
-
-@pytest.fixture
-async def stranger(pool: Pool) -> Tenant:
-    return await make_tenant(pool, "Globex")

@@ -4,12 +4,14 @@ and the statistics are right, `suite_run.done` is announced once."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from uuid import UUID
 
 from consumers.biller import bill_run
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection
-from tests.support.api import Client, Tenant
+from tests.support.api import Client, Tenant, created
+from tests.support.receiver import running_receiver
 from tests.support.run_api import running_pipeline
 from tests.support.sse import SseReader
 from tests.support.suites import SUITES, scripted_suite, start, suite_run
@@ -114,3 +116,23 @@ async def test_the_suite_run_stream_shows_each_end_then_done_and_resumes_without
     assert [(e.id, e.data) for e in resumed] == [(e.id, e.data) for e in live[2:]]
     async with client.get(f"{url}?after=x", headers=tenant.headers()) as response:
         assert (response.status, (await response.json())["code"]) == (400, "VALIDATION_ERROR")
+
+
+async def test_a_finished_suite_run_reaches_a_webhook_endpoint_by_default(
+    client: Client, tenant: Tenant, suite_settings: Settings, pool: Pool
+) -> None:
+    async with running_receiver() as receiver:
+        endpoint = await created(client, tenant, "/webhooks", {"url": f"{receiver.url}/hooks"})
+        suite, _ = await scripted_suite(client, tenant, [True, False], parallelism=2)
+        async with running_pipeline(suite_settings, pool):
+            status, started = await start(client, tenant, suite["id"], {"iterations": 2})
+            assert status == 202
+            deliveries = await receiver.wait_for(5)  # four runs done, then the suite run
+    payloads = [d.verify(endpoint["secret"]) for d in deliveries]
+    assert all(isinstance(p, dict) for p in payloads)
+    by_type = Counter(p["type"] for p in payloads if isinstance(p, dict))
+    assert by_type == {"agent_eval.run.done": 4, "agent_eval.suite_run.done": 1}
+    [data] = [p["data"] for p in payloads if isinstance(p, dict) and p["type"] == "agent_eval.suite_run.done"]
+    assert (data["suite_run_id"], data["done"], data["passed"], data["failed"]) == (
+        started["suite_run_id"], True, 2, 2,
+    )  # fmt: skip
