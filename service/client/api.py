@@ -1,15 +1,20 @@
 """The HTTP API as a client command sees it (`agent-eval test`): typed calls, errors as
 `RemoteError` with the server's code, blocking waits that never poll faster than `Retry-After`,
 and a suite run followed on its SSE stream (resumed with `Last-Event-ID` if the connection
-drops)."""
+drops).
+
+A pipeline step should not fail because the server was briefly busy or restarting: a 429 is
+retried after its `Retry-After` (the request was refused, not processed), and a 502/503/504 or
+a refused connection is retried when the request is safe to repeat (a GET, a cancel, or a POST
+with an `Idempotency-Key`), all within `retry_budget_s` (5 minutes by default)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -18,21 +23,38 @@ from pydantic import BaseModel, JsonValue
 from schemas.runs import EvaluationView, Run, RunTrigger, TurnList
 from schemas.suite_runs import Comparison, SuiteRunStarted, SuiteRunTrigger, SuiteRunView
 from schemas.suites import Suite
+from service.core.clock import SYSTEM_CLOCK
 from service.core.errors import RemoteError
 
 M = TypeVar("M", bound=BaseModel)
 WAIT_S = 55  # per blocking request: below common proxy timeouts
 RECONNECT_S = 1.0
 MAX_RECONNECTS = 30
+RETRY_BUDGET_S = 300.0
+MAX_RETRY_WAIT_S = 60.0
+BUSY = 429
+UNAVAILABLE = frozenset({502, 503, 504})
+CONNECT_RETRIES = 3  # httpx retries a refused or timed-out connect itself (nothing was sent)
 
 
 class Api:
-    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = WAIT_S + 15) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = WAIT_S + 15,
+        retry_budget_s: float = RETRY_BUDGET_S,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "agent-eval-cli"},
             timeout=timeout_s,
+            transport=httpx.AsyncHTTPTransport(retries=CONNECT_RETRIES),
         )
+        self._retry_budget_s = retry_budget_s
+        self._notice = notice
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -45,14 +67,24 @@ class Api:
         body: JsonValue = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        repeatable: bool = False,
     ) -> httpx.Response:
-        try:
-            response = await self._http.request(method, path, json=body, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach {self._http.base_url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise _error(response)
-        return response
+        """One request; a busy or unavailable server is waited out within the retry budget."""
+        repeatable = repeatable or method == "GET" or "Idempotency-Key" in (headers or {})
+        deadline = SYSTEM_CLOCK.monotonic() + self._retry_budget_s
+        while True:
+            try:
+                response = await self._http.request(method, path, json=body, params=params, headers=headers)
+            except httpx.HTTPError as exc:
+                raise RemoteError(f"cannot reach {self._http.base_url}: {exc}") from exc
+            if response.status_code < 400:
+                return response
+            pause = retry_pause(response, repeatable=repeatable)
+            if pause is None or SYSTEM_CLOCK.monotonic() + pause > deadline:
+                raise _error(response)
+            if self._notice is not None:
+                self._notice(f"{_error(response)}; retrying in {pause:g} s")
+            await asyncio.sleep(pause)
 
     async def _model(
         self,
@@ -78,7 +110,9 @@ class Api:
     async def run_suite(
         self, suite_id: UUID, trigger: SuiteRunTrigger, key: str | None = None
     ) -> SuiteRunStarted:
-        headers = {"Idempotency-Key": key} if key else None
+        """Start a suite run; under an idempotency key of its own (or `key`), so a retry after a
+        lost answer starts nothing twice."""
+        headers = {"Idempotency-Key": key or _fresh_key()}
         body = trigger.model_dump(mode="json", exclude_unset=True)
         return await self._model(
             SuiteRunStarted, "POST", f"/agent-eval/suites/{suite_id}/run", body=body, headers=headers
@@ -88,7 +122,8 @@ class Api:
         return await self._model(SuiteRunView, "GET", f"/agent-eval/suites/{suite_id}/runs/{suite_run_id}")
 
     async def cancel_suite_run(self, suite_id: UUID, suite_run_id: UUID) -> None:
-        await self._call("POST", f"/agent-eval/suites/{suite_id}/runs/{suite_run_id}/cancel")
+        path = f"/agent-eval/suites/{suite_id}/runs/{suite_run_id}/cancel"
+        await self._call("POST", path, repeatable=True)  # cancelling twice is cancelling once
 
     async def compare(self, suite_id: UUID, suite_run_id: UUID, baseline: str, alpha: float) -> Comparison:
         path = f"/agent-eval/suites/{suite_id}/runs/{suite_run_id}/compare"
@@ -104,9 +139,8 @@ class Api:
         """Trigger a case run and wait until it is done (blocking requests, then polls that
         follow `Retry-After`)."""
         body = trigger.model_dump(mode="json", exclude_unset=True)
-        response = await self._call(
-            "POST", f"/agent-eval/cases/{case_id}/run", body=body, headers={"Prefer": f"wait={WAIT_S}"}
-        )
+        headers = {"Prefer": f"wait={WAIT_S}", "Idempotency-Key": _fresh_key()}
+        response = await self._call("POST", f"/agent-eval/cases/{case_id}/run", body=body, headers=headers)
         run = Run.model_validate_json(response.content)
         while response.status_code == 202:
             await asyncio.sleep(_retry_after(response))
@@ -127,7 +161,11 @@ class Api:
                 async with aconnect_sse(self._http, "GET", path, headers=headers, timeout=None) as source:
                     if source.response.status_code >= 400:
                         await source.response.aread()
-                        raise _error(source.response)
+                        pause = retry_pause(source.response, repeatable=True)
+                        if pause is None:
+                            raise _error(source.response)
+                        await asyncio.sleep(pause)
+                        continue
                     async for event in source.aiter_sse():
                         last = event.id or last
                         yield event.event, event.data
@@ -136,6 +174,17 @@ class Api:
             except (httpx.TransportError, httpx.StreamError):
                 await asyncio.sleep(RECONNECT_S)
         raise RemoteError(f"lost the event stream of suite run {suite_run_id} {MAX_RECONNECTS} times")
+
+
+def _fresh_key() -> str:
+    return f"agent-eval-cli-{uuid4()}"
+
+
+def retry_pause(response: httpx.Response, *, repeatable: bool) -> float | None:
+    """Seconds to wait before sending the request again, or None when it must not be retried."""
+    if response.status_code == BUSY or (repeatable and response.status_code in UNAVAILABLE):
+        return min(MAX_RETRY_WAIT_S, _retry_after(response))
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float:

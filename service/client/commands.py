@@ -94,7 +94,7 @@ async def _main(args: argparse.Namespace, env: Mapping[str, str], console: Conso
     task = asyncio.current_task()
     if task is not None:  # a CI runner stops a job with SIGTERM: cancel like Ctrl-C
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    api = Api(url, key)
+    api = Api(url, key, notice=lambda text: console.print(f"agent-eval: {text}", style="yellow"))
     try:
         if args.kind == "seed":
             return await _seed(api, args.file, console)
