@@ -86,7 +86,9 @@ async def test_a_suite_run_trigger_is_repeated_after_a_503_under_one_idempotency
 ) -> None:
     started = {"suite_run_id": str(uuid4()), "run_ids": [str(uuid4())]}
     scripted = Scripted([(503, {"Retry-After": "1"})], started)
-    api, _ = await call_with(aiohttp_server, scripted, method="POST", path=f"/agent-eval/suites/{SUITE_ID}/run")
+    api, _ = await call_with(
+        aiohttp_server, scripted, method="POST", path=f"/agent-eval/suites/{SUITE_ID}/run"
+    )
     try:
         answer = await api.run_suite(SUITE_ID, SuiteRunTrigger())
     finally:
@@ -136,4 +138,3 @@ async def test_a_refused_connection_is_a_server_error_naming_the_address() -> No
             await api.suite(SUITE_ID)
     finally:
         await api.close()
-
