@@ -4,6 +4,7 @@ when it is not (a POST without an idempotency key), or when the retry budget is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import uuid4
 
@@ -33,7 +34,7 @@ class Scripted:
     """Answers each path's requests from a queue of (status, headers); then 200 with `body`."""
 
     failures: list[tuple[int, dict[str, str]]]
-    body: dict[str, object]
+    body: Mapping[str, object]
     seen: list[web.Request] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -42,7 +43,7 @@ class Scripted:
             status, headers = self.failures.pop(0)
             error = {"error": "busy", "code": "RATE_LIMIT" if status == 429 else "UNAVAILABLE"}
             return web.json_response(error, status=status, headers=headers)
-        return web.json_response(self.body, status=202 if request.method == "POST" else 200)
+        return web.json_response(dict(self.body), status=202 if request.method == "POST" else 200)
 
 
 async def serve(aiohttp_server: AiohttpServer, scripted: Scripted, method: str, path: str) -> str:
