@@ -26,7 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff format --check service consumers schemas tests scripts bench
 	$(BIN)/ruff check service consumers schemas tests scripts bench
-	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py bench
+	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py scripts/localtls.py bench
 	$(BIN)/lint-imports
 
 format: install

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import localtls
 from aiokafka.admin import AIOKafkaAdminClient
 
 from service.local.pgserver import free_port, port_open
@@ -54,7 +55,12 @@ BROKER_SETTINGS = {
     "node.id": "1",
     "inter.broker.listener.name": "PLAINTEXT",
     "controller.listener.names": "CONTROLLER",
-    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    "listener.security.protocol.map": (
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    ),
+    # A second and third listener for the tests of the Kafka client's security settings:
+    # SASL (PLAIN and SCRAM-SHA-512, one local user), in the clear and over TLS.
+    "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
     "auto.create.topics.enable": "false",
     "delete.topic.enable": "true",
     "num.partitions": "1",
@@ -89,6 +95,24 @@ logger.server.level = info
 """
 
 
+# The SASL user of the local broker (test credentials of a loopback-only broker, not a secret).
+SASL_USERNAME = "agent-eval"
+SASL_PASSWORD = "agent-eval-local"  # noqa: S105 — a loopback test broker's user, documented
+PLAIN_LOGIN = (
+    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+    f'username="{SASL_USERNAME}" password="{SASL_PASSWORD}" user_{SASL_USERNAME}="{SASL_PASSWORD}";'
+)
+SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
+@dataclass(frozen=True)
+class Ports:
+    broker: int
+    controller: int
+    sasl: int
+    tls: int
+
+
 class LocalKafkaError(RuntimeError):
     """The broker could not be assembled or started; the message says why and what to do."""
 
@@ -116,6 +140,10 @@ class Layout:
         return self.home / "broker.json"
 
     @property
+    def tls(self) -> Path:
+        return self.home / "tls"
+
+    @property
     def m2(self) -> Path:
         return self.state / "m2"
 
@@ -130,10 +158,26 @@ def running_broker(layout: Layout) -> str | None:
         return None
     state = json.loads(layout.broker_file.read_text())
     port = int(str(state["bootstrap"]).rsplit(":", 1)[1])
-    if alive(int(state["pid"])) and port_open(port):
+    if alive(int(state["pid"])) and port_open(port) and "sasl_bootstrap" in state:
         return str(state["bootstrap"])
+    if alive(int(state["pid"])):  # started by an older version of this script: no SASL listeners
+        stop_pid(int(state["pid"]))
     layout.broker_file.unlink()
     return None
+
+
+def secured_listeners(layout: Layout) -> dict[str, str]:
+    """The running broker's SASL listeners and what a client needs to use them (for tests)."""
+    if running_broker(layout) is None:
+        return {}
+    state = json.loads(layout.broker_file.read_text())
+    return {
+        "AGENT_EVAL_TEST_KAFKA_SASL_BOOTSTRAP": str(state["sasl_bootstrap"]),
+        "AGENT_EVAL_TEST_KAFKA_TLS_BOOTSTRAP": str(state["tls_bootstrap"]),
+        "AGENT_EVAL_TEST_KAFKA_TLS_CAFILE": str(layout.tls / "ca.pem"),
+        "AGENT_EVAL_TEST_KAFKA_SASL_USERNAME": SASL_USERNAME,
+        "AGENT_EVAL_TEST_KAFKA_SASL_PASSWORD": SASL_PASSWORD,
+    }
 
 
 def start(layout: Layout, say: Callable[[str], None]) -> str:
@@ -243,23 +287,41 @@ def cluster_id() -> str:
             return candidate
 
 
-def write_config(layout: Layout, broker_port: int, controller_port: int) -> Path:
+def write_config(layout: Layout, ports: Ports) -> Path:
     data = layout.home / "data"
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    bootstrap = f"127.0.0.1:{broker_port}"
-    listeners = f"PLAINTEXT://{bootstrap},CONTROLLER://127.0.0.1:{controller_port}"
+    keystore = localtls.broker_keystore(layout.tls)
+    listeners = ",".join(
+        [
+            f"PLAINTEXT://127.0.0.1:{ports.broker}",
+            f"SASL_PLAINTEXT://127.0.0.1:{ports.sasl}",
+            f"SASL_SSL://localhost:{ports.tls}",
+            f"CONTROLLER://127.0.0.1:{ports.controller}",
+        ]
+    )
     props = {
         **BROKER_SETTINGS,
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{ports.controller}",
         "listeners": listeners,
         "advertised.listeners": listeners,
         "log.dirs": str(data),
     }
+    for listener in ("sasl_plaintext", "sasl_ssl"):
+        props[f"listener.name.{listener}.plain.sasl.jaas.config"] = PLAIN_LOGIN
+        props[f"listener.name.{listener}.scram-sha-512.sasl.jaas.config"] = SCRAM_LOGIN
+    props["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
+    props["listener.name.sasl_ssl.ssl.keystore.key"] = _one_line(keystore.key)
+    props["listener.name.sasl_ssl.ssl.keystore.certificate.chain"] = _one_line(keystore.chain)
     config = layout.home / "server.properties"
     config.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
     (layout.home / "log4j2.properties").write_text(LOG4J2)
     return config
+
+
+def _one_line(pem: str) -> str:
+    """A PEM block as a Java properties value (`\\n` is read back as a newline)."""
+    return pem.strip().replace("\n", "\\n")
 
 
 def java_classpath(layout: Layout) -> list[str]:
@@ -273,11 +335,13 @@ def java_classpath(layout: Layout) -> list[str]:
 
 def _start_once(layout: Layout) -> str | None:
     """Format fresh storage and start the broker; None if a port was taken (the caller retries)."""
-    broker_port, controller_port = free_port(), free_port()
-    config = write_config(layout, broker_port, controller_port)
+    ports = Ports(free_port(), free_port(), free_port(), free_port())
+    broker_port = ports.broker
+    config = write_config(layout, ports)
     classpath = java_classpath(layout)
     fmt = ["java", "-Xmx256m", *classpath, "kafka.tools.StorageTool", "format", "--standalone"]
     fmt += ["-t", cluster_id(), "-c", str(config)]
+    fmt += ["--add-scram", f"SCRAM-SHA-512=[name={SASL_USERNAME},password={SASL_PASSWORD}]"]
     result = subprocess.run(fmt, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
         raise LocalKafkaError(f"Kafka: formatting storage failed:\n{result.stdout}{result.stderr}")
@@ -296,7 +360,13 @@ def _start_once(layout: Layout) -> str | None:
     except PortTakenError:
         stop_pid(proc.pid)
         return None
-    layout.broker_file.write_text(json.dumps({"pid": proc.pid, "bootstrap": bootstrap}))
+    state = {
+        "pid": proc.pid,
+        "bootstrap": bootstrap,
+        "sasl_bootstrap": f"127.0.0.1:{ports.sasl}",
+        "tls_bootstrap": f"localhost:{ports.tls}",
+    }
+    layout.broker_file.write_text(json.dumps(state))
     return bootstrap
 
 

@@ -17,6 +17,8 @@ from typing import TypeAlias
 from uuid import UUID
 
 import uvloop
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from consumers import dlq
 from consumers.launch import RunningRelay, running_role
@@ -33,12 +35,13 @@ from service.db.migrate import apply_migrations
 from service.db.postgres import Pool, close_quietly, connect
 from service.domain.apikeys import SCOPES
 from service.gateway.app import create_app
+from service.gateway.appkeys import DRAIN
 from service.gateway.asyncapi import asyncapi_json
-from service.local.dev import RoleFactory, RoleRunner, run_dev
-from service.runtime.health import Heartbeat, bus_check, database_check, start_health_server
+from service.local.dev import RoleFactory, run_dev
+from service.runtime.health import Heartbeat, bus_check, database_check
 from service.runtime.pools import kafka_bus, pool_from
-from service.runtime.serving import serving
 from service.runtime.signals import stop_on_signals
+from service.runtime.stopping import RoleRunner, run_role, serve_gateway
 
 log = get_logger("service.cli")
 Command = Callable[[Settings, argparse.Namespace], Coroutine[object, object, int]]
@@ -53,9 +56,8 @@ def say(message: str) -> None:
 
 async def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
     stop = stop_on_signals()
-    async with serving(create_app(settings), settings.host, settings.port) as url:
-        log.info("gateway_listening", url=url)
-        await stop.wait()
+    app = create_app(settings)
+    await serve_gateway(app, app[DRAIN], settings, stop)
     return 0
 
 
@@ -89,16 +91,8 @@ async def _run_with_health(
     beats: dict[str, Heartbeat],
     stop: asyncio.Event,
 ) -> None:
-    """Run one role beside its health server until a signal (or until the role itself ends)."""
     checks = {"database": database_check(deps[0]), "kafka": bus_check(deps[1])}
-    health = await start_health_server(settings.host, settings.health_port, beats, checks)
-    task = asyncio.create_task(runner.run())
-    try:
-        await asyncio.wait([task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-        runner.request_stop()
-        await task
-    finally:
-        await health.cleanup()
+    await run_role(settings, runner, checks, beats, stop)
 
 
 async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
@@ -281,12 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agent-eval", description="Agent evals: API, pipeline roles, tools."
     )
+    parser.add_argument("--version", action="version", version=f"agent-eval {version('agent-eval')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     _add_roles(sub)
     _add_tools(sub)
     _add_admin(sub)
     add_test_commands(sub)
     return parser
+
+
+def _setting_problem(error: ErrorDetails) -> str:
+    where = "_".join(str(part) for part in error["loc"]).upper()
+    message = error["msg"].removeprefix("Value error, ")
+    return f"AGENT_EVAL_{where}: {message}" if where else message
 
 
 def tune_gc() -> None:
@@ -303,8 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_test(args)
     try:
         settings = Settings()
-    except ValueError as exc:
-        say(f"invalid settings: {exc}")
+    except ValidationError as exc:  # never the values themselves: some are secrets
+        problems = "; ".join(_setting_problem(error) for error in exc.errors(include_input=False))
+        say(f"invalid settings: {problems}")
         return 2
     configure_logging(settings.log_level, settings.log_format)
     tune_gc()

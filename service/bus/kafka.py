@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -22,6 +24,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
+from aiokafka.helpers import create_ssl_context
 
 from service.bus.interface import Message, OutgoingRecord, PartitionsCallback, TopicPartition, TopicSpec
 from service.core.clock import SYSTEM_CLOCK
@@ -38,6 +41,35 @@ def _theirs(tp: TopicPartition) -> KafkaTP:
     return KafkaTP(tp.topic, tp.partition)
 
 
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every client of the bus authenticates: plain, TLS, SASL (PLAIN or SCRAM), or SASL
+    over TLS. Settings check that the parts fit together (`kafka_security_problem`)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = None
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's producer, consumers and admin client."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.endswith("SSL"):
+            options["ssl_context"] = create_ssl_context(
+                cafile=None if self.cafile is None else str(self.cafile),
+                certfile=None if self.certfile is None else str(self.certfile),
+                keyfile=None if self.keyfile is None else str(self.keyfile),
+            )
+        if self.protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.username
+            options["sasl_plain_password"] = self.password
+        return options
+
+
 class KafkaBus:
     """Implements `service.bus.interface.Bus` on a real Kafka cluster."""
 
@@ -45,6 +77,7 @@ class KafkaBus:
         self,
         bootstrap: str,
         *,
+        security: KafkaSecurity | None = None,
         client_id: str = "agent-eval",
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
@@ -53,6 +86,7 @@ class KafkaBus:
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
+        self._security = (security or KafkaSecurity()).client_options()
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
@@ -64,11 +98,14 @@ class KafkaBus:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
+            **self._security,
             enable_idempotence=True,  # implies acks=all; retries cannot duplicate or reorder
             linger_ms=5,
             request_timeout_ms=30_000,
         )
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, **self._security
+        )
         try:
             await producer.start()
             await admin.start()
@@ -160,6 +197,7 @@ class KafkaBus:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
+            **self._security,
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -174,7 +212,10 @@ class KafkaBus:
     async def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Message]:
         """Read every record of `topic` from the beginning, outside any group."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, client_id=self._client_id, enable_auto_commit=False
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            **self._security,
         )
         await consumer.start()
         try:
@@ -205,7 +246,9 @@ class KafkaBus:
         return partitions
 
     async def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, **self._security
+        )
         await consumer.start()
         try:
             tps = [KafkaTP(topic, p) for p in sorted(await self._partitions(topic))]

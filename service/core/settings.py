@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.rates import DEFAULT_RATE_CARD, RateCard
 from service.core.errors import SettingsError
 
 LogFormat = Literal["auto", "json", "console"]
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 StructuredOutput = Literal["json_schema", "json_object", "none"]
 
 
@@ -52,6 +54,13 @@ class Settings(BaseSettings):
     db_pool_max_size: int = Field(default=20, ge=1)
     db_command_timeout_s: float = Field(default=30.0, gt=0)
     kafka_bootstrap: str | None = None
+    kafka_security_protocol: KafkaProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None  # with SASL_PLAINTEXT or SASL_SSL
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # PEM; unset: the system's trusted CAs (with SSL or SASL_SSL)
+    kafka_ssl_certfile: Path | None = None  # PEM client certificate (mutual TLS), with its key
+    kafka_ssl_keyfile: Path | None = None
 
     # Topics (DESIGN.md §5).
     topic_prefix: str = ""
@@ -64,6 +73,12 @@ class Settings(BaseSettings):
     health_port: int = Field(default=9100, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     admin_token: SecretStr | None = None
+
+    # Stopping (SIGTERM): readiness fails at once, the process keeps serving `shutdown_pause_s`
+    # (load balancers stop sending), then the gateway stops listening, answers blocked requests
+    # 202 and closes streams, and gives in-flight requests `shutdown_timeout_s` to finish.
+    shutdown_pause_s: float = Field(default=0.0, ge=0, le=300)
+    shutdown_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
     # `agent-eval dev`.
     data_dir: Path = Path("~/.agent-eval")
@@ -141,6 +156,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: LogFormat = "auto"
 
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Settings:
+        if problem := kafka_security_problem(self):
+            raise ValueError(problem)
+        return self
+
     def require_database_url(self) -> str:
         """The database URL, or a clear error naming the variable to set."""
         if self.database_url is None:
@@ -176,3 +197,24 @@ class Settings(BaseSettings):
         if not self.kafka_bootstrap:
             raise SettingsError("AGENT_EVAL_KAFKA_BOOTSTRAP is not set")
         return self.kafka_bootstrap
+
+
+def kafka_security_problem(settings: Settings) -> str | None:
+    """Why the Kafka security settings cannot work together, or None."""
+    sasl = settings.kafka_security_protocol.startswith("SASL_")
+    tls = settings.kafka_security_protocol.endswith("SSL")
+    given = {
+        "AGENT_EVAL_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "AGENT_EVAL_KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+        "AGENT_EVAL_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
+    }
+    if sasl and (missing := [name for name, value in given.items() if value is None]):
+        return f"{settings.kafka_security_protocol} needs {', '.join(missing)}"
+    if not sasl and (extra := [name for name, value in given.items() if value is not None]):
+        return f"{', '.join(extra)} given, but AGENT_EVAL_KAFKA_SECURITY_PROTOCOL is not SASL_*"
+    files = (settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    if not tls and any(f is not None for f in files):
+        return "AGENT_EVAL_KAFKA_SSL_* files given, but the security protocol is not SSL or SASL_SSL"
+    if (settings.kafka_ssl_certfile is None) != (settings.kafka_ssl_keyfile is None):
+        return "AGENT_EVAL_KAFKA_SSL_CERTFILE and AGENT_EVAL_KAFKA_SSL_KEYFILE go together"
+    return None

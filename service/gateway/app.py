@@ -9,12 +9,13 @@ from aiohttp import web
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool, create_pool
-from service.gateway.appkeys import CLOCK, KEY_CACHE, POOL, SETTINGS, STREAMS, SUITE_STREAMS, WAITERS
+from service.gateway.appkeys import CLOCK, DRAIN, KEY_CACHE, POOL, SETTINGS, STREAMS, SUITE_STREAMS, WAITERS
 from service.gateway.auth import KeyCache
 from service.gateway.middlewares import access_control, body_limit, errors, request_context
 from service.gateway.routes import setup_routes
 from service.gateway.streams import run_streams, suite_run_streams
 from service.gateway.waiters import RunWaiters
+from service.runtime.health import Drain
 
 
 def create_app(
@@ -27,6 +28,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[DRAIN] = Drain()
     app[KEY_CACHE] = KeyCache(ttl_s=settings.api_key_cache_s, clock=clock)
     if pool is not None:
         app[POOL] = pool

@@ -10,6 +10,7 @@ from aiohttp import web
 from service.core.clock import Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool
+from service.runtime.health import Drain
 
 if TYPE_CHECKING:
     from service.gateway.auth import KeyCache, Principal
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")  # every handler reads the time from here
 POOL: web.AppKey[Pool] = web.AppKey("pool")
+DRAIN: web.AppKey[Drain] = web.AppKey("drain", Drain)  # set on SIGTERM: /readyz answers 503
 KEY_CACHE: web.AppKey[KeyCache] = web.AppKey("key_cache")
 OPENAPI: web.AppKey[str] = web.AppKey("openapi", str)  # the document as JSON text
 ASYNCAPI: web.AppKey[str] = web.AppKey("asyncapi", str)  # the event stream contract as JSON text

@@ -11,7 +11,6 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
@@ -29,16 +28,11 @@ from service.local import pgserver
 from service.runtime.pools import pool_from
 from service.runtime.serving import serving
 from service.runtime.signals import stop_on_signals
+from service.runtime.stopping import RoleRunner
 
 DATABASE = "agent_eval"
 DEV_COMPANY = "Local development"
 DEV_CREDITS_CENTS = 10_000
-
-
-class RoleRunner(Protocol):
-    async def run(self) -> None: ...
-
-    def request_stop(self) -> None: ...
 
 
 RoleFactory = Callable[[Settings, Pool, Bus], RoleRunner]

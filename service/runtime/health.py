@@ -25,6 +25,21 @@ CHECK_TIMEOUT_S = 2.0
 Check = Callable[[], Awaitable[bool]]
 
 
+class Drain:
+    """Whether the process was asked to stop: `/readyz` answers 503 from then on, so the
+    process leaves the Service's endpoints before it stops serving."""
+
+    def __init__(self) -> None:
+        self._active = False
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def begin(self) -> None:
+        self._active = True
+
+
 class Heartbeat:
     """Beaten by a role's loop on every iteration; stale after `LIVENESS_WINDOW_S`."""
 
@@ -59,14 +74,16 @@ async def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
     return results
 
 
-def health_app(heartbeats: Mapping[str, Heartbeat], checks: Mapping[str, Check]) -> web.Application:
+def health_app(
+    heartbeats: Mapping[str, Heartbeat], checks: Mapping[str, Check], drain: Drain | None = None
+) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         stale = {name: f"stale {hb.age_s():.0f}s" for name, hb in heartbeats.items() if not hb.alive()}
         body = HealthBody(status="unavailable" if stale else "ok", checks=stale)
         return web.json_response(body.model_dump(), status=503 if stale else 200)
 
     async def readyz(_: web.Request) -> web.Response:
-        return await readiness_response(checks)
+        return await readiness_response(checks, drain)
 
     async def metrics(_: web.Request) -> web.Response:
         return metrics_response()
@@ -78,8 +95,12 @@ def health_app(heartbeats: Mapping[str, Heartbeat], checks: Mapping[str, Check])
     return app
 
 
-async def readiness_response(checks: Mapping[str, Check]) -> web.Response:
-    """200 when every check passes, else 503; the body names each check's outcome."""
+async def readiness_response(checks: Mapping[str, Check], drain: Drain | None = None) -> web.Response:
+    """200 when every check passes, else 503; the body names each check's outcome. A process
+    that is stopping is not ready, whatever its dependencies say."""
+    if drain is not None and drain.active:
+        body = HealthBody(status="unavailable", checks={"shutdown": "draining"})
+        return web.json_response(body.model_dump(), status=503)
     results = await run_checks(checks)
     ok = all(v == "ok" for v in results.values())
     body = HealthBody(status="ok" if ok else "unavailable", checks=results)
@@ -92,10 +113,14 @@ def metrics_response() -> web.Response:
 
 
 async def start_health_server(
-    host: str, port: int, heartbeats: Mapping[str, Heartbeat], checks: Mapping[str, Check]
+    host: str,
+    port: int,
+    heartbeats: Mapping[str, Heartbeat],
+    checks: Mapping[str, Check],
+    drain: Drain | None = None,
 ) -> web.AppRunner:
     """Serve the health endpoints; the caller `cleanup()`s the returned runner."""
-    runner = web.AppRunner(health_app(heartbeats, checks), access_log=None)
+    runner = web.AppRunner(health_app(heartbeats, checks, drain), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

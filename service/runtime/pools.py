@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from service.bus.kafka import KafkaBus
+from service.bus.kafka import KafkaBus, KafkaSecurity
 from service.core.settings import Settings
 from service.db.postgres import Pool, create_pool
 
@@ -28,6 +28,7 @@ async def pool_from(settings: Settings) -> AsyncIterator[Pool]:
 async def kafka_bus(settings: Settings, client_id: str) -> AsyncIterator[KafkaBus]:
     bus = KafkaBus(
         settings.require_kafka_bootstrap(),
+        security=kafka_security(settings),
         client_id=client_id,
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
@@ -39,3 +40,16 @@ async def kafka_bus(settings: Settings, client_id: str) -> AsyncIterator[KafkaBu
         yield bus
     finally:
         await bus.stop()
+
+
+def kafka_security(settings: Settings) -> KafkaSecurity:
+    password = settings.kafka_sasl_password
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_sasl_username,
+        password=None if password is None else password.get_secret_value(),
+        cafile=settings.kafka_ssl_cafile,
+        certfile=settings.kafka_ssl_certfile,
+        keyfile=settings.kafka_ssl_keyfile,
+    )

@@ -11,9 +11,13 @@ GATEWAY_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 @asynccontextmanager
-async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
-    """Serve `app` until the block ends; yields the base URL actually bound (port 0 picks one)."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=GATEWAY_SHUTDOWN_TIMEOUT_S)
+async def serving(
+    app: web.Application, host: str, port: int, *, shutdown_timeout_s: float = GATEWAY_SHUTDOWN_TIMEOUT_S
+) -> AsyncIterator[str]:
+    """Serve `app` until the block ends; yields the base URL actually bound (port 0 picks one).
+    At the end aiohttp stops listening, runs `on_shutdown`, gives running handlers
+    `shutdown_timeout_s`, then closes what is left."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

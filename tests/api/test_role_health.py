@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp.plugin import AiohttpClient
 
-from service.runtime.health import LIVENESS_WINDOW_S, Heartbeat, health_app
+from service.runtime.health import LIVENESS_WINDOW_S, Drain, Heartbeat, health_app
 
 Client = TestClient[web.Request, web.Application]
 
@@ -58,3 +58,16 @@ async def test_a_failing_dependency_fails_readiness_only(aiohttp_client: Aiohttp
         "checks": {"database": "failing", "kafka": "failing"},
     }
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_a_stopping_role_fails_readiness_at_once_and_stays_alive(aiohttp_client: AiohttpClient) -> None:
+    drain = Drain()
+    client: Client = await aiohttp_client(health_app({"executor": Heartbeat()}, {"database": _ok}, drain))
+    assert (await client.get("/readyz")).status == 200
+    drain.begin()  # SIGTERM
+    ready = await client.get("/readyz")
+    assert (ready.status, await ready.json()) == (
+        503,
+        {"status": "unavailable", "checks": {"shutdown": "draining"}},
+    )
+    assert (await client.get("/healthz")).status == 200  # not restarted while it drains

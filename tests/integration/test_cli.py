@@ -51,6 +51,22 @@ def test_a_missing_database_url_is_a_clear_usage_error() -> None:
     assert "AGENT_EVAL_DATABASE_URL is not set" in result.stdout
 
 
+def test_version_prints_the_installed_version() -> None:
+    assert re.fullmatch(r"agent-eval \d+\.\d+\.\d+\n", ok(cli("--version")))
+
+
+def test_invalid_settings_name_the_variable_and_never_print_a_secret() -> None:
+    env = {
+        "AGENT_EVAL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "AGENT_EVAL_KAFKA_SASL_PASSWORD": "hunter2-kafka",
+        "AGENT_EVAL_DATABASE_URL": "postgresql://app:hunter2-db@db:5432/x",
+    }
+    result = cli("migrate", env=env)
+    assert result.returncode == 2
+    assert "invalid settings: SASL_SSL needs AGENT_EVAL_KAFKA_SASL_MECHANISM" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr
+
+
 def test_admin_creates_a_company_and_moves_credits_through_the_ledger(database_url: str) -> None:
     env = {"AGENT_EVAL_DATABASE_URL": database_url}
     company = json.loads(

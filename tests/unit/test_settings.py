@@ -143,3 +143,63 @@ def test_settings_cannot_be_changed_once_built() -> None:
 
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]  # assigning to a frozen model is what is being tested
+
+
+def test_kafka_speaks_plaintext_by_default_and_sasl_over_tls_when_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().kafka_security_protocol == "PLAINTEXT"
+    monkeypatch.setenv("AGENT_EVAL_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("AGENT_EVAL_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("AGENT_EVAL_KAFKA_SASL_USERNAME", "agent-eval")
+    monkeypatch.setenv("AGENT_EVAL_KAFKA_SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("AGENT_EVAL_KAFKA_SSL_CAFILE", "/etc/agent-eval/kafka-tls/ca.crt")
+
+    settings = Settings()
+
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_sasl_password == SecretStr("hunter2")
+    assert "hunter2" not in repr(settings)
+    assert str(settings.kafka_ssl_cafile) == "/etc/agent-eval/kafka-tls/ca.crt"
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"},
+            "SASL_PLAINTEXT needs AGENT_EVAL_KAFKA_SASL_MECHANISM",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_USERNAME": "u",
+            },
+            "SASL_SSL needs AGENT_EVAL_KAFKA_SASL_PASSWORD",
+        ),
+        ({"KAFKA_SASL_USERNAME": "u"}, "AGENT_EVAL_KAFKA_SASL_USERNAME given, but"),
+        ({"KAFKA_SSL_CAFILE": "/ca.pem"}, "the security protocol is not SSL or SASL_SSL"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERTFILE": "/client.pem"},
+            "CERTFILE and AGENT_EVAL_KAFKA_SSL_KEYFILE go together",
+        ),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "GSSAPI"}, "kafka_sasl_mechanism"),
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "kafka_security_protocol"),
+    ],
+)
+def test_kafka_security_settings_that_cannot_work_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], problem: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(f"AGENT_EVAL_{name}", value)
+
+    with pytest.raises(ValidationError, match=problem):
+        Settings()
+
+
+def test_shutdown_timing_has_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (Settings().shutdown_pause_s, Settings().shutdown_timeout_s) == (0.0, 10.0)
+    monkeypatch.setenv("AGENT_EVAL_SHUTDOWN_TIMEOUT_S", "0")
+    with pytest.raises(ValidationError, match="shutdown_timeout_s"):
+        Settings()

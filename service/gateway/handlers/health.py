@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from schemas.api import HealthBody
-from service.gateway.appkeys import POOL
+from service.gateway.appkeys import DRAIN, POOL
 from service.runtime.health import database_check, metrics_response, readiness_response
 
 
@@ -15,8 +15,9 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The database pool is usable. The gateway writes events to the outbox; it needs no broker."""
-    return await readiness_response({"database": database_check(request.app[POOL])})
+    """The database pool is usable. The gateway writes events to the outbox; it needs no broker.
+    From SIGTERM on it answers 503, so the pod leaves the Service before it stops listening."""
+    return await readiness_response({"database": database_check(request.app[POOL])}, request.app[DRAIN])
 
 
 async def metrics(_: web.Request) -> web.Response:

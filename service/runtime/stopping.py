@@ -1,0 +1,71 @@
+"""Stopping a process cleanly (Kubernetes sends SIGTERM, then SIGKILL after the grace period).
+
+The order, for the gateway and every role: readiness fails at once (`Drain.begin`), so the
+process leaves the Service's endpoints; the process keeps working for `shutdown_pause_s`, while
+load balancers catch up; then it stops. The gateway then stops listening, answers blocked
+requests 202 and closes its event streams, and gives in-flight requests `shutdown_timeout_s`. A
+consumer role stops fetching, hands back or finishes what it holds, commits and leaves its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Protocol
+
+from aiohttp import web
+
+from service.core.logging import get_logger
+from service.core.settings import Settings
+from service.runtime.health import Check, Drain, Heartbeat, start_health_server
+from service.runtime.serving import serving
+
+log = get_logger("service.runtime.stopping")
+
+
+class RoleRunner(Protocol):
+    async def run(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+
+async def pause(drain: Drain, settings: Settings, process: str) -> None:
+    """Fail readiness, then keep going for the configured pause."""
+    drain.begin()
+    log.info("draining", process=process, pause_s=settings.shutdown_pause_s)
+    await asyncio.sleep(settings.shutdown_pause_s)
+
+
+async def serve_gateway(app: web.Application, drain: Drain, settings: Settings, stop: asyncio.Event) -> None:
+    """Serve the gateway until `stop`, then drain it in the order above."""
+    timeout_s = settings.shutdown_timeout_s
+    async with serving(app, settings.host, settings.port, shutdown_timeout_s=timeout_s) as url:
+        log.info("gateway_listening", url=url)
+        await stop.wait()
+        await pause(drain, settings, "gateway")
+        log.info("gateway_stopping", timeout_s=timeout_s)
+    log.info("gateway_stopped")
+
+
+async def run_role(
+    settings: Settings,
+    runner: RoleRunner,
+    checks: Mapping[str, Check],
+    beats: Mapping[str, Heartbeat],
+    stop: asyncio.Event,
+) -> None:
+    """Run one role beside its health server until a signal (or until the role itself ends),
+    then drain it in the order above."""
+    drain = Drain()
+    health = await start_health_server(settings.host, settings.health_port, beats, checks, drain)
+    task = asyncio.create_task(runner.run())
+    try:
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not task.done():
+            await pause(drain, settings, "role")
+        runner.request_stop()
+        await task
+    finally:
+        await health.cleanup()
