@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format services-up services-down clean
+.PHONY: install run test lint format services-up services-down clean image-test
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -28,10 +28,16 @@ lint: install
 	$(BIN)/ruff check service consumers schemas tests scripts bench
 	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py scripts/localtls.py bench
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 format: install
 	$(BIN)/ruff format service consumers schemas tests scripts bench
 	$(BIN)/ruff check --fix service consumers schemas tests scripts bench
+
+# Builds the image with buildah on a debootstrap base and runs it read-only (root; installs
+# buildah, podman, runc and debootstrap with apt when they are missing).
+image-test: install
+	scripts/image-test
 
 services-up: install
 	scripts/services up
