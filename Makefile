@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format services-up services-down clean image-test
+.PHONY: install run test lint lint-chart format services-up services-down clean image-test
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,13 +26,18 @@ test: install
 lint: install
 	$(BIN)/ruff format --check service consumers schemas tests scripts bench
 	$(BIN)/ruff check service consumers schemas tests scripts bench
-	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py scripts/localtls.py bench
+	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py scripts/localtls.py scripts/lint_chart.py bench
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 format: install
 	$(BIN)/ruff format service consumers schemas tests scripts bench
 	$(BIN)/ruff check --fix service consumers schemas tests scripts bench
+
+# The Helm chart, offline: helm (v4.3.2, built with Go into .tools/) lint --strict, the rendered
+# manifests against the Kubernetes schemas, and the chart tests (`pytest -m chart`).
+lint-chart: install
+	scripts/lint-chart
 
 # Builds the image with buildah on a debootstrap base and runs it read-only (root; installs
 # buildah, podman, runc and debootstrap with apt when they are missing).
