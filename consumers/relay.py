@@ -29,7 +29,7 @@ from service.core.logging import get_logger
 from service.core.metrics import OUTBOX_OLDEST_UNSENT_AGE, OUTBOX_UNSENT, RELAY_ACTIVE, RELAY_PUBLISHED
 from service.core.settings import Settings
 from service.db import locks, outbox
-from service.db.postgres import Connection, close_quietly, connect
+from service.db.postgres import Connection, close_quietly, connect, listen, translated
 from service.runtime.health import Heartbeat
 
 log = get_logger("consumers.relay")
@@ -89,7 +89,8 @@ class Relay:
                 await _wait(stop, self._settings.relay_lock_poll_s)
                 continue
             try:
-                await self._contend(conn, stop)
+                async with translated():  # the lock and the outbox run on this connection
+                    await self._contend(conn, stop)
             except (DatabaseError, BusError) as exc:
                 log.warning("relay_interrupted", error=str(exc))
                 await _wait(stop, self._settings.relay_lock_poll_s)
@@ -128,7 +129,7 @@ class Relay:
         def on_notify(*_: object) -> None:
             wake.set()
 
-        await conn.add_listener(outbox.NOTIFY_CHANNEL, on_notify)
+        await listen(conn, outbox.NOTIFY_CHANNEL, on_notify)
         batch_size = self._settings.relay_batch_size
         while not stop.is_set():
             self._heartbeat.beat()

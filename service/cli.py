@@ -8,7 +8,8 @@ import asyncio
 import gc
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
 from importlib.metadata import version
@@ -17,7 +18,7 @@ from typing import TypeAlias
 from uuid import UUID
 
 import uvloop
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from consumers import dlq
@@ -25,7 +26,6 @@ from consumers.launch import RunningRelay, running_role
 from consumers.registry import ROLES
 from consumers.role import Role
 from service.accounts import api_keys, credits, tenants
-from service.bus.interface import Bus
 from service.bus.topics import topic_specs
 from service.client.commands import add_test_commands, run_test
 from service.core.errors import AgentEvalError, SettingsError, ValidationFailed
@@ -37,11 +37,11 @@ from service.domain.apikeys import SCOPES
 from service.gateway.app import create_app
 from service.gateway.appkeys import DRAIN
 from service.gateway.asyncapi import asyncapi_json
-from service.local.dev import RoleFactory, run_dev
-from service.runtime.health import Heartbeat, bus_check, database_check
+from service.local.dev import RoleFactory, run_dev, running_database_url
+from service.runtime.health import Heartbeat
 from service.runtime.pools import kafka_bus, pool_from
 from service.runtime.signals import stop_on_signals
-from service.runtime.stopping import RoleRunner, run_role, serve_gateway
+from service.runtime.stopping import serve_gateway, serve_role
 
 log = get_logger("service.cli")
 Command = Callable[[Settings, argparse.Namespace], Coroutine[object, object, int]]
@@ -63,10 +63,7 @@ async def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
 
 async def cmd_relay(settings: Settings, _: argparse.Namespace) -> int:
     stop = stop_on_signals()
-    async with pool_from(settings) as pool, kafka_bus(settings, "agent-eval-relay") as bus:
-        heartbeat = Heartbeat()
-        runner = RunningRelay(settings, pool, bus, heartbeat)
-        await _run_with_health(settings, runner, (pool, bus), {"relay": heartbeat}, stop)
+    await serve_role(settings, "relay", lambda pool, bus, beat: RunningRelay(settings, pool, bus, beat), stop)
     return 0
 
 
@@ -77,22 +74,10 @@ async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
         say(f"unknown role {args.role!r}; available roles: {available}")
         return 2
     stop = stop_on_signals()
-    async with pool_from(settings) as pool, kafka_bus(settings, f"agent-eval-{role.name}") as bus:
-        heartbeat = Heartbeat()
-        runner = running_role(role, settings, pool, bus, heartbeat)
-        await _run_with_health(settings, runner, (pool, bus), {role.name: heartbeat}, stop)
+    await serve_role(
+        settings, role.name, lambda pool, bus, beat: running_role(role, settings, pool, bus, beat), stop
+    )
     return 0
-
-
-async def _run_with_health(
-    settings: Settings,
-    runner: RoleRunner,
-    deps: tuple[Pool, Bus],
-    beats: dict[str, Heartbeat],
-    stop: asyncio.Event,
-) -> None:
-    checks = {"database": database_check(deps[0]), "kafka": bus_check(deps[1])}
-    await run_role(settings, runner, checks, beats, stop)
 
 
 async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
@@ -153,15 +138,34 @@ async def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
 # --- admin ------------------------------------------------------------------------------------
 
 
+def _admin_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """AGENT_EVAL_DATABASE_URL, or else the database of the `agent-eval dev` running on the data
+    directory (`--data-dir`, AGENT_EVAL_DATA_DIR, ~/.agent-eval): what its first-start hint promises."""
+    if settings.database_url is not None and settings.database_url.get_secret_value():
+        return settings
+    data_dir = args.data_dir or settings.data_dir
+    url = running_database_url(data_dir)
+    if url is None:
+        raise SettingsError(f"AGENT_EVAL_DATABASE_URL is not set and no `agent-eval dev` runs on {data_dir}")
+    print(f"agent-eval: using the database of the `agent-eval dev` running on {data_dir}", file=sys.stderr)
+    return settings.model_copy(update={"database_url": SecretStr(url)})
+
+
+@asynccontextmanager
+async def _admin_pool(settings: Settings, args: argparse.Namespace) -> AsyncIterator[Pool]:
+    async with pool_from(await asyncio.to_thread(_admin_settings, settings, args)) as pool:
+        yield pool
+
+
 async def cmd_create_company(settings: Settings, args: argparse.Namespace) -> int:
-    async with pool_from(settings) as pool:
+    async with _admin_pool(settings, args) as pool:
         company = await tenants.create_company(pool, args.name, credits_cents=args.credits_cents)
     print(json.dumps({"id": str(company.id), "name": company.name, "balance_cents": company.balance_cents}))
     return 0
 
 
 async def cmd_grant_credits(settings: Settings, args: argparse.Namespace) -> int:
-    async with pool_from(settings) as pool:
+    async with _admin_pool(settings, args) as pool:
         _, balance = await credits.adjust_credits(pool, args.company, args.amount_cents, args.reason)
     print(json.dumps({"company_id": str(args.company), "balance_cents": balance}))
     return 0
@@ -169,7 +173,7 @@ async def cmd_grant_credits(settings: Settings, args: argparse.Namespace) -> int
 
 async def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
     scopes = list(SCOPES) if args.all_scopes else [s for s in args.scopes.split(",") if s]
-    async with pool_from(settings) as pool:
+    async with _admin_pool(settings, args) as pool:
         issued = await api_keys.issue_api_key(
             pool,
             args.company,
@@ -183,8 +187,8 @@ async def cmd_create_key(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_reconcile(settings: Settings, _: argparse.Namespace) -> int:
-    async with pool_from(settings) as pool:
+async def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    async with _admin_pool(settings, args) as pool:
         mismatches = await credits.reconcile(pool)
     for m in mismatches:
         say(f"MISMATCH company {m.company_id}: balance {m.balance_cents} != ledger {m.ledger_sum_cents}")
@@ -268,7 +272,14 @@ def _add_admin(sub: Subcommands) -> None:
     scopes.add_argument("--all-scopes", action="store_true")
     key.add_argument("--rate-limit", type=int, default=60, help="requests per minute")
     key.add_argument("--expires-at", type=_aware, default=None, help="ISO 8601 with timezone")
-    _add(admin, "reconcile", cmd_reconcile, "check every balance equals the sum of its ledger entries")
+    reconcile = _add(admin, "reconcile", cmd_reconcile, "check every balance equals the sum of its ledger entries")
+    for command in (company, grant, key, reconcile):
+        command.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="without AGENT_EVAL_DATABASE_URL: the data directory of a running `agent-eval dev`",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from consumers.llm.providers import Providers
 from consumers.llm.scripted import ScriptedProvider
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, EventType, RunRequested, Topic
-from service.core.errors import Abandoned, DatabaseError
+from service.core.errors import Abandoned, DatabaseError, DatabaseUnavailable
 from service.core.ids import new_id
 from service.core.logging import bound_context, get_logger
 from service.core.metrics import CONVERSATIONS_ACTIVE
@@ -94,7 +94,7 @@ class Executor:
     async def _play(self, conversation: Conversation, run_id: UUID) -> None:
         try:
             with bound_context(run_id=str(run_id)):
-                await conversation.play()
+                await self._play_through_outages(conversation, run_id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -104,6 +104,22 @@ class Executor:
             self._playing.pop(run_id, None)
             CONVERSATIONS_ACTIVE.set(len(self._playing))
             self._slots.release()
+
+    async def _play_through_outages(self, conversation: Conversation, run_id: UUID) -> None:
+        """Play; when the database is briefly unreachable, play again from the persisted
+        transcript (a round that did commit is read back, one that did not is played again), for
+        as long as the lease holds. The lease keeper cancels this task once the lease is lost, so
+        only an outage longer than the lease costs the run an attempt."""
+        failures = 0
+        while True:
+            try:
+                await conversation.play()
+                return
+            except DatabaseUnavailable as exc:
+                failures += 1
+                pause_s = retry_pause_s(failures, self._settings.lease_ttl_s)
+                log.warning("conversation_interrupted", error=str(exc), attempt=failures, retry_in_s=pause_s)
+                await asyncio.sleep(pause_s)
 
     def _ensure_keeper(self) -> None:
         if self._keeper is None or self._keeper.done():
@@ -199,3 +215,8 @@ def build(context: RoleContext) -> BuiltRole:
 
 
 ROLE = Role("executor", (Topic.RUN_REQUESTS,), frozenset({EventType.RUN_REQUESTED}), build)
+
+
+def retry_pause_s(failures: int, lease_ttl_s: float) -> float:
+    """Capped exponential backoff (0.25 s, 0.5 s, … at most a quarter of the lease)."""
+    return min(0.25 * 2.0 ** (failures - 1), lease_ttl_s / 4)

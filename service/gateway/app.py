@@ -8,7 +8,7 @@ from aiohttp import web
 
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import Settings
-from service.db.postgres import Pool, create_pool
+from service.db.postgres import Pool
 from service.gateway.appkeys import CLOCK, DRAIN, KEY_CACHE, POOL, SETTINGS, STREAMS, SUITE_STREAMS, WAITERS
 from service.gateway.auth import KeyCache
 from service.gateway.middlewares import access_control, body_limit, errors, request_context
@@ -16,6 +16,7 @@ from service.gateway.routes import setup_routes
 from service.gateway.streams import run_streams, suite_run_streams
 from service.gateway.waiters import RunWaiters
 from service.runtime.health import Drain
+from service.runtime.pools import open_pool
 
 
 def create_app(
@@ -42,13 +43,9 @@ def create_app(
 
 
 async def _pool_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    pool = await create_pool(
-        settings.require_database_url(),
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
-        command_timeout_s=settings.db_command_timeout_s,
-    )
+    """The pool; started while PostgreSQL is out of reach, it connects on first use, the
+    gateway answers 503 (and `/readyz` not-ready) until then."""
+    pool = await open_pool(app[SETTINGS])
     app[POOL] = pool
     yield
     await pool.close()

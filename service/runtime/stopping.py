@@ -10,14 +10,18 @@ consumer role stops fetching, hands back or finishes what it holds, commits and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
+from service.bus.interface import Bus
 from service.core.logging import get_logger
 from service.core.settings import Settings
-from service.runtime.health import Check, Drain, Heartbeat, start_health_server
+from service.db.postgres import Pool
+from service.runtime.health import Check, Drain, Heartbeat, bus_check, database_check, start_health_server
+from service.runtime.pools import new_bus, pool_from, start_patiently
 from service.runtime.serving import serving
 
 log = get_logger("service.runtime.stopping")
@@ -47,25 +51,55 @@ async def serve_gateway(app: web.Application, drain: Drain, settings: Settings, 
     log.info("gateway_stopped")
 
 
-async def run_role(
-    settings: Settings,
-    runner: RoleRunner,
-    checks: Mapping[str, Check],
-    beats: Mapping[str, Heartbeat],
-    stop: asyncio.Event,
-) -> None:
+@dataclass
+class Dependencies:
+    """What a role's readiness checks look at; empty until each is open."""
+
+    pool: Pool | None = None
+    bus: Bus | None = None
+
+    def checks(self) -> dict[str, Check]:
+        async def database() -> bool:
+            return self.pool is not None and await database_check(self.pool)()
+
+        async def kafka() -> bool:
+            return self.bus is not None and await bus_check(self.bus)()
+
+        return {"database": database, "kafka": kafka}
+
+
+RoleFactory = Callable[[Pool, Bus, Heartbeat], RoleRunner]
+
+
+async def serve_role(settings: Settings, name: str, build: RoleFactory, stop: asyncio.Event) -> None:
     """Run one role beside its health server until a signal (or until the role itself ends),
-    then drain it in the order above."""
-    drain = Drain()
-    health = await start_health_server(settings.host, settings.health_port, beats, checks, drain)
-    task = asyncio.create_task(runner.run())
+    then drain it. The health server comes first: while PostgreSQL or Kafka is still out of
+    reach the process is alive and not ready, and it becomes ready when they answer."""
+    heartbeat, drain, deps = Heartbeat(), Drain(), Dependencies()
+    beats = {name: heartbeat}
+    health = await start_health_server(settings.host, settings.health_port, beats, deps.checks(), drain)
     try:
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not task.done():
-            await pause(drain, settings, "role")
-        runner.request_stop()
-        await task
+        async with pool_from(settings) as pool:
+            deps.pool = pool
+            bus = new_bus(settings, f"agent-eval-{name}")
+            if not await start_patiently(bus, stop, heartbeat):
+                return
+            deps.bus = bus
+            try:
+                await run_role(settings, build(pool, bus, heartbeat), drain, stop)
+            finally:
+                await bus.stop()
     finally:
         await health.cleanup()
+
+
+async def run_role(settings: Settings, runner: RoleRunner, drain: Drain, stop: asyncio.Event) -> None:
+    """Run until `stop` (or until the role itself ends), then drain in the order above."""
+    task = asyncio.create_task(runner.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not task.done():
+        await pause(drain, settings, "role")
+    runner.request_stop()
+    await task
