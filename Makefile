@@ -6,6 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: install run test lint lint-chart format services-up services-down clean image-test
 
@@ -16,12 +17,16 @@ $(UV):
 install: $(UV)
 	$(UV) sync --frozen --quiet
 
+# `make run ARGS="--port 8091 --data-dir /tmp/agent-eval"`: ARGS go to `agent-eval dev`.
 run: install
-	$(BIN)/agent-eval dev
+	$(BIN)/agent-eval dev $(ARGS)
 
+# The services stay up, so the next `make test` starts at once; the last line says how to stop them.
 test: install
 	scripts/services up
-	source .services/env && $(BIN)/pytest $(PYTEST_ARGS)
+	source .services/env && $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	echo "make test: PostgreSQL and Kafka keep running for the next run; stop them with scripts/services down"; \
+	exit $$status
 
 lint: install
 	$(BIN)/ruff format --check service consumers schemas tests scripts bench

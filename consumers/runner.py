@@ -223,13 +223,15 @@ class ConsumerRunner:
         self._uncommitted = 0
 
     async def _on_assigned(self, partitions: frozenset[TopicPartition]) -> None:
-        log.info("partitions_assigned", group=self._config.group, partitions=_names(partitions))
+        # Detail for debugging rebalances: `consumer_started` already says who joined, and on the
+        # in-process bus (`agent-eval dev`) the one member always holds every partition.
+        log.debug("partitions_assigned", group=self._config.group, partitions=_names(partitions))
         if self._gate_paused and self._subscription is not None:
             self._subscription.pause(partitions)
 
     async def _on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
         """Finish the record in hand on each revoked partition and commit before they move."""
-        log.info("partitions_revoked", group=self._config.group, partitions=_names(partitions))
+        log.debug("partitions_revoked", group=self._config.group, partitions=_names(partitions))
         workers = [self._workers.pop(tp) for tp in partitions if tp in self._workers]
         for worker in workers:
             worker.revoked = True
@@ -256,4 +258,18 @@ class ConsumerRunner:
 
 
 def _names(partitions: frozenset[TopicPartition]) -> list[str]:
-    return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]
+    """`topic[0-5,8]` per topic: a member usually holds runs of partitions."""
+    numbers: dict[str, list[int]] = {}
+    for tp in sorted(partitions):
+        numbers.setdefault(tp.topic, []).append(tp.partition)
+    return [f"{topic}[{_ranges(held)}]" for topic, held in numbers.items()]
+
+
+def _ranges(numbers: list[int]) -> str:
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

@@ -272,7 +272,9 @@ def _add_admin(sub: Subcommands) -> None:
     scopes.add_argument("--all-scopes", action="store_true")
     key.add_argument("--rate-limit", type=int, default=60, help="requests per minute")
     key.add_argument("--expires-at", type=_aware, default=None, help="ISO 8601 with timezone")
-    reconcile = _add(admin, "reconcile", cmd_reconcile, "check every balance equals the sum of its ledger entries")
+    reconcile = _add(
+        admin, "reconcile", cmd_reconcile, "check every balance equals the sum of its ledger entries"
+    )
     for command in (company, grant, key, reconcile):
         command.add_argument(
             "--data-dir",

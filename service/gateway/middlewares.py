@@ -3,6 +3,7 @@ where errors become HTTP responses. Nothing else turns exceptions into statuses.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -37,6 +38,7 @@ from service.gateway.appkeys import (
 )
 from service.gateway.auth import authenticate, check_admin, count_request, enforce_limit, require_scope
 from service.gateway.endpoints import Access
+from service.gateway.handlers.responses import JSON
 
 log = get_logger("service.http")
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: debug level
@@ -135,7 +137,9 @@ def as_service_error(exc: Exception, request: web.Request) -> ServiceError:
 
 
 def error_response(exc: ServiceError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status, headers=dict(exc.headers()))
+    """With the very Content-Type of every success (`application/json`, no charset: JSON is UTF-8)."""
+    body = json.dumps(exc.body())
+    return web.Response(body=body, status=exc.status, headers=dict(exc.headers()), content_type=JSON)
 
 
 def validation_failed(exc: ValidationError, location: str) -> ValidationFailed:

@@ -26,13 +26,14 @@ from service.domain.apikeys import SCOPES
 from service.gateway.app import create_app
 from service.local import pgserver
 from service.runtime.pools import pool_from
-from service.runtime.serving import serving
+from service.runtime.serving import ensure_port_free, serving
 from service.runtime.signals import stop_on_signals
 from service.runtime.stopping import RoleRunner
 
 DATABASE = "agent_eval"
 DEV_COMPANY = "Local development"
 DEV_CREDITS_CENTS = 10_000
+PORT_HINT = "pass --port"
 
 
 RoleFactory = Callable[[Settings, Pool, Bus], RoleRunner]
@@ -44,7 +45,9 @@ async def run_dev(
 ) -> None:
     """Run until SIGINT/SIGTERM, then stop every role and the embedded PostgreSQL. `roles` are
     the relay and the consumer roles, built by the composition root (`service.cli`)."""
-    data_dir = await asyncio.to_thread(lambda: data_dir.expanduser().resolve())
+    await asyncio.to_thread(ensure_port_free, settings.host, port, PORT_HINT)  # before PostgreSQL starts
+    default_dir = settings.data_dir
+    data_dir, default_dir = await asyncio.to_thread(lambda: (_resolved(data_dir), _resolved(default_dir)))
     pg_dir = data_dir / "postgres"
     server = await asyncio.to_thread(
         pgserver.start, pg_dir, settings=pgserver.DEV_SETTINGS, databases=[DATABASE]
@@ -59,11 +62,24 @@ async def run_dev(
     try:
         await _migrate(server.url(DATABASE))
         async with pool_from(settings) as pool:
-            await _first_start(pool, say)
+            await _first_start(
+                pool, say, admin_flags="" if data_dir == default_dir else f" --data-dir {data_dir}"
+            )
             await _run_roles(settings, pool=pool, port=port, roles=roles, stop=stop, say=say)
     finally:
         await asyncio.to_thread(pgserver.stop, pg_dir)
         say("stopped")
+
+
+def running_database_url(data_dir: Path) -> str | None:
+    """The database of the `agent-eval dev` running on `data_dir`, if one is: its embedded
+    PostgreSQL records where it listens (`postgres/postgres.json`) while it runs. Blocks."""
+    server = pgserver.read_state(_resolved(data_dir) / "postgres")
+    return None if server is None else server.url(DATABASE)
+
+
+def _resolved(path: Path) -> Path:
+    return path.expanduser().resolve()
 
 
 def local_secret_key(data_dir: Path) -> str:
@@ -96,9 +112,9 @@ async def _migrate(dsn: str) -> None:
         await close_quietly(conn)
 
 
-async def _first_start(pool: Pool, say: Say) -> None:
+async def _first_start(pool: Pool, say: Say, *, admin_flags: str) -> None:
     if await tenants.count_companies(pool):
-        say("reusing the existing data (create more keys with `agent-eval admin create-key`)")
+        say(f"reusing the existing data (create more keys with `agent-eval admin create-key{admin_flags}`)")
         return
     company = await tenants.create_company(pool, DEV_COMPANY, credits_cents=DEV_CREDITS_CENTS)
     issued = await api_keys.issue_api_key(pool, company.id, name="dev", scopes=list(SCOPES))
@@ -123,7 +139,8 @@ async def _run_roles(
     runners = [factory(settings, pool, bus) for factory in roles]
     tasks = [asyncio.create_task(runner.run(), name="role") for runner in runners]
     try:
-        async with serving(create_app(settings, pool=pool), settings.host, port) as url:
+        app = create_app(settings, pool=pool)
+        async with serving(app, settings.host, port, port_hint=PORT_HINT) as url:
             say(f"serving {url}  (Ctrl-C to stop)")
             await _until_stopped_or_crashed(stop, tasks, say)
     finally:

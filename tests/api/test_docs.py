@@ -38,3 +38,11 @@ async def test_the_docs_page_is_html_naming_every_path(client: Client) -> None:
     assert "/openapi.json" in page
     for endpoint in ENDPOINT_TABLE:
         assert endpoint.path in page
+
+
+async def test_the_docs_page_renders_the_descriptions_markdown(client: Client) -> None:
+    page = await (await client.get("/docs")).text()
+    assert "<strong>Authentication.</strong>" in page
+    assert "<code>Authorization: Bearer &lt;key&gt;</code>" in page
+    assert "**" not in page
+    assert "`" not in page

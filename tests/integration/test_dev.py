@@ -26,8 +26,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _readme_sh(marker: str) -> str:
-    """The shell block that follows the `<!-- marker -->` comment in the README."""
-    match = re.search(rf"<!-- {marker} -->\n```sh\n(.*?)```", README.read_text(), re.DOTALL)
+    """The shell block (`sh`, or `bash` when it needs bash) after `<!-- marker -->` in the README."""
+    match = re.search(rf"<!-- {marker} -->\n```(?:sh|bash)\n(.*?)```", README.read_text(), re.DOTALL)
     assert match, f"README.md has no {marker} block"
     return match.group(1)
 

@@ -6,16 +6,21 @@ import html
 import json
 
 from aiohttp import web
+from markdown_it import MarkdownIt
 
 from service.gateway.appkeys import ASYNCAPI, ENDPOINTS, OPENAPI
+from service.gateway.handlers.responses import JSON
+
+# CommonMark, as OpenAPI specifies for descriptions; raw HTML in them is shown, never run.
+MARKDOWN = MarkdownIt("commonmark", {"html": False})
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[OPENAPI], content_type="application/json")
+    return web.Response(body=request.app[OPENAPI], content_type=JSON)
 
 
 async def asyncapi(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[ASYNCAPI], content_type="application/json")
+    return web.Response(body=request.app[ASYNCAPI], content_type=JSON)
 
 
 async def page(request: web.Request) -> web.Response:
@@ -34,13 +39,13 @@ async def page(request: web.Request) -> web.Response:
         f"{''.join(rows)}</table>"
         for tag, rows in sections.items()
     )
-    intro = html.escape(spec["info"]["description"]).replace("\n\n", "</p><p>")
+    intro = MARKDOWN.render(spec["info"]["description"])
     text = (
         "<!doctype html><html><head><meta charset='utf-8'><title>agent-eval API</title><style>"
         "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
         "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem;"
         "text-align:left}</style></head><body><h1>agent-eval API</h1>"
-        f"<p>{intro}</p><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1); "
+        f"{intro}<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1); "
         "the Kafka event stream: <a href='/asyncapi.json'>/asyncapi.json</a> (AsyncAPI 3.0).</p>"
         f"{body}</body></html>"
     )
