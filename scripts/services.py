@@ -65,7 +65,8 @@ def current_env() -> dict[str, str]:
         "AGENT_EVAL_KAFKA_BOOTSTRAP": os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP")
         or localkafka.running_broker(KAFKA),
     }
-    if not os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP"):  # the local broker's SASL listeners
+    local = localkafka.running_broker(KAFKA)
+    if local is not None and found["AGENT_EVAL_KAFKA_BOOTSTRAP"] == local:  # its SASL listeners too
         found.update(localkafka.secured_listeners(KAFKA))
     return {key: value for key, value in found.items() if value}
 

@@ -80,7 +80,7 @@ def health_app(
     async def healthz(_: web.Request) -> web.Response:
         stale = {name: f"stale {hb.age_s():.0f}s" for name, hb in heartbeats.items() if not hb.alive()}
         body = HealthBody(status="unavailable" if stale else "ok", checks=stale)
-        return web.json_response(body.model_dump(), status=503 if stale else 200)
+        return json_body(body, 503 if stale else 200)
 
     async def readyz(_: web.Request) -> web.Response:
         return await readiness_response(checks, drain)
@@ -100,11 +100,16 @@ async def readiness_response(checks: Mapping[str, Check], drain: Drain | None = 
     that is stopping is not ready, whatever its dependencies say."""
     if drain is not None and drain.active:
         body = HealthBody(status="unavailable", checks={"shutdown": "draining"})
-        return web.json_response(body.model_dump(), status=503)
+        return json_body(body, 503)
     results = await run_checks(checks)
     ok = all(v == "ok" for v in results.values())
     body = HealthBody(status="ok" if ok else "unavailable", checks=results)
-    return web.json_response(body.model_dump(), status=200 if ok else 503)
+    return json_body(body, 200 if ok else 503)
+
+
+def json_body(body: HealthBody, status: int = 200) -> web.Response:
+    """The same Content-Type as every API answer: `application/json`, no charset parameter."""
+    return web.Response(body=body.model_dump_json().encode(), status=status, content_type="application/json")
 
 
 def metrics_response() -> web.Response:

@@ -16,6 +16,8 @@ async def test_successes_and_errors_carry_the_same_json_content_type(client: Cli
         "200 list": await client.get("/agents", headers=tenant.headers()),
         "201 admin": await client.post("/admin/companies", json={"name": "Acme"}, headers=ADMIN_HEADERS),
         "200 openapi": await client.get("/openapi.json"),
+        "200 healthz": await client.get("/healthz"),
+        "200 readyz": await client.get("/readyz"),
         "400 query": await client.get("/agents?limit=1000", headers=tenant.headers()),
         "400 body": await client.post("/agents", json={"name": 5}, headers=tenant.headers()),
         "401 no key": await client.get("/agents"),

@@ -6,12 +6,12 @@ from aiohttp import web
 
 from schemas.api import HealthBody
 from service.gateway.appkeys import DRAIN, POOL
-from service.runtime.health import database_check, metrics_response, readiness_response
+from service.runtime.health import database_check, json_body, metrics_response, readiness_response
 
 
 async def healthz(_: web.Request) -> web.Response:
     """The process is up and its event loop answers; no dependency is checked (liveness)."""
-    return web.json_response(HealthBody(status="ok").model_dump())
+    return json_body(HealthBody(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
