@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install run test lint lint-chart format services-up services-down clean image-test
+.PHONY: install run test lint lint-chart format services-up services-down clean image-test chaos chaos-short
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -43,6 +43,14 @@ format: install
 # manifests against the Kubernetes schemas, and the chart tests (`pytest -m chart`).
 lint-chart: install
 	scripts/lint-chart
+
+# The chaos suite (bench/chaos.py): its own durable PostgreSQL and Kafka broker, every role as a
+# process, kill -9s and restarts under load, then the invariants in SQL. `chaos-short` runs in CI.
+chaos: install
+	$(BIN)/python -m bench.chaos $(ARGS)
+
+chaos-short: install
+	$(BIN)/python -m bench.chaos --short $(ARGS)
 
 # Builds the image with buildah on a debootstrap base and runs it read-only (root; installs
 # buildah, podman, runc and debootstrap with apt when they are missing).

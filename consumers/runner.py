@@ -29,6 +29,7 @@ from service.core.errors import BusError, CommitFailed
 from service.core.logging import get_logger
 
 log = get_logger("consumers.runner")
+JOIN_BACKOFF_CAP_S = 15.0  # below the liveness window: the heartbeat is beaten on each attempt
 
 
 class Gate(Protocol):
@@ -110,14 +111,9 @@ class ConsumerRunner:
         self._stopping.set()
 
     async def run(self) -> None:
-        sub = self._bus.subscribe(
-            self._config.group,
-            self._config.topics,
-            on_assigned=self._on_assigned,
-            on_revoked=self._on_revoked,
-        )
-        self._subscription = sub
-        await sub.start()
+        sub = await self._join()
+        if sub is None:
+            return  # asked to stop before the broker answered
         self._started.set()
         log.info("consumer_started", group=self._config.group, topics=list(self._config.topics))
         try:
@@ -125,6 +121,37 @@ class ConsumerRunner:
                 await self._poll_once(sub)
         finally:
             await self._drain_and_leave(sub)
+
+    async def _join(self) -> Subscription | None:
+        """Join the group, retrying with capped backoff while the broker is out of reach (it may
+        restart while a role starts); None if asked to stop first."""
+        attempt = 0
+        while not self._stopping.is_set():
+            sub = self._bus.subscribe(
+                self._config.group,
+                self._config.topics,
+                on_assigned=self._on_assigned,
+                on_revoked=self._on_revoked,
+            )
+            try:
+                await sub.start()
+            except BusError as exc:
+                attempt += 1
+                pause_s = min(JOIN_BACKOFF_CAP_S, 0.5 * 2.0 ** (attempt - 1))
+                log.warning(
+                    "consumer_join_failed",
+                    group=self._config.group,
+                    error=str(exc),
+                    attempt=attempt,
+                    retry_in_s=pause_s,
+                )
+                if self._heartbeat is not None:
+                    self._heartbeat.beat()
+                await self._sleep(pause_s)
+                continue
+            self._subscription = sub
+            return sub
+        return None
 
     async def _poll_once(self, sub: Subscription) -> None:
         self._apply_gate(sub)

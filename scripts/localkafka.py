@@ -3,7 +3,8 @@
 The classpath comes from `scripts/kafka/pom.xml` via `mvn dependency:copy-dependencies` and is
 cached under `<state>/kafka/lib` (keyed by the POM's digest); Maven's own repository is
 `<state>/m2`. Each start formats fresh storage: topics are recreated by `agent-eval kafka init`,
-and a KRaft voter set recorded with one port cannot be reused with another.
+and a KRaft voter set recorded with one port cannot be reused with another. `restart` brings the
+recorded broker back on its own storage and ports (for chaos tests: nothing is lost).
 """
 
 from __future__ import annotations
@@ -200,6 +201,32 @@ def stop(layout: Layout) -> bool:
     return stop_pid(int(state["pid"]))
 
 
+def restart(layout: Layout, *, hard: bool = False) -> str:
+    """Stop the recorded broker and start it again on the same storage, configuration and ports,
+    without formatting: topics, records and committed offsets survive. `hard` kills it (SIGKILL,
+    a crash: the broker recovers its logs on start); otherwise it shuts down cleanly. Returns once
+    it answers metadata requests again; the bootstrap address is unchanged."""
+    if not layout.broker_file.is_file():
+        raise LocalKafkaError(f"Kafka: no broker is recorded in {layout.broker_file} to restart")
+    state = json.loads(layout.broker_file.read_text())
+    if hard:
+        kill_pid(int(state["pid"]))
+    else:
+        stop_pid(int(state["pid"]))
+    config = layout.home / "server.properties"
+    for _ in range(START_ATTEMPTS):
+        proc = _launch(layout, config, append_log=True)
+        try:
+            wait_for_broker(proc, str(state["bootstrap"]), layout.home / "server.log")
+        except PortTakenError:  # a socket of the old process is not released yet
+            stop_pid(proc.pid)
+            time.sleep(1.0)
+            continue
+        layout.broker_file.write_text(json.dumps({**state, "pid": proc.pid}))
+        return str(state["bootstrap"])
+    raise LocalKafkaError(f"Kafka: the broker could not bind its ports again after {START_ATTEMPTS} attempts")
+
+
 def version(layout: Layout) -> str:
     for jar in layout.lib.glob("kafka_2.13-*.jar"):
         return jar.stem.removeprefix("kafka_2.13-")
@@ -346,14 +373,7 @@ def _start_once(layout: Layout) -> str | None:
     if result.returncode != 0:
         raise LocalKafkaError(f"Kafka: formatting storage failed:\n{result.stdout}{result.stderr}")
     log_path = layout.home / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            ["java", *JVM_FLAGS, *classpath, "kafka.Kafka", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = _launch(layout, config, append_log=False)
     bootstrap = f"127.0.0.1:{broker_port}"
     try:
         wait_for_broker(proc, bootstrap, log_path)
@@ -368,6 +388,18 @@ def _start_once(layout: Layout) -> str | None:
     }
     layout.broker_file.write_text(json.dumps(state))
     return bootstrap
+
+
+def _launch(layout: Layout, config: Path, *, append_log: bool) -> subprocess.Popen[bytes]:
+    """The broker's JVM on `config`, in a session of its own, logging to `server.log`."""
+    with (layout.home / "server.log").open("ab" if append_log else "wb") as log:
+        return subprocess.Popen(
+            ["java", *JVM_FLAGS, *java_classpath(layout), "kafka.Kafka", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def wait_for_broker(proc: subprocess.Popen[bytes], bootstrap: str, log_path: Path) -> None:
@@ -412,6 +444,18 @@ def stop_pid(pid: int, timeout_s: float = 30.0) -> bool:
     if alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def kill_pid(pid: int, timeout_s: float = 30.0) -> bool:
+    """SIGKILL the process group (a crash: no clean shutdown) and wait until it is gone."""
+    if not alive(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return True
 
 

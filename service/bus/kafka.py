@@ -8,6 +8,7 @@ non-idempotent producer with acks=1) — every one of them is overridden here on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,6 +320,8 @@ class KafkaSubscription:
         try:
             await self._consumer.start()
         except KafkaError as exc:
+            with contextlib.suppress(Exception):  # release what the failed start opened
+                await self._consumer.stop()
             raise BusError(f"consumer could not start: {exc}") from exc
         self._consumer.subscribe(list(self._topics), listener=self._listener)
         self._started = True

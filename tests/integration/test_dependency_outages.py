@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from consumers.runner import ConsumerRunner, RunnerConfig
+from schemas.events import Event, EventType
+from service.bus.interface import TopicSpec
 from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_specs
 from service.core.settings import Settings
@@ -19,6 +22,7 @@ from service.db.postgres import Pool
 from service.local.pgserver import free_port
 from tests.integration.test_execution_reliability import ANSWERS, LINES, RULES, SCRIPT, all_sent, consuming
 from tests.support.api import Tenant
+from tests.support.events import record_for, run_request
 from tests.support.executor_processes import fleet, logged, ready, role_env
 from tests.support.factories import make_company
 from tests.support.outage import outage_proxy
@@ -173,3 +177,39 @@ async def test_an_executor_whose_database_drops_mid_run_finishes_it_on_the_same_
     assert {r["attempt"] for r in rows} == {1}
     assert len(await charges(pool, run_id)) == 1
     assert (await read_run(pool, run_id)).queue_status == "done"
+
+
+async def test_a_consumer_whose_broker_is_away_when_it_joins_keeps_trying_then_consumes(
+    kafka: KafkaBus, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic, group = f"{topic_prefix}work", f"{topic_prefix}workers"
+    await kafka.create_topics([TopicSpec(topic, 1), TopicSpec(f"{topic}.dlq", 1)])
+    handled: list[Event] = []
+
+    async def collect(event: Event) -> None:
+        handled.append(event)
+
+    async with outage_proxy(kafka_bootstrap, start_up=False) as broker:
+        away = KafkaBus(
+            broker.address, client_id="join-test", session_timeout_ms=6000, heartbeat_interval_ms=500
+        )
+        config = RunnerConfig(group=group, topics=[topic], types=frozenset({EventType.RUN_REQUESTED.value}))
+        runner = ConsumerRunner(away, config, collect)
+        task = asyncio.create_task(runner.run())
+        try:
+            await asyncio.sleep(3)  # several attempts to join fail meanwhile
+            assert not task.done()
+            assert not runner.started.is_set()
+            await broker.up()
+            await asyncio.wait_for(runner.started.wait(), 30)
+            event = run_request()
+            await kafka.publish([record_for(event, topic)])
+            await eventually(lambda: _count(handled), until=lambda n: n == 1, what="the record")
+        finally:
+            runner.request_stop()
+            await task
+    assert [e.id for e in handled] == [event.id]
+
+
+async def _count(items: list[Event]) -> int:
+    return len(items)
