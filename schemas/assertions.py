@@ -21,7 +21,10 @@ Weight = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False, description=
 Pattern = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1000),
-    Field(description="RE2 regular expression, matched case-insensitively against each agent message."),
+    Field(
+        description="RE2 regular expression, matched case-insensitively against the entire agent "
+        "transcript (the agent's messages joined by newlines; `.` also matches a newline)."
+    ),
 ]
 
 
@@ -31,14 +34,14 @@ class _Assertion(Body):
 
 
 class MustSay(_Assertion):
-    """Passes when some agent message matches `pattern`."""
+    """Passes when `pattern` matches the agent transcript (a match may span messages)."""
 
     type: Literal["must_say"]
     pattern: Pattern
 
 
 class MustNotSay(_Assertion):
-    """Passes when no agent message matches `pattern`."""
+    """Passes when `pattern` matches nowhere in the agent transcript, across messages too."""
 
     type: Literal["must_not_say"]
     pattern: Pattern

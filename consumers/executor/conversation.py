@@ -41,6 +41,7 @@ from service.domain.conversation import (
 from service.domain.lifecycle import Ending
 from service.domain.prompts import agent_tools, agent_view, persona_tools, persona_view
 from service.domain.transcript import TranscriptTurn
+from service.runs.triggers import default_models
 
 log = get_logger("consumers.executor.conversation")
 T = TypeVar("T")
@@ -76,11 +77,9 @@ def setup_of(run: RunRow, settings: Settings) -> Setup:
         greeting=agent.greeting_message,
         budget_ms=time_budget_ms(agent.max_call_duration_secs, settings.run_timeout_s),
     )
+    agent_default, persona_default = default_models(settings)  # for runs stored without models
     return Setup(
-        config,
-        run.agent_model or settings.default_agent_model,
-        run.persona_model or settings.default_persona_model,
-        rules,
+        config, run.agent_model or agent_default.model, run.persona_model or persona_default.model, rules
     )
 
 

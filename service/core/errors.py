@@ -24,7 +24,8 @@ AgentEvalError
 │   ├── Unprocessable                422
 │   │   ├── IdempotencyKeyReused     422 IDEMPOTENCY_KEY_REUSED
 │   │   ├── ModeNotSupported         422 MODE_NOT_SUPPORTED
-│   │   └── FlowExecutionUnsupported 422 FLOW_EXECUTION_UNSUPPORTED
+│   │   ├── FlowExecutionUnsupported 422 FLOW_EXECUTION_UNSUPPORTED
+│   │   └── ModelNotConfigured       422 MODEL_NOT_CONFIGURED
 │   ├── RateLimited                  429 RATE_LIMIT         (+ Retry-After)
 │   └── Unavailable                  503 UNAVAILABLE        (a dependency is down; retry)
 │       └── NotConfigured            503 NOT_CONFIGURED     (an operator must set something first)
@@ -265,6 +266,14 @@ class FlowExecutionUnsupported(Unprocessable):
 
     code = "FLOW_EXECUTION_UNSUPPORTED"
     default_message = "Running flow agents is not supported yet"
+
+
+class ModelNotConfigured(Unprocessable):
+    """A run would need a model no configured provider can serve (the message names the model and
+    the setting to set), so it is refused before anything is written."""
+
+    code = "MODEL_NOT_CONFIGURED"
+    default_message = "A model this run needs has no configured provider"
 
 
 class RateLimited(ServiceError):

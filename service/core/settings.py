@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     dispatch_stale_s: float = Field(default=30.0, gt=0)  # re-dispatch released runs no one claimed
     default_agent_model: str = "openai:gpt-4o-mini"  # for agents and personas that name no model
     default_persona_model: str = "openai:gpt-4o-mini"
+    # One default for both roles (reference clients create agents and personas without `model`).
+    # DEFAULT_AGENT_MODEL / DEFAULT_PERSONA_MODEL, when explicitly set, still win for their role;
+    # unset, DEFAULT_MODEL replaces their built-in default (service.domain.model_providers).
+    default_model: str | None = None
     scripted_latency_s: float = Field(default=0.0, ge=0)  # simulated model latency (benchmarks)
     tool_timeout_s: float = Field(default=10.0, gt=0)
     tool_max_response_bytes: int = Field(default=65_536, ge=1024)

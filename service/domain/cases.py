@@ -18,7 +18,7 @@ def criteria_errors(
     errors: list[FieldError] = []
     for index, assertion in enumerate(criteria):
         if isinstance(assertion, MustSay | MustNotSay):
-            problem = pattern_error(assertion.pattern)
+            problem = pattern_error(assertion.pattern, dotall=True)
             if problem:
                 errors.append(FieldError(f"{at}.{index}.pattern", problem))
         if isinstance(assertion, CustomLlmJudge):

@@ -2,7 +2,9 @@
 
 RE2 runs in time linear in the input and rejects what it cannot do that way (backreferences,
 lookaround); a pattern is checked with the same engine and options that will run it.
-Matching is case-insensitive; `(?-i:…)` inside a pattern turns that off for a part.
+Matching is case-insensitive; `(?-i:…)` inside a pattern turns that off for a part. Assertions
+search the whole agent transcript with `.` matching a newline as well (see `transcript_pattern`);
+`(?-s:…)` turns that off for a part.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ class Match:
 
 
 class Pattern:
-    """A compiled, case-insensitive RE2 pattern."""
+    """A compiled, case-insensitive RE2 pattern; with `dotall`, `.` also matches a newline."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, dotall: bool = False) -> None:
         options = re2.Options()
         options.case_sensitive = False
+        options.dot_nl = dotall
         options.log_errors = False
         options.max_mem = MAX_PROGRAM_BYTES
         try:
@@ -53,10 +56,18 @@ def compile_pattern(source: str) -> Pattern:
     return Pattern(source)
 
 
-def pattern_error(source: str) -> str | None:
-    """Why `source` does not compile, or None when it does."""
+@lru_cache(maxsize=4096)
+def transcript_pattern(source: str) -> Pattern:
+    """An assertion pattern as `must_say` / `must_not_say` run it on the joined agent transcript:
+    case-insensitive and dotall, so `refund.*goodbye` reaches across the newline between two
+    messages (or inside one). Compiled once per distinct pattern, or raises PatternError."""
+    return Pattern(source, dotall=True)
+
+
+def pattern_error(source: str, *, dotall: bool = False) -> str | None:
+    """Why `source` does not compile (with the options it will run with), or None when it does."""
     try:
-        Pattern(source)
+        Pattern(source, dotall=dotall)
     except PatternError as exc:
         return str(exc)
     return None

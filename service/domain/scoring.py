@@ -1,8 +1,9 @@
 """Scoring a finished conversation (DESIGN.md §7). Pure: judge verdicts come in as values.
 
-Assertions are checked per agent message in turn order (a pattern never spans two messages) and
-each reason names the turn. Score = Σ(weight·passed)/Σ(weight)·100 over the conclusive
-assertions; no assertions → 100; any inconclusive assertion → pass_fail null.
+`must_say` / `must_not_say` search the entire agent transcript (the agent's messages joined by
+newlines, `.` crossing them: see `AgentTranscript`), so a match may span messages; the reason
+names the turn where the match starts. Score = Σ(weight·passed)/Σ(weight)·100 over the
+conclusive assertions; no assertions → 100; any inconclusive assertion → pass_fail null.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from schemas.assertions import Assertion, CustomLlmJudge, MustCallTool, MustNotSay, MustReachNode, MustSay
 from schemas.evaluation import AssertionResult, Evaluation
 from service.domain.matching import mismatches
-from service.domain.patterns import compile_pattern
-from service.domain.transcript import TranscriptTurn, agent_messages
+from service.domain.patterns import transcript_pattern
+from service.domain.transcript import TranscriptTurn, agent_transcript
 
 
 def passed(assertion: Assertion, reason: str | None) -> AssertionResult:
@@ -40,15 +41,23 @@ def inconclusive(assertion: Assertion, reason: str, agreement: str | None = None
 
 
 def check_must_say(assertion: MustSay | MustNotSay, transcript: Sequence[TranscriptTurn]) -> AssertionResult:
-    pattern = compile_pattern(assertion.pattern)
-    hit = next((t for t in agent_messages(transcript) if t.text and pattern.search(t.text)), None)
+    hit = first_match_turn(assertion.pattern, transcript)
     if isinstance(assertion, MustSay):
         if hit is None:
             return failed(assertion, "no agent message matches")
-        return passed(assertion, f"matched at turn {hit.turn_number}")
+        return passed(assertion, f"matched at turn {hit}")
     if hit is None:
         return passed(assertion, None)
-    return failed(assertion, f"said at turn {hit.turn_number}")
+    return failed(assertion, f"said at turn {hit}")
+
+
+def first_match_turn(pattern: str, transcript: Sequence[TranscriptTurn]) -> int | None:
+    """The turn where the first match of `pattern` in the agent transcript starts, or None."""
+    agent = agent_transcript(transcript)
+    if agent is None:
+        return None
+    found = transcript_pattern(pattern).search(agent.text)
+    return None if found is None else agent.turn_at(found.start)
 
 
 def check_must_call_tool(assertion: MustCallTool, transcript: Sequence[TranscriptTurn]) -> AssertionResult:

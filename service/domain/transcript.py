@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,47 @@ class TranscriptTurn:
 def agent_messages(transcript: Sequence[TranscriptTurn]) -> list[TranscriptTurn]:
     """The agent's rows that carry text, in turn order."""
     return [t for t in transcript if t.role == "agent" and t.text]
+
+
+MESSAGE_SEPARATOR = "\n"
+
+
+@dataclass(frozen=True)
+class AgentTranscript:
+    """The agent's messages as one text (reference §4.1: a pattern is matched against the entire
+    agent transcript), remembering where each message ends so an offset maps back to its turn.
+
+    Messages are joined by a newline, one per line as the transcript is read: the reference names
+    no separator and no flag but case-insensitivity, yet `refund.*goodbye` must match across two
+    messages, so the patterns are compiled dotall (`.` crosses the newline between messages and
+    inside one alike) rather than messages glued with a space: a space would make a literal
+    `hello world` match "…hello" + "world…" said in two messages, and `(?m)^…$` could no longer
+    anchor at a message.
+    """
+
+    text: str
+    turns: tuple[int, ...]  # the turn number of each message, in order
+    ends: tuple[int, ...]  # the offset just past each message (where the separator after it sits)
+
+    def turn_at(self, offset: int) -> int:
+        """The turn of the message holding character `offset`; a separator counts toward the
+        message after it (a match starting at a message boundary is said by the next message)."""
+        index = bisect_right(self.ends, offset)
+        return self.turns[min(index, len(self.turns) - 1)]
+
+
+def agent_transcript(transcript: Sequence[TranscriptTurn]) -> AgentTranscript | None:
+    """The agent's text turns joined in turn order, or None when the agent said nothing."""
+    messages = agent_messages(transcript)
+    if not messages:
+        return None
+    ends: list[int] = []
+    offset = -len(MESSAGE_SEPARATOR)
+    for message in messages:
+        offset += len(MESSAGE_SEPARATOR) + len(message.text or "")
+        ends.append(offset)
+    text = MESSAGE_SEPARATOR.join(m.text or "" for m in messages)
+    return AgentTranscript(text, tuple(m.turn_number for m in messages), tuple(ends))
 
 
 def render(transcript: Sequence[TranscriptTurn]) -> str:

@@ -244,7 +244,11 @@ _STATUS_TEXT: dict[int, str] = {
     409: "`IDEMPOTENCY_KEY_IN_USE`: a request with this key is still being processed",
     413: "`PAYLOAD_TOO_LARGE`",
     415: "`UNSUPPORTED_MEDIA_TYPE`",
-    422: "`IDEMPOTENCY_KEY_REUSED`, `MODE_NOT_SUPPORTED` or `FLOW_EXECUTION_UNSUPPORTED`",
+    422: (
+        "`IDEMPOTENCY_KEY_REUSED`, `MODE_NOT_SUPPORTED`, `FLOW_EXECUTION_UNSUPPORTED` or "
+        "`MODEL_NOT_CONFIGURED` (a model the run needs has no configured provider; the message "
+        "names the model and the setting to set)"
+    ),
     429: "`RATE_LIMIT` (see `Retry-After`)",
     500: "`INTERNAL`",
     503: "`UNAVAILABLE`: a dependency is down; retry",

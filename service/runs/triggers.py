@@ -1,7 +1,8 @@
 """Creating a case run (DESIGN.md §3): one transaction writes the run (held), its snapshot, its
 `run.queued` event and the idempotency key; right after, the run is released with its run
 request as the company's in-flight cap allows. Early rejections (404, 402, 422, 400) store
-nothing.
+nothing; among them 422 `MODEL_NOT_CONFIGURED` when the agent, persona or judge model has no
+configured provider (`service.domain.model_providers` decides).
 
 With an `Idempotency-Key`, a request seen before creates nothing: the same fingerprint replays
 the stored run, another fingerprint is 422 `IDEMPOTENCY_KEY_REUSED`. A concurrent duplicate
@@ -11,6 +12,7 @@ waits on the key's row for the first request to commit, then replays; past 5 s i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -21,6 +23,7 @@ from service.core.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     LockTimeout,
+    ModelNotConfigured,
     ModeNotSupported,
     NotFound,
     ValidationFailed,
@@ -31,6 +34,13 @@ from service.db import cases, idempotency, runs
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.db.run_creation import create_run
 from service.domain.agents import agent_field_errors, rule_problems
+from service.domain.model_providers import (
+    DefaultModel,
+    ProviderAccess,
+    role_default,
+    run_models,
+    unservable_models,
+)
 from service.domain.snapshot import Snapshot, snapshot
 from service.runs.endings import fill_slots
 from service.runs.funds import ensure_can_pay
@@ -117,6 +127,14 @@ async def _create(
 
 
 def planned_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:
+    """The run's snapshot, or the 4xx that refuses it (deleted agent, flow agent, bad overrides,
+    a model no provider serves)."""
+    taken = snapshot_run(case, body, settings)
+    ensure_models_served([(case, taken)], settings)
+    return taken
+
+
+def snapshot_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:
     """The run's snapshot, or the 4xx that refuses it (deleted agent, flow agent, bad overrides)."""
     if case.agent.deleted_at is not None:
         raise NotFound(f"Agent {case.agent_id} of case {case.id} was deleted")
@@ -131,11 +149,12 @@ def planned_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:
         )
         if errors:
             raise ValidationFailed(fields=errors)
+    agent_default, persona_default = default_models(settings)
     taken = snapshot(
         case,
         body.agent_overrides,
-        default_agent_model=settings.default_agent_model,
-        default_persona_model=settings.default_persona_model,
+        default_agent_model=agent_default.model,
+        default_persona_model=persona_default.model,
     )
     agent = taken.config.case.agent
     problems = list(
@@ -144,6 +163,52 @@ def planned_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:
     if problems:
         raise ValidationFailed(fields=problems)
     return taken
+
+
+def default_models(settings: Settings) -> tuple[DefaultModel, DefaultModel]:
+    """The models of agents and of personas that name none (AGENT_EVAL_DEFAULT_MODEL applies to a
+    role whose own setting was not given)."""
+    given = settings.model_fields_set
+    agent = role_default(
+        settings.default_agent_model,
+        "AGENT_EVAL_DEFAULT_AGENT_MODEL",
+        role_setting_given="default_agent_model" in given,
+        default_model=settings.default_model,
+    )
+    persona = role_default(
+        settings.default_persona_model,
+        "AGENT_EVAL_DEFAULT_PERSONA_MODEL",
+        role_setting_given="default_persona_model" in given,
+        default_model=settings.default_model,
+    )
+    return agent, persona
+
+
+def ensure_models_served(planned: Sequence[tuple[Case, Snapshot]], settings: Settings) -> None:
+    """Raise 422 `MODEL_NOT_CONFIGURED` naming every model of these runs no provider can serve."""
+    agent_default, persona_default = default_models(settings)
+    uses = [
+        use
+        for case, taken in planned
+        for use in run_models(
+            case,
+            taken,
+            agent_default=agent_default,
+            persona_default=persona_default,
+            judge_model=settings.judge_model,
+        )
+    ]
+    problems = unservable_models(uses, provider_access(settings))
+    if problems:
+        raise ModelNotConfigured("Cannot run: " + "; ".join(problems))
+
+
+def provider_access(settings: Settings) -> dict[str, ProviderAccess]:
+    """Each configured provider as the model check sees it (an empty key counts as none)."""
+    return {
+        name: ProviderAccess(config.base_url, config.api_key_env, bool(settings.provider_api_key(config)))
+        for name, config in settings.provider_registry().items()
+    }
 
 
 def _new_run(run_id: UUID, company_id: UUID, case: Case, body: RunTrigger, taken: Snapshot) -> runs.NewRun:

@@ -2,7 +2,8 @@
 run, `iterations` runs of every case (held, with its snapshot, position and `run.queued`), and the
 idempotency key; right after, as many runs are released as the suite's `parallelism` and the
 company's in-flight cap allow, and every run that ends releases the next. Refusals (400
-`SUITE_EMPTY`, 402, 404, 422 for a case that cannot run) write nothing.
+`SUITE_EMPTY`, 402, 404, 422 for a case that cannot run, 422 `MODEL_NOT_CONFIGURED` naming every
+model of the suite no provider serves) write nothing.
 
 A re-run starts a new suite run of the same suite with the same overrides, iterations and
 labels: every case, or only those with a run that did not pass.
@@ -35,7 +36,7 @@ from service.domain.statistics import Outcome
 from service.runs.endings import fill_slots
 from service.runs.funds import ensure_can_pay
 from service.runs.suite_completion import outcome
-from service.runs.triggers import KEY_WAIT_S, IdempotencyRequest, planned_run
+from service.runs.triggers import KEY_WAIT_S, IdempotencyRequest, ensure_models_served, snapshot_run
 
 SUITE_RUN = "suite_run"
 
@@ -131,7 +132,8 @@ async def _create(
     total = len(plan.cases) * plan.iterations
     await ensure_can_pay(conn, company_id, total, settings.min_run_balance_cents)
     trigger = RunTrigger(agent_overrides=plan.agent_overrides, labels=plan.labels)
-    snapshots = {case.id: planned_run(case, trigger, settings) for case in plan.cases}  # 4xx before writing
+    snapshots = {case.id: snapshot_run(case, trigger, settings) for case in plan.cases}  # 4xx before writing
+    ensure_models_served([(case, snapshots[case.id]) for case in plan.cases], settings)
     suite_run_id = new_id()
     if key is not None:
         await idempotency.set_lock_timeout(conn, KEY_WAIT_S)

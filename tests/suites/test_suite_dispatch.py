@@ -14,7 +14,7 @@ from aiohttp import web
 
 from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_specs
-from service.core.settings import Settings
+from service.core.settings import ProviderConfig, Settings
 from service.db.postgres import Pool, connection
 from tests.support.executor_processes import fleet, ready, role_env
 from tests.support.factories import make_company
@@ -110,7 +110,11 @@ async def play_suites(
             AGENT_EVAL_PROVIDERS=providers,
             AGENT_EVAL_MAX_INFLIGHT_RUNS_PER_COMPANY=str(cap),
         )
-        local = settings.model_copy(update={"max_inflight_runs_per_company": cap})
+        # The trigger checks the models against the same provider registry the executors use.
+        fake = ProviderConfig(base_url=base_url, timeout_s=20, max_retries=0)
+        local = settings.model_copy(
+            update={"max_inflight_runs_per_company": cap, "providers": {"fake": fake}}
+        )
         with fleet(env, executors=2) as running:
             await ready(running)
             started = []

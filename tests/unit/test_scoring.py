@@ -163,12 +163,19 @@ def test_a_pattern_matches_within_one_message() -> None:
     assert run(must_say("hello world"), [agent(1, "I say hello world")]).reason == "matched at turn 1"
 
 
-@pytest.mark.parametrize("pattern", ["hello world", r"hello\s+world", r"hello\s*world", "hello.*world"])
-def test_a_pattern_never_spans_two_agent_messages(pattern: str) -> None:
+@pytest.mark.parametrize("pattern", [r"hello\s+world", r"hello\s*world", "hello.*world", r"hello\nworld"])
+def test_a_pattern_spans_two_agent_messages_and_names_the_turn_where_it_starts(pattern: str) -> None:
+    transcript = [agent(1, "I say hello"), persona(2, "and?"), agent(3, "world is big")]
+
+    assert run(must_say(pattern), transcript).reason == "matched at turn 1"
+    assert run(must_not_say(pattern), transcript).reason == "said at turn 1"
+
+
+def test_messages_are_joined_by_a_newline_so_a_literal_space_does_not_join_them() -> None:
     transcript = [agent(1, "I say hello"), agent(2, "world is big")]
 
-    assert run(must_say(pattern), transcript).passed is False
-    assert run(must_not_say(pattern), transcript).passed is True
+    assert run(must_say("hello world"), transcript).passed is False
+    assert run(must_not_say("hello world"), transcript).passed is True
 
 
 @pytest.mark.parametrize(
@@ -198,14 +205,16 @@ def test_a_pattern_can_match_on_any_line_of_a_multi_line_message() -> None:
     assert run(must_say("refund is approved"), [agent(5, text)]).reason == "matched at turn 5"
 
 
-def test_a_dot_does_not_cross_a_newline() -> None:
-    assert run(must_say("calling.+refund"), [agent(1, "Thanks for calling\nrefund approved")]).passed is False
+def test_a_dot_crosses_a_newline_inside_a_message_as_it_does_between_messages() -> None:
+    assert run(must_say("calling.+refund"), [agent(1, "Thanks for calling\nrefund approved")]).passed is True
 
 
-def test_the_s_flag_lets_a_dot_cross_a_newline() -> None:
-    assertion = must_say("(?s)calling.+refund")
+def test_turning_the_s_flag_off_keeps_a_dot_within_a_line() -> None:
+    assertion = must_say("(?-s:calling.+refund)")
 
-    assert run(assertion, [agent(1, "Thanks for calling\nrefund approved")]).passed is True
+    assert run(assertion, [agent(1, "Thanks for calling\nrefund approved")]).passed is False
+    assert run(assertion, [agent(1, "Thanks for calling"), agent(2, "refund approved")]).passed is False
+    assert run(assertion, [agent(1, "Thanks for calling, refund approved")]).passed is True
 
 
 def test_the_m_flag_anchors_at_each_line() -> None:
@@ -213,6 +222,16 @@ def test_the_m_flag_anchors_at_each_line() -> None:
 
     assert run(must_say("^refund"), [agent(1, text)]).passed is False
     assert run(must_say("(?m)^refund"), [agent(1, text)]).passed is True
+
+
+def test_without_the_m_flag_anchors_are_the_start_and_end_of_the_whole_transcript() -> None:
+    transcript = [agent(1, "Hello."), agent(3, "Refund approved."), agent(5, "Goodbye.")]
+
+    assert run(must_say("^hello"), transcript).reason == "matched at turn 1"
+    assert run(must_say("^refund"), transcript).passed is False
+    assert run(must_say("(?m)^refund"), transcript).reason == "matched at turn 3"
+    assert run(must_say(r"approved\.$"), transcript).passed is False
+    assert run(must_say(r"goodbye\.$"), transcript).reason == "matched at turn 5"
 
 
 @pytest.mark.parametrize("empty", [None, ""])

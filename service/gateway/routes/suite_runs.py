@@ -28,7 +28,8 @@ Creates one run per case of the suite and iteration (`iterations`, 1-50) and ans
 Every run records the merged agent (agent ← case `agent_overrides` ← these `agent_overrides`).
 When every run is done, `agent_eval.suite_run.done` is emitted (webhooks subscribe to it by
 default). 400 `SUITE_EMPTY` when the suite has no cases; 402 when the balance does not cover
-`MIN_RUN_BALANCE_CENTS` times the runs; 422 for a case that cannot run. Refusals write nothing.
+`MIN_RUN_BALANCE_CENTS` times the runs; 422 for a case that cannot run, `MODEL_NOT_CONFIGURED`
+naming every model of the suite without a configured provider. Refusals write nothing.
 Accepts `Idempotency-Key`."""
 
 VIEW_DESCRIPTION = """\
