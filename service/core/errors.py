@@ -53,6 +53,7 @@ AgentEvalError
 └── SetupError                       a command cannot start
     ├── UsageError                   a client command's arguments cannot be run
     ├── SettingsError                a setting it needs is missing or unusable
+    │   └── DatabaseRefused          PostgreSQL answers but refuses us (credentials, database name)
     ├── MigrationError               migration files and database disagree
     └── LocalPostgresError           the local PostgreSQL cannot be found, started or stopped
 """
@@ -445,6 +446,11 @@ class UsageError(SetupError):
 
 class SettingsError(SetupError):
     """A setting the chosen command needs is missing or unusable."""
+
+
+class DatabaseRefused(SettingsError):
+    """PostgreSQL answered and refused the connection for good (a wrong password or user, a
+    database that does not exist): waiting will not help, the URL must change."""
 
 
 class MigrationError(SetupError):

@@ -18,6 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 from service.core.errors import (
     ConstraintViolation,
     DatabaseError,
+    DatabaseRefused,
     DatabaseUnavailable,
     InvalidText,
     LockTimeout,
@@ -41,8 +42,13 @@ _UNAVAILABLE = (
 )
 
 
-def translate(exc: BaseException) -> DatabaseError | None:
+_REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError)
+
+
+def translate(exc: BaseException) -> DatabaseError | DatabaseRefused | None:
     """Our error for a driver error, or None if it is not one we translate."""
+    if isinstance(exc, _REFUSED):
+        return DatabaseRefused(f"PostgreSQL refused the connection: {exc} (check AGENT_EVAL_DATABASE_URL)")
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return ConstraintViolation(str(exc), exc.constraint_name, exc.sqlstate)
     if isinstance(exc, asyncpg.UntranslatableCharacterError | asyncpg.CharacterNotInRepertoireError):
@@ -59,7 +65,7 @@ async def translated() -> AsyncIterator[None]:
     """Re-raise driver errors from the block as `DatabaseError`s."""
     try:
         yield
-    except DatabaseError:
+    except (DatabaseError, DatabaseRefused):
         raise
     except Exception as exc:
         ours = translate(exc)

@@ -7,6 +7,8 @@ front of the real servers (`tests/support/outage.py`), so other tests are not di
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -213,3 +215,25 @@ async def test_a_consumer_whose_broker_is_away_when_it_joins_keeps_trying_then_c
 
 async def _count(items: list[Event]) -> int:
     return len(items)
+
+
+@pytest.mark.parametrize("argv", [["serve"], ["consume", "scorer"], ["relay"]])
+def test_a_database_that_refuses_us_for_good_is_one_clear_line_and_exit_2(
+    database_url: str, kafka_bootstrap: str, argv: list[str]
+) -> None:
+    wrong = urlsplit(database_url)._replace(path="/no_such_database").geturl()
+    env = {
+        **os.environ,
+        "AGENT_EVAL_DATABASE_URL": wrong,
+        "AGENT_EVAL_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "AGENT_EVAL_PORT": str(free_port()),
+        "AGENT_EVAL_HEALTH_PORT": "0",
+        "AGENT_EVAL_LOG_FORMAT": "json",
+    }
+    done = subprocess.run(
+        [AGENT_EVAL, *argv], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    refusal = 'agent-eval: PostgreSQL refused the connection: database "no_such_database" does not exist'
+    assert refusal in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
