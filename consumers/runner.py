@@ -27,9 +27,9 @@ from service.bus.interface import Bus, Message, Subscription, TopicPartition
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.errors import BusError, CommitFailed
 from service.core.logging import get_logger
+from service.runtime.pools import backoff_s
 
 log = get_logger("consumers.runner")
-JOIN_BACKOFF_CAP_S = 15.0  # below the liveness window: the heartbeat is beaten on each attempt
 
 
 class Gate(Protocol):
@@ -137,7 +137,7 @@ class ConsumerRunner:
                 await sub.start()
             except BusError as exc:
                 attempt += 1
-                pause_s = min(JOIN_BACKOFF_CAP_S, 0.5 * 2.0 ** (attempt - 1))
+                pause_s = backoff_s(attempt)  # capped below the liveness window
                 log.warning(
                     "consumer_join_failed",
                     group=self._config.group,

@@ -168,8 +168,9 @@ def running_broker(layout: Layout) -> str | None:
 
 
 def secured_listeners(layout: Layout) -> dict[str, str]:
-    """The running broker's SASL listeners and what a client needs to use them (for tests)."""
-    if running_broker(layout) is None:
+    """The recorded broker's SASL listeners and what a client needs to use them (for tests); the
+    caller has checked with `running_broker` that it runs."""
+    if not layout.broker_file.is_file():
         return {}
     state = json.loads(layout.broker_file.read_text())
     return {
@@ -436,14 +437,9 @@ def stop_pid(pid: int, timeout_s: float = 30.0) -> bool:
     """SIGTERM the process group (the broker shuts down cleanly), then SIGKILL after `timeout_s`."""
     if not alive(pid):
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    _signal_group(pid, signal.SIGTERM)
+    if not _gone_within(pid, timeout_s):
+        _signal_group(pid, signal.SIGKILL)
     return True
 
 
@@ -451,12 +447,21 @@ def kill_pid(pid: int, timeout_s: float = 30.0) -> bool:
     """SIGKILL the process group (a crash: no clean shutdown) and wait until it is gone."""
     if not alive(pid):
         return False
+    _signal_group(pid, signal.SIGKILL)
+    _gone_within(pid, timeout_s)
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, sig)
+
+
+def _gone_within(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return True
+    return not alive(pid)
 
 
 def alive(pid: int) -> bool:

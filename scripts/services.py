@@ -59,13 +59,12 @@ def kafka_up() -> None:
 def current_env() -> dict[str, str]:
     """The variables the tests and the service read, for whatever is running or already set."""
     pg = pgserver.read_state(PG_DIR)
+    local = localkafka.running_broker(KAFKA)
     found = {
         "AGENT_EVAL_DATABASE_URL": os.environ.get("AGENT_EVAL_DATABASE_URL")
         or (pg.url(DATABASE) if pg else None),
-        "AGENT_EVAL_KAFKA_BOOTSTRAP": os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP")
-        or localkafka.running_broker(KAFKA),
+        "AGENT_EVAL_KAFKA_BOOTSTRAP": os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP") or local,
     }
-    local = localkafka.running_broker(KAFKA)
     if local is not None and found["AGENT_EVAL_KAFKA_BOOTSTRAP"] == local:  # its SASL listeners too
         found.update(localkafka.secured_listeners(KAFKA))
     return {key: value for key, value in found.items() if value}

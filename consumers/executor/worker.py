@@ -33,6 +33,7 @@ from service.core.settings import Settings
 from service.db import claims, outbox
 from service.db.claims import Lease
 from service.db.postgres import Pool, transaction
+from service.runtime.pools import backoff_s
 
 log = get_logger("consumers.executor.worker")
 
@@ -117,7 +118,7 @@ class Executor:
                 return
             except DatabaseUnavailable as exc:
                 failures += 1
-                pause_s = retry_pause_s(failures, self._settings.lease_ttl_s)
+                pause_s = backoff_s(failures, first_s=0.25, cap_s=self._settings.lease_ttl_s / 4)
                 log.warning("conversation_interrupted", error=str(exc), attempt=failures, retry_in_s=pause_s)
                 await asyncio.sleep(pause_s)
 
@@ -215,8 +216,3 @@ def build(context: RoleContext) -> BuiltRole:
 
 
 ROLE = Role("executor", (Topic.RUN_REQUESTS,), frozenset({EventType.RUN_REQUESTED}), build)
-
-
-def retry_pause_s(failures: int, lease_ttl_s: float) -> float:
-    """Capped exponential backoff (0.25 s, 0.5 s, … at most a quarter of the lease)."""
-    return min(0.25 * 2.0 ** (failures - 1), lease_ttl_s / 4)

@@ -23,9 +23,9 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_CAP_S = 15.0  # below the liveness window: the heartbeat is beaten on every attempt
 
 
-def backoff_s(attempt: int) -> float:
-    """The pause after failed attempt `attempt` (1, 2, …): doubling from 0.5 s, at most 15 s."""
-    return min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2.0 ** (attempt - 1))
+def backoff_s(attempt: int, *, first_s: float = BACKOFF_FIRST_S, cap_s: float = BACKOFF_CAP_S) -> float:
+    """The pause after failed attempt `attempt` (1, 2, …): doubling from `first_s`, at most `cap_s`."""
+    return min(cap_s, first_s * 2.0 ** (attempt - 1))
 
 
 async def open_pool(settings: Settings) -> Pool:

@@ -22,11 +22,11 @@ from service.bus.topics import topic_specs
 from service.core.settings import Settings
 from service.db.postgres import Pool
 from service.local.pgserver import free_port
-from tests.integration.test_execution_reliability import ANSWERS, LINES, RULES, SCRIPT, all_sent, consuming
 from tests.support.api import Tenant
 from tests.support.events import record_for, run_request
 from tests.support.executor_processes import fleet, logged, ready, role_env
 from tests.support.factories import make_company
+from tests.support.long_runs import ANSWERS, LINES, RULES, SCRIPT, all_sent, consuming
 from tests.support.outage import outage_proxy
 from tests.support.processes import AGENT_EVAL, Spawned, spawned
 from tests.support.scenarios import (

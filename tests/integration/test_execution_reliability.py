@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 from uuid import UUID
 
 import pytest
 
-from consumers.launch import running_role
 from consumers.registry import ROLES
 from consumers.relay import Relay
 from schemas.events import Topic
@@ -20,11 +18,12 @@ from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_name, topic_specs
 from service.core.settings import ProviderConfig, Settings
 from service.db import runs
-from service.db.postgres import Pool, connection
+from service.db.postgres import Pool
 from service.runs.cancels import cancel_run
 from tests.support.executor_processes import Fleet, fleet, ready, role_env
 from tests.support.factories import make_company
 from tests.support.fake_llm import FakeLLM, Reply, fake_llm
+from tests.support.long_runs import ANSWERS, LINES, RULES, SCRIPT, all_sent, consuming
 from tests.support.pipeline import pipeline
 from tests.support.processes import Spawned
 from tests.support.scenarios import (
@@ -42,28 +41,6 @@ from tests.support.scenarios import (
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
-
-LINES = 8
-SCRIPT = [f"Question number {i} about my order" for i in range(1, LINES + 1)]
-ANSWERS = [f"Answer number {i}." for i in range(1, LINES + 1)]
-RULES: list[dict[str, Any]] = [{"when": f"number {i} ", "say": ANSWERS[i - 1]} for i in range(1, LINES + 1)]
-
-
-@contextlib.asynccontextmanager
-async def consuming(settings: Settings, pool: Pool, kafka: KafkaBus, *names: str) -> AsyncIterator[None]:
-    """Run these consumer roles in this process (no relay) until the block ends."""
-    roles = [running_role(ROLES[name], settings, pool, kafka, None) for name in names]
-    tasks = [
-        asyncio.create_task(role.run(), name=f"role-{name}") for role, name in zip(roles, names, strict=True)
-    ]
-    try:
-        for role in roles:
-            await asyncio.wait_for(role.runner.started.wait(), 30)
-        yield
-    finally:
-        for role in roles:
-            role.request_stop()
-        await asyncio.gather(*tasks)
 
 
 # --- (a) an executor killed in the middle of a conversation -------------------------------------
@@ -139,15 +116,6 @@ async def relaying(settings: Settings, kafka: KafkaBus) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
-
-
-async def all_sent(pool: Pool, run_id: UUID) -> bool:
-    """Every outbox row of the run (its run request and its events) is on Kafka."""
-    async with connection(pool) as conn:
-        sent = await conn.fetchval(
-            "SELECT bool_and(sent_at IS NOT NULL) FROM outbox WHERE run_id = $1", run_id
-        )
-    return bool(sent)
 
 
 async def caught_up(kafka: KafkaBus, settings: Settings, role: str, topic: Topic) -> None:

@@ -20,10 +20,10 @@ from service.bus.topics import topic_specs
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection
 from service.local.pgserver import free_port
-from tests.integration.test_execution_reliability import ANSWERS, LINES, RULES, SCRIPT, all_sent, consuming
 from tests.support.api import Tenant
 from tests.support.executor_processes import Fleet, fleet, logged, ready, role_env
 from tests.support.factories import make_company
+from tests.support.long_runs import ANSWERS, LINES, RULES, SCRIPT, all_sent, consuming
 from tests.support.processes import AGENT_EVAL, Spawned, spawned
 from tests.support.scenarios import (
     assert_billed_for_turns,
@@ -115,8 +115,7 @@ async def test_sigterm_on_a_busy_gateway_fails_readiness_then_answers_blocked_po
                 assert run["status"] == "queued"
                 answered.append(UUID(run["id"]))
             assert sorted(answered) == run_ids
-            while (await stream.next_item(timeout_s=30)) is not None:
-                pass  # the stream ends: the server closed it
+            await stream.events(timeout_s=30)  # returns at EOF: the server closed the stream
             stream_response.release()
 
         assert await asyncio.to_thread(gateway.wait, 30) == 0

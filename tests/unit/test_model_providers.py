@@ -7,7 +7,6 @@ import pytest
 from pydantic import JsonValue
 
 from schemas.agents import AgentOverrides
-from schemas.cases import Case
 from service.core.settings import Settings
 from service.domain.model_providers import (
     DefaultModel,
@@ -22,6 +21,7 @@ from service.domain.model_providers import (
 from service.domain.model_providers import model_problem as problem_of
 from service.domain.snapshot import snapshot
 from service.runs.triggers import default_models
+from tests.support.case_models import make_case
 
 HOSTED = "https://api.openai.com/v1"
 OPENAI_KEY = "AGENT_EVAL_OPENAI_API_KEY"
@@ -148,45 +148,6 @@ def test_nothing_is_named_when_every_model_can_be_served() -> None:
 
 AGENT_DEFAULT = DefaultModel("openai:agent-default", "AGENT_EVAL_DEFAULT_AGENT_MODEL")
 PERSONA_DEFAULT = DefaultModel("openai:persona-default", "AGENT_EVAL_DEFAULT_MODEL")
-
-
-NOW = "2026-01-01T00:00:00Z"
-COMPANY = {"company_id": "00000000-0000-4000-8000-00000000000c", "created_at": NOW, "updated_at": NOW}
-AGENT_ID = "00000000-0000-4000-8000-00000000000a"
-PERSONA_ID = "00000000-0000-4000-8000-00000000000b"
-
-
-def make_case(
-    *,
-    agent: dict[str, JsonValue] | None = None,
-    persona: dict[str, JsonValue] | None = None,
-    **fields: JsonValue,
-) -> Case:
-    return Case.model_validate(
-        {
-            "id": "00000000-0000-4000-8000-00000000000d",
-            **COMPANY,
-            "agent_id": AGENT_ID,
-            "persona_id": PERSONA_ID,
-            "name": "Late order",
-            "scenario": "Your order is late.",
-            "agent": {
-                "id": AGENT_ID,
-                **COMPANY,
-                "name": "Support",
-                "system_prompt": "Help.",
-                **(agent or {}),
-            },
-            "persona": {
-                "id": PERSONA_ID,
-                **COMPANY,
-                "name": "Dana",
-                "identity_prompt": "Dana.",
-                **(persona or {}),
-            },
-            **fields,
-        }
-    )
 
 
 def models_of_run(
