@@ -29,15 +29,15 @@ test: install
 	exit $$status
 
 lint: install
-	$(BIN)/ruff format --check service consumers schemas tests scripts bench
-	$(BIN)/ruff check service consumers schemas tests scripts bench
-	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py scripts/localtls.py scripts/lint_chart.py bench
+	$(BIN)/ruff format --check service consumers schemas tests scripts bench examples
+	$(BIN)/ruff check service consumers schemas tests scripts bench examples
+	$(BIN)/mypy service consumers schemas tests scripts/services.py scripts/localkafka.py scripts/localtls.py scripts/lint_chart.py bench examples/http_agent.py
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 format: install
-	$(BIN)/ruff format service consumers schemas tests scripts bench
-	$(BIN)/ruff check --fix service consumers schemas tests scripts bench
+	$(BIN)/ruff format service consumers schemas tests scripts bench examples
+	$(BIN)/ruff check --fix service consumers schemas tests scripts bench examples
 
 # The Helm chart, offline: helm (v4.3.2, built with Go into .tools/) lint --strict, the rendered
 # manifests against the Kubernetes schemas, and the chart tests (`pytest -m chart`).

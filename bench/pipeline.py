@@ -3,111 +3,40 @@ billers as separate `agent-eval` processes on Kafka and PostgreSQL (started by
 `scripts/services up`), runs driven through the HTTP API with the `scripted` model.
 
     source .services/env && .venv/bin/python -m bench.pipeline throughput [--runs 1000] [--executors 1]
+    source .services/env && .venv/bin/python -m bench.pipeline throughput --agent prompt,flow,http
     source .services/env && .venv/bin/python -m bench.pipeline capacity [--conversations 1000]
     source .services/env && .venv/bin/python -m bench.pipeline waiters [--waiters 5000]
 
 `throughput`: M ten-turn runs (five persona lines, five agent replies, max_turns 10), each
 triggered with a blocking POST, `--clients` at a time; prints runs/s, turns/s, trigger→done
 p50/p99, the pipeline overhead (trigger→done minus the simulated model time) and each process's
-peak RSS. `capacity`: one executor holding `--conversations` conversations at once with a 1 s
-model latency; prints its RSS. `waiters`: `--waiters` blocked POSTs on one gateway (no executor,
-so nothing finishes); prints the gateway's RSS and how fast a SIGTERM answers them all. Not a
-test: nothing here asserts a number.
+peak RSS. With `--agent` naming several kinds (`bench.agent_kinds`: prompt, flow, http), each
+is measured in turn on the same services, and a table compares their runs/s and our processes'
+CPU per run. `capacity` and `waiters` (`bench.holding`): how many conversations one executor
+holds and how many blocked POSTs one gateway holds. Not a test: nothing here asserts a number.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
-from bench.stack import (
-    Processes,
-    Seeded,
-    create_case,
-    drop,
-    machine_cpu,
-    metric,
-    peak_rss_mb,
-    percentile,
-    rss_mb,
-    seed,
-    wait_ready,
-)
-from service.local.pgserver import free_port
+from bench.agent_kinds import KINDS, make_case, start_agent_server
+from bench.holding import capacity, waiters
+from bench.pipeline_stack import Stack
+from bench.stack import machine_cpu, percentile
 
-
-def make_case(base: str, key: str, *, max_turns: int, lines: int) -> str:
-    agent = {
-        "system_prompt": "You answer questions briefly.",
-        "model": "scripted",
-        "agent_speaks_first": False,
-        "rules": [{"when": "question", "say": "Here is a short answer to your question."}],
-    }
-    script = [f"Question number {i}, please answer it." for i in range(1, lines + 1)]
-    persona = {"identity_prompt": "You ask questions.", "model": "scripted", "script": script}
-    case = {
-        "scenario": "The caller asks five questions.",
-        "max_turns": max_turns,
-        "success_criteria": [
-            {"type": "must_say", "pattern": "short answer"},
-            {"type": "must_not_say", "pattern": "I can't help"},
-        ],
-    }
-    return create_case(base, key, agent=agent, persona=persona, case=case)
-
-
-class Stack:
-    """The services of one benchmark: a fresh database, topics under a fresh prefix, processes."""
-
-    def __init__(self, server_url: str, bootstrap: str, logs: Path, extra_env: dict[str, str]) -> None:
-        self.server_url = server_url
-        self.seeded: Seeded = asyncio.run(seed(server_url, credits_cents=100_000_000))
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.health: dict[str, int] = {}
-        env = {
-            "AGENT_EVAL_DATABASE_URL": self.seeded.database_url,
-            "AGENT_EVAL_KAFKA_BOOTSTRAP": bootstrap,
-            "AGENT_EVAL_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
-            "AGENT_EVAL_PORT": str(self.port),
-            "AGENT_EVAL_LOG_FORMAT": "json",
-            "AGENT_EVAL_MAX_INFLIGHT_RUNS_PER_COMPANY": "100000",
-            **extra_env,
-        }
-        self.processes = Processes(env, logs)
-        self.processes.run("kafka", "init")
-
-    def start_role(self, name: str, *argv: str) -> None:
-        port = free_port()
-        self.health[name] = port
-        self.processes.start(name, *argv, env={"AGENT_EVAL_HEALTH_PORT": str(port)})
-
-    def start(self, *, executors: int, scorers: int, billers: int) -> None:
-        self.processes.start("gateway", "serve")
-        self.start_role("relay", "relay")
-        for role, count in (("executor", executors), ("scorer", scorers), ("biller", billers)):
-            for i in range(count):
-                self.start_role(f"{role}-{i + 1}", "consume", role)
-        wait_ready(f"{self.base}/readyz")
-        for port in self.health.values():
-            wait_ready(f"http://127.0.0.1:{port}/readyz")
-
-    def close(self) -> None:
-        self.processes.stop_all()
-        asyncio.run(drop(self.server_url, self.seeded.database))
+INFRASTRUCTURE = ("postgres", "kafka", "http-agent")
 
 
 async def drive(base: str, key: str, case_id: str, runs: int, clients: int) -> list[tuple[float, str]]:
@@ -134,46 +63,104 @@ async def drive(base: str, key: str, case_id: str, runs: int, clients: int) -> l
     return results
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One agent kind's figures: each run's trigger→done seconds and status, the wall time, the
+    CPU seconds of each process over it, and the lifecycle stage latencies."""
+
+    kind: str
+    results: list[tuple[float, str]]
+    wall_s: float
+    cpu_s: dict[str, float]
+    stages: dict[str, list[float]]
+
+    def runs_per_s(self) -> float:
+        return len(self.results) / self.wall_s
+
+    def our_cpu_ms_per_run(self) -> float:
+        """CPU of the service's own processes (not PostgreSQL, Kafka or the user's agent) per run."""
+        ours = sum(
+            v for k, v in self.cpu_s.items() if k not in INFRASTRUCTURE and not k.startswith("machine")
+        )
+        return ours / len(self.results) * 1000
+
+
+def measure(stack: Stack, args: argparse.Namespace, kind: str, agent_url: str | None) -> Measured:
+    key = stack.seeded.key
+    case_id = make_case(stack.base, key, max_turns=10, lines=5, kind=kind, agent_url=agent_url)
+    asyncio.run(drive(stack.base, key, case_id, min(50, args.runs), args.clients))  # warm-up
+    since = datetime.now().astimezone()
+    cpu_before = {**stack.processes.cpu_seconds(), **machine_cpu()}
+    started = time.monotonic()
+    results = asyncio.run(drive(stack.base, key, case_id, args.runs, args.clients))
+    wall = time.monotonic() - started
+    cpu_after = {**stack.processes.cpu_seconds(), **machine_cpu()}
+    cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
+    stages = asyncio.run(stage_latencies(stack.seeded.database_url, since))
+    return Measured(kind, results, wall, cpu, stages)
+
+
 def throughput(args: argparse.Namespace, server_url: str, bootstrap: str, logs: Path) -> None:
-    latency = args.latency
-    stack = Stack(server_url, bootstrap, logs, {"AGENT_EVAL_SCRIPTED_LATENCY_S": str(latency)})
+    kinds = [k.strip() for k in args.agent.split(",") if k.strip()]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise SystemExit(
+            f"--agent: unknown kind(s) {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}"
+        )
+    env = {
+        "AGENT_EVAL_SCRIPTED_LATENCY_S": str(args.latency),
+        "AGENT_EVAL_AGENT_ALLOWED_NETWORKS": "127.0.0.1/32",
+    }
+    stack = Stack(server_url, bootstrap, logs, env)
     try:
         stack.start(executors=args.executors, scorers=args.scorers, billers=args.billers)
-        case_id = make_case(stack.base, stack.seeded.key, max_turns=10, lines=5)
-        asyncio.run(drive(stack.base, stack.seeded.key, case_id, min(50, args.runs), args.clients))  # warm-up
-        cpu_before = {**stack.processes.cpu_seconds(), **machine_cpu()}
-        started = time.monotonic()
-        results = asyncio.run(drive(stack.base, stack.seeded.key, case_id, args.runs, args.clients))
-        wall = time.monotonic() - started
-        cpu_after = {**stack.processes.cpu_seconds(), **machine_cpu()}
-        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
+        agent_url = start_agent_server(stack.processes) if "http" in kinds else None
+        measured = [measure(stack, args, kind, agent_url) for kind in kinds]
         peaks = stack.processes.peak_rss_mb()
-        stages = asyncio.run(stage_latencies(stack.seeded.database_url))
     finally:
         stack.close()
-    seconds = [r[0] for r in results]
-    model_s = 10 * latency
-    statuses = {status: sum(1 for _, s in results if s == status) for _, status in results}
+    for figures in measured:
+        report(args, figures)
+    for name, mb in sorted(peaks.items()):
+        print(f"  {name:<12} peak RSS {mb:,.0f} MB")
+    if len(measured) > 1:
+        compare(measured)
+
+
+def report(args: argparse.Namespace, m: Measured) -> None:
+    seconds = [r[0] for r in m.results]
+    model_s = 10 * args.latency
+    statuses = {status: sum(1 for _, s in m.results if s == status) for _, status in m.results}
     print(
-        f"pipeline: {args.runs} ten-turn scripted runs, {latency:g} s per model call, {args.clients} clients"
+        f"pipeline: {args.runs} ten-turn scripted runs of a {m.kind} agent, {args.latency:g} s per model "
+        f"call, {args.clients} clients"
     )
     print(
         f"  processes        gateway, relay, {args.executors} executor(s), {args.scorers} scorer(s), "
         f"{args.billers} biller(s)"
     )
     print(f"  statuses         {statuses}")
-    print(f"  runs/s           {len(results) / wall:,.1f}")
-    print(f"  turns/s          {10 * len(results) / wall:,.0f}")
+    print(f"  runs/s           {m.runs_per_s():,.1f}")
+    print(f"  turns/s          {10 * len(m.results) / m.wall_s:,.0f}")
     print(f"  trigger→done     {ms(seconds)}")
     print(f"  overhead         {ms([s - model_s for s in seconds])}   (minus {model_s:g} s of model time)")
-    for stage, values in stages.items():
+    for stage, values in m.stages.items():
         print(f"  {stage:<16} {ms(values)}")
-    for name, mb in sorted(peaks.items()):
-        print(f"  {name:<12} peak RSS {mb:,.0f} MB, CPU {cpu.get(name, 0.0) / wall:.0%} of a core")
-    for name in ("postgres", "kafka", "machine (2 cores)"):
-        print(
-            f"  {name:<12} CPU {cpu[name] / wall:.0%}" + ("" if name.startswith("machine") else " of a core")
-        )
+    print(f"  our CPU per run  {m.our_cpu_ms_per_run():,.1f} ms")
+    for name, seconds_used in sorted(m.cpu_s.items()):
+        label = name if name.startswith("machine") else f"{name} of a core"
+        print(f"  {'CPU ' + label:<34} {seconds_used / m.wall_s:.0%}")
+
+
+def compare(measured: list[Measured]) -> None:
+    base = measured[0]
+    print(f"agents compared (same services, same run; vs {base.kind}):")
+    print(f"  {'agent':<8} {'runs/s':>8} {'vs':>7} {'our CPU/run':>12} {'vs':>7}")
+    for m in measured:
+        speed = m.runs_per_s() / base.runs_per_s() - 1
+        cpu = m.our_cpu_ms_per_run() / base.our_cpu_ms_per_run() - 1
+        cpu_ms = m.our_cpu_ms_per_run()
+        print(f"  {m.kind:<8} {m.runs_per_s():>8,.1f} {speed:>+7.0%} {cpu_ms:>9,.1f} ms {cpu:>+7.0%}")
 
 
 STAGES = (
@@ -184,13 +171,15 @@ STAGES = (
 )
 
 
-async def stage_latencies(database_url: str) -> dict[str, list[float]]:
-    """Seconds between lifecycle events of each run, from the event store (commit times)."""
+async def stage_latencies(database_url: str, since: datetime) -> dict[str, list[float]]:
+    """Seconds between lifecycle events of each run created after `since`, from the event store
+    (commit times)."""
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
-            "SELECT run_id, type, created_at FROM outbox"
-            " WHERE sequence IS NOT NULL AND type <> 'agent_eval.run.turn'"
+            "SELECT o.run_id, o.type, o.created_at FROM outbox o JOIN eval_runs r ON r.id = o.run_id"
+            " WHERE o.sequence IS NOT NULL AND o.type <> 'agent_eval.run.turn' AND r.created_at >= $1",
+            since,
         )
     finally:
         await conn.close()
@@ -209,120 +198,6 @@ def ms(seconds: list[float]) -> str:
     return f"p50 {percentile(seconds, 0.5) * 1000:,.0f} ms   p99 {percentile(seconds, 0.99) * 1000:,.0f} ms"
 
 
-def trigger_without_waiting(base: str, key: str, case_id: str, count: int) -> None:
-    async def main() -> None:
-        headers = {"Authorization": f"Bearer {key}", "Prefer": "wait=0"}
-        async with aiohttp.ClientSession(headers=headers) as session:
-            semaphore = asyncio.Semaphore(50)
-
-            async def one() -> None:
-                async with (
-                    semaphore,
-                    session.post(f"{base}/agent-eval/cases/{case_id}/run", json={}) as response,
-                ):
-                    await response.read()
-
-            await asyncio.gather(*(one() for _ in range(count)))
-
-    asyncio.run(main())
-
-
-def sample_until(check: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def capacity(args: argparse.Namespace, server_url: str, bootstrap: str, logs: Path) -> None:
-    n = args.conversations
-    env = {"AGENT_EVAL_SCRIPTED_LATENCY_S": "1.0", "AGENT_EVAL_EXECUTOR_CONCURRENCY": str(n)}
-    stack = Stack(server_url, bootstrap, logs, env)
-    try:
-        stack.start(executors=1, scorers=1, billers=1)
-        case_id = make_case(stack.base, stack.seeded.key, max_turns=60, lines=30)  # about a minute each
-        started = time.monotonic()
-        trigger_without_waiting(stack.base, stack.seeded.key, case_id, n)
-        executor = stack.processes.started["executor-1"]
-        active_url = f"http://127.0.0.1:{stack.health['executor-1']}/metrics"
-        full = sample_until(lambda: metric(active_url, "agent_eval_conversations_active") >= n, 120)
-        reached = time.monotonic() - started
-        samples = []
-        for _ in range(10):
-            samples.append((metric(active_url, "agent_eval_conversations_active"), rss_mb(executor.pid)))
-            time.sleep(1)
-        turns = metric(active_url, "agent_eval_turns_persisted_total")
-        peak = peak_rss_mb(executor.pid)
-    finally:
-        stack.close()
-    print(f"capacity: {n} conversations in one executor, 1 s per model call")
-    print(f"  all {n} playing  {'yes' if full else 'NO'} (after {reached:.1f} s)")
-    print(f"  active (10 s)    min {min(a for a, _ in samples):.0f}, max {max(a for a, _ in samples):.0f}")
-    print(f"  executor RSS     {max(r for _, r in samples):,.0f} MB while full; peak {peak:,.0f} MB")
-    print(f"  turns persisted  {turns:,.0f} so far")
-
-
-def blocked_posts(base: str, key: str, case_id: str, count: int, out: multiprocessing.Queue[str]) -> None:
-    """In its own process: `count` blocking POSTs at once; report when each was answered."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (count + 1000, count + 1000))
-
-    async def main() -> None:
-        headers = {"Authorization": f"Bearer {key}", "Prefer": "wait=60"}
-        connector = aiohttp.TCPConnector(limit=0)
-        timeout = aiohttp.ClientTimeout(total=300)
-        async with aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout) as session:
-
-            async def one() -> tuple[int, float]:
-                async with session.post(f"{base}/agent-eval/cases/{case_id}/run", json={}) as response:
-                    await response.read()
-                    return response.status, time.time()
-
-            answers = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
-        codes = [a[0] for a in answers if isinstance(a, tuple)]
-        last = max((a[1] for a in answers if isinstance(a, tuple)), default=0.0)
-        out.put(f"{codes.count(202)} {len(answers) - len(codes)} {last}")
-
-    asyncio.run(main())
-
-
-def waiters(args: argparse.Namespace, server_url: str, bootstrap: str, logs: Path) -> None:
-    n = args.waiters
-    limit = n + 1000
-    resource.setrlimit(
-        resource.RLIMIT_NOFILE, (limit, max(limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-    )
-    stack = Stack(server_url, bootstrap, logs, {})
-    try:
-        stack.processes.start("gateway", "serve")
-        wait_ready(f"{stack.base}/readyz")
-        case_id = make_case(stack.base, stack.seeded.key, max_turns=10, lines=5)
-        gateway = stack.processes.started["gateway"]
-        queue: multiprocessing.Queue[str] = multiprocessing.Queue()
-        client = multiprocessing.Process(
-            target=blocked_posts, args=(stack.base, stack.seeded.key, case_id, n, queue)
-        )
-        started = time.monotonic()
-        client.start()
-        metrics = f"{stack.base}/metrics"
-        full = sample_until(lambda: metric(metrics, "agent_eval_run_waiters") >= n, 240)
-        reached = time.monotonic() - started
-        blocked_rss = rss_mb(gateway.pid)
-        peak = peak_rss_mb(gateway.pid)
-        stopped_at = time.time()
-        stack.processes.stop("gateway", timeout_s=60)
-        answered, failed, last = queue.get(timeout=120).split()
-        client.join(30)
-    finally:
-        stack.close()
-    print(f"waiters: {n} blocked POSTs (Prefer: wait=60) on one gateway, nothing executing")
-    print(f"  all {n} blocked   {'yes' if full else 'NO'} (after {reached:.1f} s)")
-    print(f"  gateway RSS      {blocked_rss:,.0f} MB with all blocked; peak {peak:,.0f} MB")
-    after = float(last) - stopped_at
-    print(f"  on SIGTERM       {answered} answered 202, {failed} failed, the last {after:.2f} s later")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -333,6 +208,7 @@ def main() -> int:
     load.add_argument("--scorers", type=int, default=1)
     load.add_argument("--billers", type=int, default=1)
     load.add_argument("--latency", type=float, default=0.0, help="simulated seconds per model call")
+    load.add_argument("--agent", default="prompt", help=f"agent kinds, comma-separated: {', '.join(KINDS)}")
     held = sub.add_parser("capacity", help="conversations one executor holds at 1 s model latency")
     held.add_argument("--conversations", type=int, default=1000)
     blocked = sub.add_parser("waiters", help="blocked POSTs one gateway holds")

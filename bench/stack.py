@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -96,10 +96,16 @@ class Processes:
     logs: Path
     started: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, *argv: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        name: str,
+        *argv: str,
+        env: Mapping[str, str] | None = None,
+        program: Sequence[str] = (AGENT_EVAL,),
+    ) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
         process = subprocess.Popen(
-            [AGENT_EVAL, *argv],
+            [*program, *argv],
             env={**os.environ, **self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
-from bench.pipeline import Stack
+from bench.pipeline_stack import Stack
 from bench.stack import AGENT_EVAL, Processes, bench_database_server, http, wait_ready
 from schemas.suite_runs import SuiteRunTrigger
 from service.client.api import Api

@@ -22,6 +22,7 @@ Scope = Literal[
     "agents:create",
     "agents:update",
     "agents:delete",
+    "flows:test",
     "billing:read",
     "webhooks:read",
     "webhooks:manage",

@@ -1,4 +1,5 @@
-"""Agents (`/agents`): every field of the reference's agent object, plus `model`, `rules`.
+"""Agents (`/agents`): every field of the reference's agent object, plus `model`, `rules`, and
+agents of `"type": "http"` (the user's own agent, called at its `endpoint`: `schemas.endpoints`).
 
 Voice-only fields are accepted, stored and returned so existing clients keep working; a text
 simulation ignores them (each says so in its description). Structural checks that need more
@@ -25,10 +26,12 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.bodies import Body, Patch
+from schemas.endpoints import AgentEndpoint, EndpointOverride
 from schemas.fields import JsonObject, Language, LongText, Name, ShortText, reject_null
 
 VOICE_ONLY = "Voice only: stored and returned, ignored by text simulations."
 SYSTEM_TOOL = "end_call"
+AgentType = Literal["prompt", "flow", "http"]
 
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ModelName = Annotated[
@@ -133,8 +136,15 @@ class AgentFields(Body):
     """Every agent field with its default (the create body and the response share them)."""
 
     name: Name
-    type: Literal["prompt", "flow"] = Field(default="prompt", description="Cannot change after creation.")
-    system_prompt: LongText
+    type: AgentType = Field(
+        default="prompt",
+        description="Cannot change after creation. `http`: the user's own agent, called at `endpoint`.",
+    )
+    system_prompt: LongText = Field(
+        default="",
+        description="Required for prompt and flow agents. An http agent is sent it as a leading "
+        "system message when it is not empty.",
+    )
     description: ShortText | None = None
     temperature: Temperature = 0.5
     greeting_message: LongText | None = None
@@ -143,6 +153,9 @@ class AgentFields(Body):
     model: ModelName | None = None
     tools: list[Tool] = Field(default_factory=list, max_length=64)
     flow_config: FlowConfig | None = None
+    endpoint: AgentEndpoint | None = Field(
+        default=None, description="Required for (and only for) http agents."
+    )
     rules: Annotated[list[ScriptedRule], Field(max_length=200)] | None = None
     is_active: bool = True
     max_call_duration_secs: int = Field(
@@ -171,8 +184,8 @@ class AgentCreate(AgentFields):
     def _flow_config_matches_type(self) -> AgentCreate:
         if self.type == "flow" and self.flow_config is None:
             raise ValueError("flow agents need a flow_config")
-        if self.type == "prompt" and self.flow_config is not None:
-            raise ValueError("prompt agents cannot have a flow_config")
+        if self.type != "flow" and self.flow_config is not None:
+            raise ValueError(f"{self.type} agents cannot have a flow_config")
         return self
 
 
@@ -189,6 +202,9 @@ class AgentOverrides(Patch):
     model: ModelName | None = None
     tools: Annotated[list[Tool], Field(max_length=64)] | SkipJsonSchema[None] = None
     flow_config: FlowConfig | None = None
+    endpoint: EndpointOverride | None = Field(
+        default=None, description="An http agent's endpoint for this case or run; secrets stay the agent's."
+    )
     rules: Annotated[list[ScriptedRule], Field(max_length=200)] | None = None
     is_active: bool | SkipJsonSchema[None] = None
     max_call_duration_secs: Annotated[int, Field(ge=0, le=3600)] | SkipJsonSchema[None] = None
@@ -231,7 +247,14 @@ class AgentOverrides(Patch):
 class AgentPatch(AgentOverrides):
     """PATCH /agents/{id}: send only what changes. `type` is accepted only if it does not change."""
 
-    type: Literal["prompt", "flow"] | SkipJsonSchema[None] = None
+    type: AgentType | SkipJsonSchema[None] = None
+    # The override's endpoint type narrowed back to the agent's: a PATCH carries secrets, an
+    # override never does (mypy sees an incompatible override of the parent's field).
+    endpoint: AgentEndpoint | None = Field(  # type: ignore[assignment]
+        default=None,
+        description='The whole endpoint. A secret sent as "***" keeps its stored value; without '
+        "`secrets` every stored secret is kept.",
+    )
 
 
 class Agent(AgentFields):

@@ -18,33 +18,27 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from consumers.executor.flow import FlowActor, FlowRun
+from consumers.executor.http_agent import HttpAgentCaller
 from consumers.executor.persistence import Draft, RunWriter
+from consumers.executor.setup import setup_of
 from consumers.executor.tools import ToolCaller
 from consumers.llm.providers import CompletionRequest, Providers
-from schemas.runs import RunConfig
 from service.core.clock import Clock
 from service.core.errors import BudgetSpent, LeaseLost, ProviderError
 from service.core.logging import get_logger
 from service.core.settings import Settings
 from service.db.claims import Lease
 from service.db.runs import RunRow
-from service.domain.conversation import (
-    AnswerTools,
-    Finish,
-    Greet,
-    Rules,
-    Speak,
-    Step,
-    next_step,
-    time_budget_ms,
-)
+from service.domain.conversation import AnswerTools, Finish, Speak
+from service.domain.flow_runtime import Evaluate, Fire, FlowStep, Instructed
 from service.domain.lifecycle import Ending
 from service.domain.prompts import agent_tools, agent_view, persona_tools, persona_view
 from service.domain.transcript import TranscriptTurn
-from service.runs.triggers import default_models
 
 log = get_logger("consumers.executor.conversation")
 T = TypeVar("T")
+MAX_FOLDED = 20  # steps without I/O joined to one round (a flow entering node after node)
 
 
 @dataclass(frozen=True)
@@ -53,34 +47,10 @@ class Engine:
 
     providers: Providers
     tools: ToolCaller
+    http_agents: HttpAgentCaller
     writer: RunWriter
     settings: Settings
     clock: Clock
-
-
-@dataclass(frozen=True)
-class Setup:
-    """A run's snapshot, as the engine plays it."""
-
-    config: RunConfig
-    agent_model: str
-    persona_model: str
-    rules: Rules
-
-
-def setup_of(run: RunRow, settings: Settings) -> Setup:
-    config = RunConfig.model_validate(run.config)
-    agent = config.case.agent
-    rules = Rules(
-        max_turns=config.case.max_turns,
-        agent_speaks_first=agent.agent_speaks_first,
-        greeting=agent.greeting_message,
-        budget_ms=time_budget_ms(agent.max_call_duration_secs, settings.run_timeout_s),
-    )
-    agent_default, persona_default = default_models(settings)  # for runs stored without models
-    return Setup(
-        config, run.agent_model or agent_default.model, run.persona_model or persona_default.model, rules
-    )
 
 
 class Conversation:
@@ -90,6 +60,15 @@ class Conversation:
         self._lease = lease
         self._setup = setup_of(run, engine.settings)
         self._claimed_at = engine.clock.monotonic()
+        self._flow = self._flow_actor()
+
+    def _flow_actor(self) -> FlowActor | None:
+        setup = self._setup
+        if setup.graph is None:
+            return None
+        prompt = setup.config.prompts.agent or setup.config.case.agent.system_prompt
+        run = FlowRun(setup.graph, setup.config.case, setup.agent_model, prompt, self._run.id)
+        return FlowActor(self._engine.providers, self._engine.tools, self._engine.clock, run)
 
     async def play(self) -> None:
         """Play until the run ends or the lease is lost (then drop the run without writing)."""
@@ -103,26 +82,62 @@ class Conversation:
         if self._run.cancel_requested_at is not None:
             await writer.end(self._lease, Ending("cancelled"), self._active_ms())
             return
+        if self._setup.flow_problem is not None:
+            failed = Ending("error", self._setup.flow_problem, "FLOW_INVALID")
+            await writer.end(self._lease, failed, self._active_ms())
+            return
         transcript = await writer.transcript(self._run.id)
         passed = False
         while True:
-            step = next_step(transcript, self._setup.rules, self._active_ms(), agent_passed=passed)
+            step = self._setup.decide(transcript, self._active_ms(), agent_passed=passed)
             if isinstance(step, Finish):
-                await writer.end(self._lease, Ending(step.reason), self._active_ms())
+                await writer.end(self._lease, _ending(step), self._active_ms())
                 return
-            ending, drafts = await self._attempt(step, transcript)
-            if ending is not None:
+            ending, drafts, passed = await self._round(step, transcript)
+            if ending is not None and not drafts:
                 await writer.end(self._lease, ending, self._active_ms())
                 return
-            passed = isinstance(step, Speak) and step.after_tools and not drafts
             if drafts:
-                persisted = await self._persist(transcript, drafts)
+                persisted = await self._persist(transcript, self._folded(transcript, drafts), ending)
                 if persisted is None:
                     return
                 transcript = persisted
 
+    async def _round(
+        self, step: FlowStep, transcript: Sequence[TranscriptTurn]
+    ) -> tuple[Ending | None, list[Draft], bool]:
+        """Act on `step`; in a flow, go on with the agent's side (an evaluation, entering nodes,
+        firing a tool, the reply) until someone has spoken, so a caller message and the agent's
+        answer to it are two commits, not four. The ending (if a model failed or the budget ran
+        out), the round's rows, and whether the agent passed (nothing to add to tool results)."""
+        ending, drafts = await self._attempt(step, transcript)
+        passed = isinstance(step, Speak) and step.after_tools and not drafts
+        for _ in range(MAX_FOLDED if self._flow is not None else 0):
+            if ending is not None or any(_spoken(d) for d in drafts):
+                break
+            extended = _extended(transcript, drafts)
+            step = self._setup.decide(extended, self._active_ms(), agent_passed=passed)
+            if isinstance(step, Finish) or (isinstance(step, Speak) and step.who == "persona"):
+                break
+            ending, more = await self._attempt(step, extended)
+            passed = isinstance(step, Speak) and step.after_tools and not more
+            drafts += more
+        return ending, drafts, passed
+
+    def _folded(self, transcript: Sequence[TranscriptTurn], drafts: list[Draft]) -> list[Draft]:
+        """The round's rows plus those of the steps after it that need no I/O (entering a flow
+        node, a literal line): one commit instead of one per row."""
+        drafts = list(drafts)
+        for _ in range(MAX_FOLDED):
+            step = self._setup.decide(_extended(transcript, drafts), self._active_ms())
+            draft = self._setup.said_without_io(step)
+            if draft is None:
+                break
+            drafts.append(draft)
+        return drafts
+
     async def _attempt(
-        self, step: Step, transcript: Sequence[TranscriptTurn]
+        self, step: FlowStep, transcript: Sequence[TranscriptTurn]
     ) -> tuple[Ending | None, list[Draft]]:
         """Act within the budget; an ending instead when the budget runs out or a model fails."""
         try:
@@ -134,14 +149,15 @@ class Conversation:
             return Ending("error", str(exc), exc.code), []
 
     async def _persist(
-        self, transcript: Sequence[TranscriptTurn], drafts: list[Draft]
+        self, transcript: Sequence[TranscriptTurn], drafts: list[Draft], ending: Ending | None = None
     ) -> list[TranscriptTurn] | None:
-        """Write the new rows; the run's end too if the conversation ends with them. Returns the
-        transcript to continue from, or None once the run has ended."""
+        """Write the new rows; the run's end too if `ending` is given or the conversation ends with
+        them. Returns the transcript to continue from, or None once the run has ended."""
         first = len(transcript) + 1
-        extended = [*transcript, *(d.as_turn(first + i) for i, d in enumerate(drafts))]
-        after = next_step(extended, self._setup.rules, self._active_ms())
-        ending = Ending(after.reason) if isinstance(after, Finish) else None
+        extended = _extended(transcript, drafts)
+        if ending is None:
+            after = self._setup.decide(extended, self._active_ms())
+            ending = _ending(after) if isinstance(after, Finish) else None
         ended = await self._engine.writer.persist(self._lease, first, drafts, ending, self._active_ms())
         return None if ended else extended
 
@@ -155,9 +171,12 @@ class Conversation:
                 raise BudgetSpent() from None
             raise
 
-    async def _act(self, step: Step, transcript: Sequence[TranscriptTurn]) -> list[Draft]:
-        if isinstance(step, Greet):
-            return [Draft("agent", text=step.text)]
+    async def _act(self, step: FlowStep, transcript: Sequence[TranscriptTurn]) -> list[Draft]:
+        without_io = self._setup.said_without_io(step)
+        if without_io is not None:
+            return [without_io]
+        if isinstance(step, Evaluate | Instructed | Fire) and self._flow is not None:
+            return await self._flow.act(step, transcript)
         if isinstance(step, AnswerTools):
             return await self._answer_tools(step)
         if isinstance(step, Speak) and step.who == "persona":
@@ -180,13 +199,20 @@ class Conversation:
 
     async def _agent_says(self, transcript: Sequence[TranscriptTurn]) -> Draft:
         agent, model = self._setup.config.case.agent, self._setup.agent_model
+        if agent.type == "http":
+            completion = await self._engine.http_agents.complete(agent, self._run.id, transcript)
+            return Draft.from_completion("agent", completion.model, completion)
         prompt = self._setup.config.prompts.agent or agent.system_prompt
+        rules = agent.rules
+        if self._flow is not None:  # in a conversation node: its instructions, its scripted rules
+            prompt, node = self._flow.node_prompt(transcript)
+            rules = node.rules if node is not None and node.rules is not None else rules
         request = CompletionRequest(
             model=model,
             messages=agent_view(prompt, transcript),
             tools=agent_tools(agent),
             temperature=agent.temperature,
-            rules=(agent.rules or []) if model == "scripted" else None,
+            rules=(rules or []) if model == "scripted" else None,
         )
         return Draft.from_completion("agent", model, await self._engine.providers.complete(request))
 
@@ -205,3 +231,17 @@ class Conversation:
     def _active_ms(self) -> int:
         owned_s = self._engine.clock.monotonic() - self._claimed_at
         return self._run.active_ms + int(owned_s * 1000)
+
+
+def _extended(transcript: Sequence[TranscriptTurn], drafts: Sequence[Draft]) -> list[TranscriptTurn]:
+    first = len(transcript) + 1
+    return [*transcript, *(d.as_turn(first + i) for i, d in enumerate(drafts))]
+
+
+def _spoken(draft: Draft) -> bool:
+    """A turn boundary: the caller said something, or the agent did."""
+    return draft.role == "persona" or (draft.role == "agent" and bool(draft.text))
+
+
+def _ending(finish: Finish) -> Ending:
+    return Ending(finish.reason, finish.error, finish.error_code)

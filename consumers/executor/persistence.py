@@ -44,6 +44,7 @@ class Draft:
     text: str | None = None
     tool_calls: tuple[ToolCallRecord, ...] = ()
     tool_result: dict[str, JsonValue] | None = None
+    flow_event: dict[str, JsonValue] | None = None
     model: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -68,7 +69,9 @@ class Draft:
         return bool(self.input_tokens or self.output_tokens)
 
     def as_turn(self, number: int) -> TranscriptTurn:
-        return TranscriptTurn(number, self.role, self.text, self.tool_calls, self.tool_result)
+        return TranscriptTurn(
+            number, self.role, self.text, self.tool_calls, self.tool_result, self.flow_event
+        )
 
     def priced(self, run_id: UUID, number: int, attempt: int, card: RateCard) -> turns.NewTurn:
         """The row to write, priced with the rate card in force (model calls only)."""
@@ -82,6 +85,7 @@ class Draft:
             tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls]
             or None,
             tool_result=self.tool_result,
+            flow_event=self.flow_event,
             model=self.model,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,

@@ -53,7 +53,11 @@ class ToolCaller:
         policy: ToolPolicy,
         allowlist: Sequence[str],
         run_id: UUID,
+        *,
+        timeout_s: float | None = None,
     ) -> ToolAnswer:
+        """The tool_result body for `call`; `timeout_s` overrides the executor's tool timeout (a
+        flow's `tool_call` node sets its own)."""
         head: ToolAnswer = {"tool_call_id": call.id, "name": call.name}
         tool = next((t for t in tools if t.name == call.name), None)
         if tool is None:
@@ -61,17 +65,20 @@ class ToolCaller:
         url = tool.effective_url()
         if url is None or not fires_for_real(tool, policy, allowlist):
             return {**head, "mocked": True, "result": mock_result(tool.effective_output_schema())}
-        return {**head, "mocked": False, **await self._post(url, call, run_id)}
+        return {**head, "mocked": False, **await self._post(url, call, run_id, timeout_s or self._timeout_s)}
 
-    async def _post(self, url: str, call: ToolCallRecord, run_id: UUID) -> ToolAnswer:
+    async def _post(self, url: str, call: ToolCallRecord, run_id: UUID, timeout_s: float) -> ToolAnswer:
         body = {"tool": call.name, "arguments": call.arguments, "run_id": str(run_id)}
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
             check_target(url, allow_private=self._allow_private)
-            async with self._client().post(url, json=body, allow_redirects=False) as response:
+            async with self._client().post(
+                url, json=body, allow_redirects=False, timeout=timeout
+            ) as response:
                 raw = await response.content.read(self._max_bytes + 1)
                 status = response.status
         except TimeoutError:
-            return {"error": f"timed out after {self._timeout_s:g} s"}
+            return {"error": f"timed out after {timeout_s:g} s"}
         except (OutboundRefused, aiohttp.ClientError) as exc:
             refused = refusal(exc)
             return {"error": f"refused: {refused}" if refused else f"request failed: {exc}"}

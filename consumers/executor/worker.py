@@ -18,6 +18,7 @@ import socket
 from uuid import UUID
 
 from consumers.executor.conversation import Conversation, Engine
+from consumers.executor.http_agent import HttpAgentCaller
 from consumers.executor.persistence import RunWriter, WriterSettings
 from consumers.executor.tools import ToolCaller
 from consumers.llm.openai_compat import providers_from_settings
@@ -198,7 +199,14 @@ def build_engine(context: RoleContext) -> Engine:
         ),
         context.clock,
     )
-    return Engine(providers=providers, tools=tools, writer=writer, settings=settings, clock=context.clock)
+    return Engine(
+        providers=providers,
+        tools=tools,
+        http_agents=HttpAgentCaller(settings),
+        writer=writer,
+        settings=settings,
+        clock=context.clock,
+    )
 
 
 def build(context: RoleContext) -> BuiltRole:
@@ -210,6 +218,7 @@ def build(context: RoleContext) -> BuiltRole:
             await executor.close()
         finally:
             await engine.tools.close()
+            await engine.http_agents.close()
             await engine.providers.close()
 
     return BuiltRole(handler=executor.handle, gate=executor, close=close, stop=executor.stop)

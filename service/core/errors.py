@@ -24,7 +24,7 @@ AgentEvalError
 │   ├── Unprocessable                422
 │   │   ├── IdempotencyKeyReused     422 IDEMPOTENCY_KEY_REUSED
 │   │   ├── ModeNotSupported         422 MODE_NOT_SUPPORTED
-│   │   ├── FlowExecutionUnsupported 422 FLOW_EXECUTION_UNSUPPORTED
+│   │   ├── NotAFlowAgent            422 NOT_A_FLOW_AGENT
 │   │   └── ModelNotConfigured       422 MODEL_NOT_CONFIGURED
 │   ├── RateLimited                  429 RATE_LIMIT         (+ Retry-After)
 │   └── Unavailable                  503 UNAVAILABLE        (a dependency is down; retry)
@@ -50,6 +50,7 @@ AgentEvalError
 │   └── Abandoned                    the process is stopping: leave the record uncommitted
 ├── RemoteError                      the agent-eval server answered a client command with an error
 ├── PatternError                     a regex does not compile in RE2 (a ValueError too)
+├── FlowUnreadable                   a stored flow no longer reads as a graph (its issues, joined)
 └── SetupError                       a command cannot start
     ├── UsageError                   a client command's arguments cannot be run
     ├── SettingsError                a setting it needs is missing or unusable
@@ -262,11 +263,11 @@ class ModeNotSupported(Unprocessable):
     default_message = "Only text mode is supported"
 
 
-class FlowExecutionUnsupported(Unprocessable):
-    """Flow agents cannot be run until the flow runtime exists."""
+class NotAFlowAgent(Unprocessable):
+    """A flow simulation was asked of an agent that is not a flow agent."""
 
-    code = "FLOW_EXECUTION_UNSUPPORTED"
-    default_message = "Running flow agents is not supported yet"
+    code = "NOT_A_FLOW_AGENT"
+    default_message = "Only flow agents have a flow to test"
 
 
 class ModelNotConfigured(Unprocessable):
@@ -376,6 +377,12 @@ ProviderCode = Literal[
     "PROVIDER_REJECTED",
     "PROVIDER_BAD_RESPONSE",
     "PROVIDER_UNKNOWN",
+    "AGENT_HTTP_STATUS",
+    "AGENT_HTTP_TIMEOUT",
+    "AGENT_HTTP_UNREACHABLE",
+    "AGENT_HTTP_REFUSED",
+    "AGENT_BAD_RESPONSE",
+    "FLOW_DEAD_END",
 ]
 
 
@@ -434,6 +441,10 @@ class RemoteError(AgentEvalError):
 
 class PatternError(AgentEvalError, ValueError):
     """The pattern does not compile in RE2; the message says why."""
+
+
+class FlowUnreadable(AgentEvalError, ValueError):
+    """A flow agent's stored graph has issues, so a run cannot play it (the run fails FLOW_INVALID)."""
 
 
 class SetupError(AgentEvalError):

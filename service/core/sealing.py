@@ -1,6 +1,7 @@
-"""Secrets at rest: webhook signing secrets are stored sealed (Fernet: AES-128-CBC + HMAC-SHA256)
-with keys from settings, so a database dump alone does not reveal them. The first key seals;
-every key opens, so keys rotate by putting a new one first and re-sealing at leisure."""
+"""Secrets at rest: webhook signing secrets and HTTP agents' secrets are stored sealed (Fernet:
+AES-128-CBC + HMAC-SHA256) with keys from settings, so a database dump alone does not reveal
+them. The first key seals; every key opens, so keys rotate by putting a new one first and
+re-sealing at leisure."""
 
 from __future__ import annotations
 
@@ -29,5 +30,5 @@ class SecretBox:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken as exc:
             raise SettingsError(
-                "a webhook secret was sealed with a key that is no longer configured"
+                "a secret was sealed with a key that is no longer in AGENT_EVAL_WEBHOOK_SECRET_KEYS"
             ) from exc

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.rates import DEFAULT_RATE_CARD, RateCard
 from service.core.errors import SettingsError
+from service.core.networks import AllowedNetworks, parse_networks
 
 LogFormat = Literal["auto", "json", "console"]
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -106,6 +107,9 @@ class Settings(BaseSettings):
     scripted_latency_s: float = Field(default=0.0, ge=0)  # simulated model latency (benchmarks)
     tool_timeout_s: float = Field(default=10.0, gt=0)
     tool_max_response_bytes: int = Field(default=65_536, ge=1024)
+    # Private networks (CIDRs) and host names agents of `type: http` may be called at, also over
+    # plain http:// (comma-separated: `10.0.3.0/24,agent.internal`); only agent calls get them.
+    agent_allowed_networks: str = ""
 
     # Outbox relay and maintenance (DESIGN.md §2, §5).
     event_retention_hours: float = Field(default=72.0, gt=0)
@@ -139,8 +143,9 @@ class Settings(BaseSettings):
     rate_card: RateCard = DEFAULT_RATE_CARD
 
     # Webhooks (DESIGN.md §8).
-    # Fernet keys (comma-separated, newest first) that seal endpoint secrets at rest; the first
-    # seals, every one opens, so a key is rotated by putting a new one in front.
+    # Fernet keys (comma-separated, newest first) that seal webhook endpoint secrets and HTTP
+    # agents' secrets at rest; the first seals, every one opens, so a key is rotated by putting a
+    # new one in front.
     webhook_secret_keys: SecretStr | None = None
     webhook_timeout_s: float = Field(default=15.0, gt=0)
     webhook_disable_after_s: float = Field(default=5 * 86_400.0, gt=0)  # failing this long: disabled
@@ -159,6 +164,12 @@ class Settings(BaseSettings):
     # Logging.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: LogFormat = "auto"
+
+    @field_validator("agent_allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)  # a bad entry stops the process at start, naming it
+        return value
 
     @model_validator(mode="after")
     def _kafka_security_is_whole(self) -> Settings:
@@ -186,8 +197,12 @@ class Settings(BaseSettings):
             return self.openai_api_key.get_secret_value() if self.openai_api_key else None
         return os.environ.get(provider.api_key_env) if provider.api_key_env else None
 
+    def agent_networks(self) -> AllowedNetworks:
+        """AGENT_EVAL_AGENT_ALLOWED_NETWORKS, parsed (validated when the settings were read)."""
+        return parse_networks(self.agent_allowed_networks)
+
     def require_webhook_keys(self) -> list[str]:
-        """The Fernet keys sealing webhook secrets, or a clear error naming the variable to set."""
+        """The Fernet keys sealing webhook and agent secrets, or a clear error naming the variable to set."""
         raw = self.webhook_secret_keys.get_secret_value() if self.webhook_secret_keys else ""
         keys = [key.strip() for key in raw.split(",") if key.strip()]
         if not keys:

@@ -183,14 +183,16 @@ class RoleUsage:
 
 
 _USAGE = """
-SELECT role, sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+SELECT CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
        sum(cost_microcents)::bigint AS cost_microcents
-FROM eval_run_turns WHERE run_id = $1 GROUP BY role
+FROM eval_run_turns WHERE run_id = $1 GROUP BY 1
 """
 
 
 async def usage_by_role(conn: Connection, run_id: UUID) -> dict[str, RoleUsage]:
-    """Tokens and exact cost of the run's persisted turns, by role (roles without turns absent)."""
+    """Tokens and exact cost of the run's persisted turns, by role (roles without turns absent);
+    a flow's model calls (evaluation steps, recorded as flow events) are the agent's."""
     return {
         r["role"]: RoleUsage(int(r["input_tokens"]), int(r["output_tokens"]), int(r["cost_microcents"]))
         for r in await conn.fetch(_USAGE, run_id)

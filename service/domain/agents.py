@@ -3,7 +3,9 @@
 Tool names are unique and not the system `end_call`; tool parameter and output schemas are
 valid JSON Schema; URLs are HTTPS (plain HTTP only where private targets are allowed, i.e. in
 tests and local development); models name a configured provider; scripted rules compile in RE2
-and call tools the agent has; a flow's graph is well formed.
+and call tools the agent has; a flow's graph is well formed. An http agent has an endpoint (and
+no other type has one) whose URL the outbound policy allows and whose headers use only its own
+secrets; prompt and flow agents need a `system_prompt`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from jsonschema.exceptions import SchemaError
 from pydantic import JsonValue
 
 from schemas.agents import SYSTEM_TOOL, AgentFields, AgentOverrides, FlowConfig, ScriptedRule, Tool
+from schemas.endpoints import AgentEndpoint
 from service.core.errors import FieldError, FlowInvalid
+from service.core.networks import AllowedNetworks
+from service.domain.endpoints import endpoint_problems
 from service.domain.flows import FlowIssue, flow_issues
 from service.domain.patterns import pattern_error
 
@@ -86,11 +91,31 @@ def check_flow(flow_config: FlowConfig | None) -> None:
         raise FlowInvalid([issue.as_dict() for issue in issues])
 
 
+def type_problems(agent: AgentFields, at: str = "body") -> Iterator[FieldError]:
+    """Fields a whole agent of its type must have, or must not: an http agent's endpoint, the
+    system prompt of the others (optional for an http agent, which has its own)."""
+    if agent.type == "http" and agent.endpoint is None:
+        yield FieldError(f"{at}.endpoint", "an http agent needs an endpoint", "missing")
+    if agent.type != "http" and agent.endpoint is not None:
+        yield FieldError(
+            f"{at}.endpoint", f"only http agents have an endpoint (this is a {agent.type} agent)"
+        )
+    if agent.type != "http" and "system_prompt" not in agent.model_fields_set:
+        yield FieldError(f"{at}.system_prompt", "Field required", "missing")
+
+
 def agent_field_errors(
-    agent: AgentFields | AgentOverrides, *, providers: frozenset[str], allow_http: bool, at: str = "body"
+    agent: AgentFields | AgentOverrides,
+    *,
+    providers: frozenset[str],
+    allow_http: bool,
+    at: str = "body",
+    agent_networks: AllowedNetworks | None = None,
 ) -> list[FieldError]:
-    """Every problem of a whole agent, or of the fields an override sets, with its field path."""
-    errors: list[FieldError] = []
+    """Every problem of a whole agent, or of the fields an override sets, with its field path.
+    An endpoint URL is checked against the outbound policy only when `agent_networks`
+    (AGENT_EVAL_AGENT_ALLOWED_NETWORKS) is given; a run checks it again when it calls."""
+    errors: list[FieldError] = list(type_problems(agent, at)) if isinstance(agent, AgentFields) else []
     tools = agent.tools
     if tools is not None:
         errors += tool_problems(tools, allow_http=allow_http, at=f"{at}.tools")
@@ -103,4 +128,13 @@ def agent_field_errors(
     problem = url_problem(agent.webhook_url, allow_http=allow_http)
     if problem:
         errors.append(FieldError(f"{at}.webhook_url", problem))
+    if agent.endpoint is not None:
+        secrets = set(agent.endpoint.secrets) if isinstance(agent.endpoint, AgentEndpoint) else None
+        errors += endpoint_problems(
+            agent.endpoint,
+            allow_private=allow_http,
+            networks=agent_networks,
+            secret_names=secrets,
+            at=f"{at}.endpoint",
+        )
     return errors

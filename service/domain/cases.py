@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from schemas.agents import AgentOverrides
 from schemas.assertions import Assertion, CustomLlmJudge, MustNotSay, MustSay
 from service.core.errors import FieldError
+from service.core.networks import AllowedNetworks
 from service.domain.agents import agent_field_errors, model_problem
 from service.domain.patterns import pattern_error
 
@@ -34,11 +35,17 @@ def case_field_errors(
     *,
     providers: frozenset[str],
     allow_http: bool,
+    agent_networks: AllowedNetworks | None = None,
 ) -> list[FieldError]:
-    """Every problem of the assertions and agent overrides a case sets, with its field path."""
+    """Every problem of the assertions and agent overrides a case sets, with its field path (an
+    overriding endpoint's URL checked against the outbound policy when `agent_networks` is given)."""
     errors = criteria_errors(criteria or [], providers=providers)
     if overrides is not None:
         errors += agent_field_errors(
-            overrides, providers=providers, allow_http=allow_http, at="body.agent_overrides"
+            overrides,
+            providers=providers,
+            allow_http=allow_http,
+            agent_networks=agent_networks,
+            at="body.agent_overrides",
         )
     return errors

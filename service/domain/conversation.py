@@ -39,6 +39,8 @@ class AnswerTools:
 @dataclass(frozen=True)
 class Finish:
     reason: TerminationReason
+    error: str | None = None  # for reason "error": what went wrong, and its machine code
+    error_code: str | None = None
 
 
 Step = Greet | Speak | AnswerTools | Finish
@@ -50,6 +52,7 @@ class Rules:
     agent_speaks_first: bool
     greeting: str | None
     budget_ms: int
+    answers_tools: bool = True  # False for an agent that runs its own tools (an HTTP agent)
 
 
 def time_budget_ms(agent_limit_s: float | None, operator_limit_s: float) -> int:
@@ -82,7 +85,7 @@ def pending_calls(transcript: Sequence[TranscriptTurn]) -> tuple[ToolCallRecord,
     return tuple(c for c in wanted if c.name != END_CALL.name and c.id not in answered)
 
 
-def _hung_up(transcript: Sequence[TranscriptTurn]) -> bool:
+def hung_up(transcript: Sequence[TranscriptTurn]) -> bool:
     """The latest agent turn called end_call (only its tool results may follow it)."""
     latest = next((t for t in reversed(transcript) if t.role != "tool_result"), None)
     return latest is not None and latest.role == "agent" and calls(latest, END_CALL.name)
@@ -102,10 +105,10 @@ def next_step(
     last = transcript[-1]
     if last.role == "persona" and calls(last, END_CONVERSATION.name):
         return Finish("persona_goodbye")
-    pending = pending_calls(transcript)
+    pending = pending_calls(transcript) if rules.answers_tools else ()
     if pending:
         return AnswerTools(pending)  # even when hanging up: the calls it made alongside still happen
-    if last.role in ("agent", "tool_result") and _hung_up(transcript):
+    if last.role in ("agent", "tool_result") and hung_up(transcript):
         return Finish("agent_ended")
     if spoken_turns(transcript) >= rules.max_turns:
         return Finish("max_turns")

@@ -34,17 +34,20 @@ def price_call(
     return PricedCall(math.ceil(exact), card.version)
 
 
-PRICED_TURN_ROLES: frozenset[str] = frozenset({"agent", "persona"})  # model calls; tool results are free
+# Model calls; tool results are free. A flow event made by a model call (a flow's evaluation step,
+# an argument extraction) is the agent's call, priced and billed as the agent's.
+PRICED_TURN_ROLES: dict[str, Role] = {"agent": "agent", "persona": "persona", "flow_event": "agent"}
 
 
 def price_turn(
     card: RateCard, role: str, model: str | None, input_tokens: int, output_tokens: int
 ) -> PricedCall | None:
-    """A transcript row's price: a persona or agent model call costs its tokens; a tool result
-    or a flow event costs nothing (None)."""
-    if role not in PRICED_TURN_ROLES or model is None:
+    """A transcript row's price: a persona or agent model call (a flow's evaluation step is the
+    agent's) costs its tokens; a tool result, or a flow event no model made, costs nothing (None)."""
+    priced_as = PRICED_TURN_ROLES.get(role)
+    if priced_as is None or model is None:
         return None
-    return price_call(card, "agent" if role == "agent" else "persona", model, input_tokens, output_tokens)
+    return price_call(card, priced_as, model, input_tokens, output_tokens)
 
 
 @dataclass(frozen=True)

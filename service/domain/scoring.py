@@ -79,11 +79,14 @@ def check_must_reach_node(
     assertion: MustReachNode, transcript: Sequence[TranscriptTurn], *, flow_agent: bool
 ) -> AssertionResult:
     if not flow_agent:
-        return failed(assertion, "must_reach_node needs a flow agent; this run's agent is a prompt agent")
+        return failed(
+            assertion,
+            "must_reach_node needs a flow agent; this run's agent has no flow (it is not of type flow)",
+        )
     for turn in transcript:
         event = turn.flow_event or {}
         if event.get("type") == "flow_node_entered" and event.get("step_id") == assertion.node_id:
-            return passed(assertion, f"entered at turn {turn.turn_number}")
+            return passed(assertion, f"reached at turn {turn.turn_number}")
     return failed(assertion, f"node {assertion.node_id} was never entered")
 
 

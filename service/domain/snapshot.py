@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.agents import AgentOverrides
+from schemas.agents import Agent, AgentOverrides
 from schemas.cases import Case
 from schemas.runs import Prompts, RunConfig
 from service.domain.overrides import merge_agent
@@ -28,6 +28,15 @@ def snapshot(
     config = RunConfig(case=case.model_copy(update={"agent": agent}), prompts=prompts)
     return Snapshot(
         config,
-        agent_model=agent.model or default_agent_model,
+        agent_model=served_by(agent, default_agent_model),
         persona_model=case.persona.model or default_persona_model,
     )
+
+
+def served_by(agent: Agent, default_model: str) -> str:
+    """The model a run records for the agent's side: an http agent is its own (`http`, or the
+    model its endpoint names); any other the agent's model, or the default."""
+    if agent.type == "http":
+        endpoint_model = agent.endpoint.model if agent.endpoint is not None else None
+        return f"http:{endpoint_model}" if endpoint_model else "http"
+    return agent.model or default_model

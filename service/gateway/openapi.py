@@ -245,7 +245,7 @@ _STATUS_TEXT: dict[int, str] = {
     413: "`PAYLOAD_TOO_LARGE`",
     415: "`UNSUPPORTED_MEDIA_TYPE`",
     422: (
-        "`IDEMPOTENCY_KEY_REUSED`, `MODE_NOT_SUPPORTED`, `FLOW_EXECUTION_UNSUPPORTED` or "
+        "`IDEMPOTENCY_KEY_REUSED`, `MODE_NOT_SUPPORTED` or "
         "`MODEL_NOT_CONFIGURED` (a model the run needs has no configured provider; the message "
         "names the model and the setting to set)"
     ),

@@ -19,7 +19,6 @@ from uuid import UUID
 from schemas.cases import Case
 from schemas.runs import RunTrigger
 from service.core.errors import (
-    FlowExecutionUnsupported,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     LockTimeout,
@@ -127,24 +126,23 @@ async def _create(
 
 
 def planned_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:
-    """The run's snapshot, or the 4xx that refuses it (deleted agent, flow agent, bad overrides,
-    a model no provider serves)."""
+    """The run's snapshot, or the 4xx that refuses it (deleted agent, bad overrides, a
+    model no provider serves)."""
     taken = snapshot_run(case, body, settings)
     ensure_models_served([(case, taken)], settings)
     return taken
 
 
 def snapshot_run(case: Case, body: RunTrigger, settings: Settings) -> Snapshot:
-    """The run's snapshot, or the 4xx that refuses it (deleted agent, flow agent, bad overrides)."""
+    """The run's snapshot, or the 4xx that refuses it (deleted agent, bad overrides)."""
     if case.agent.deleted_at is not None:
         raise NotFound(f"Agent {case.agent_id} of case {case.id} was deleted")
-    if case.agent.type == "flow":
-        raise FlowExecutionUnsupported("Flow agents cannot run as text simulations yet")
     if body.agent_overrides is not None:
         errors = agent_field_errors(
             body.agent_overrides,
             providers=settings.provider_names(),
             allow_http=settings.webhook_allow_private,
+            agent_networks=settings.agent_networks(),
             at="body.agent_overrides",
         )
         if errors:
@@ -185,7 +183,8 @@ def default_models(settings: Settings) -> tuple[DefaultModel, DefaultModel]:
 
 
 def ensure_models_served(planned: Sequence[tuple[Case, Snapshot]], settings: Settings) -> None:
-    """Raise 422 `MODEL_NOT_CONFIGURED` naming every model of these runs no provider can serve."""
+    """Raise 422 `MODEL_NOT_CONFIGURED` naming every model of these runs no provider can serve
+    (an http agent is called at its endpoint: its side needs no model provider)."""
     agent_default, persona_default = default_models(settings)
     uses = [
         use
@@ -197,6 +196,7 @@ def ensure_models_served(planned: Sequence[tuple[Case, Snapshot]], settings: Set
             persona_default=persona_default,
             judge_model=settings.judge_model,
         )
+        if not (use.role == "agent" and taken.config.case.agent.type == "http")
     ]
     problems = unservable_models(uses, provider_access(settings))
     if problems:

@@ -279,11 +279,16 @@ async def test_voice_mode_is_422_and_text_mode_isaccepted(
     accepted(got, got.body["id"])
 
 
-async def test_a_flow_agent_is_422(client: Client, tenant: Tenant, pool: Pool) -> None:
-    flow_agent = agent_body(type="flow", flow_config=FLOW)
+async def test_a_flow_agent_run_is_accepted_with_its_flow_in_the_snapshot(
+    client: Client, tenant: Tenant, pool: Pool
+) -> None:
+    flow_agent = agent_body(type="flow", flow_config=FLOW, model="scripted")
     case = await scripted_case(client, tenant, agent=flow_agent)
-    refused(await trigger(client, tenant, case["id"]), 422, "FLOW_EXECUTION_UNSUPPORTED")
-    assert await count(pool, "eval_runs") == 0
+    got = await trigger(client, tenant, case["id"])
+    accepted(got, got.body["id"])
+    assert got.body["case"]["agent"]["type"] == "flow"
+    assert got.body["case"]["agent"]["flow_config"]["nodes"] == FLOW["nodes"]
+    assert await count(pool, "eval_runs") == 1
 
 
 @pytest.mark.parametrize(

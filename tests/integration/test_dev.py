@@ -11,11 +11,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from service.local import pgserver
+from service.local.pgserver import free_port
 from tests.support.junit_schema import junit_errors
 from tests.support.processes import AGENT_EVAL, ROOT, Spawned, spawned
 from tests.support.receiver import running_receiver
@@ -65,6 +68,40 @@ def _run_quickstart(url: str, key: str, hook_url: str) -> tuple[dict[str, object
     return run, secret
 
 
+def _run_flow_quickstart(url: str, key: str, workdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The README's flow example in `workdir`: the run, and the hermetic flow test it saved."""
+    run: dict[str, Any] = json.loads(
+        _bash(_readme_sh("quickstart-flow"), {"API": url, "KEY": key}, cwd=workdir)
+    )
+    tested: dict[str, Any] = json.loads((workdir / "flow-test.json").read_text())
+    return run, tested
+
+
+async def _flow_turns(url: str, key: str, run_id: object) -> list[dict[str, Any]]:
+    status, body = await _get(f"{url}/agent-eval/runs/{run_id}/turns", key)
+    assert status == 200
+    turns: list[dict[str, Any]] = body["data"]
+    return turns
+
+
+def _run_http_quickstart(url: str, key: str, agent_url: str) -> dict[str, Any]:
+    """The README's HTTP-agent example against the example agent at `agent_url`: the run."""
+    env = {"API": url, "KEY": key, "AGENT_URL": agent_url}
+    run: dict[str, Any] = json.loads(_bash(_readme_sh("quickstart-http"), env))
+    return run
+
+
+def _agent_url(child: Spawned) -> str:
+    line = eventually_sync(
+        lambda: child.find("Running on http://") or (None if child.proc.poll() is None else "exited"),
+        timeout_s=30,
+        what="the example agent to listen",
+    )
+    match = re.search(r"Running on (http://\S+)", line or "")
+    assert match, child.output()
+    return match.group(1)
+
+
 def _stream(url: str, key: str, run_id: object) -> str:
     """`curl -N` on the run's event stream, as the README shows it (it ends after run.done)."""
     return _bash(
@@ -84,7 +121,7 @@ def _base_url(child: Spawned) -> str:
     return match.group(1)
 
 
-async def _get(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:
+async def _get(url: str, key: str | None = None) -> tuple[int, dict[str, Any]]:
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
         return response.status, await response.json()
@@ -102,9 +139,12 @@ async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_
         "AGENT_EVAL_DATABASE_URL": "",
         "AGENT_EVAL_KAFKA_BOOTSTRAP": "",
         "AGENT_EVAL_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver below is on loopback
+        "AGENT_EVAL_AGENT_ALLOWED_NETWORKS": "127.0.0.1/32",  # and the example HTTP agent
     }
+    example_agent = [sys.executable, str(ROOT / "examples" / "http_agent.py"), "--port", str(free_port())]
     async with running_receiver() as receiver, contextlib.AsyncExitStack() as stack:
         first = stack.enter_context(spawned(argv, env))
+        agent_url = await asyncio.to_thread(_agent_url, stack.enter_context(spawned(example_agent, {})))
         url = await asyncio.to_thread(_base_url, first)
         assert await _get(f"{url}/readyz") == (200, {"status": "ok", "checks": {"database": "ok"}})
         key_line = first.find("API key (shown once")
@@ -136,6 +176,21 @@ async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_
         assert 'failures="1"' in (workdir / "strict.xml").read_text()
         assert isinstance(run["total_cost_cents"], int)
         assert run["total_cost_cents"] >= 1
+        flow_dir = tmp_path / "flow"
+        flow_dir.mkdir()
+        flow_run, tested = await asyncio.to_thread(_run_flow_quickstart, url, key.group(0), flow_dir)
+        assert (flow_run["status"], flow_run["score"], flow_run["pass_fail"]) == ("completed", 100.0, True)
+        entered = [
+            t["flow_event"]["step_id"]
+            for t in await _flow_turns(url, key.group(0), flow_run["id"])
+            if t["role"] == "flow_event" and t["flow_event"]["type"] == "flow_node_entered"
+        ]
+        assert entered == ["start", "triage", "lookup", "offer", "bye"]
+        assert (tested["path"], tested["cost_cents"]) == (entered, 0)
+        http_run = await asyncio.to_thread(_run_http_quickstart, url, key.group(0), agent_url)
+        assert (http_run["status"], http_run["score"], http_run["pass_fail"]) == ("completed", 100.0, True)
+        assert http_run["termination_reason"] == "agent_ended"
+        assert http_run["case"]["agent"]["endpoint"]["secrets"] == {"AGENT_TOKEN": "***"}
         assert await asyncio.to_thread(_stop, first) == 0
     assert pgserver.read_state(data_dir / "postgres") is None  # the embedded database was stopped
 

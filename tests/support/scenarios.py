@@ -158,8 +158,9 @@ async def event_types(pool: Pool, run_id: UUID) -> list[str]:
 async def turn_rows(pool: Pool, run_id: UUID) -> list[dict[str, Any]]:
     async with connection(pool) as conn:
         rows = await conn.fetch(
-            "SELECT turn_number, role, text, tool_calls, tool_result, model, input_tokens, output_tokens,"
-            " cost_microcents, rate_card_version, attempt FROM eval_run_turns WHERE run_id = $1"
+            "SELECT turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,"
+            " output_tokens, cost_microcents, rate_card_version, attempt, latency_ms"
+            " FROM eval_run_turns WHERE run_id = $1"
             " ORDER BY turn_number",
             run_id,
         )

@@ -353,9 +353,15 @@ def test_a_model_turn_costs_its_tokens_at_its_role_price(role: Role) -> None:
     assert priced == price_call(CARD, role, "openai:gpt-4o", 1_000, 10)
 
 
-@pytest.mark.parametrize("role", ["tool_result", "flow_event"])
-def test_tool_results_and_flow_events_cost_nothing(role: str) -> None:
-    assert price_turn(CARD, role, "openai:gpt-4o", 1_000, 10) is None
+def test_tool_results_cost_nothing() -> None:
+    assert price_turn(CARD, "tool_result", "openai:gpt-4o", 1_000, 10) is None
+
+
+def test_a_flow_event_made_by_a_model_call_is_priced_as_the_agents() -> None:
+    priced = price_turn(CARD, "flow_event", "openai:gpt-4o", 1_000, 10)
+
+    assert priced == price_call(CARD, "agent", "openai:gpt-4o", 1_000, 10)
+    assert price_turn(CARD, "flow_event", None, 0, 0) is None  # entering a node is free
 
 
 def test_a_turn_without_a_model_costs_nothing() -> None:

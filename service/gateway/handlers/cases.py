@@ -33,6 +33,7 @@ def check_case(case: CaseFields, settings: Settings) -> None:
         case.agent_overrides,
         providers=settings.provider_names(),
         allow_http=settings.webhook_allow_private,
+        agent_networks=settings.agent_networks(),
     )
     if errors:
         raise ValidationFailed(fields=errors)

@@ -16,6 +16,7 @@ from service.gateway.asyncapi import asyncapi_json
 from service.gateway.endpoints import Endpoint
 from service.gateway.openapi import openapi_json
 from service.gateway.routes.accounts import ACCOUNT_ENDPOINTS
+from service.gateway.routes.flows import FLOW_ENDPOINTS
 from service.gateway.routes.ops import OPS_ENDPOINTS
 from service.gateway.routes.resources import RESOURCE_ENDPOINTS
 from service.gateway.routes.runs import RUN_ENDPOINTS
@@ -25,6 +26,7 @@ from service.gateway.routes.webhooks import WEBHOOK_ENDPOINTS
 ENDPOINT_TABLE: tuple[Endpoint, ...] = (
     *OPS_ENDPOINTS,
     *RESOURCE_ENDPOINTS,
+    *FLOW_ENDPOINTS,
     *RUN_ENDPOINTS,
     *SUITE_RUN_ENDPOINTS,
     *WEBHOOK_ENDPOINTS,

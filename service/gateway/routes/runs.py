@@ -30,7 +30,7 @@ wait=N`. 200 with the final run when it is done in time; otherwise 202 with the 
 (agent ← case `agent_overrides` ← these `agent_overrides`) and the exact prompts sent. 402
 `BILLING_ERROR` when the company is suspended or its balance is below
 `AGENT_EVAL_MIN_RUN_BALANCE_CENTS`; 422 `MODE_NOT_SUPPORTED` for `mode: voice`; 422
-`FLOW_EXECUTION_UNSUPPORTED` for a flow agent; 422 `MODEL_NOT_CONFIGURED` when the agent, persona
+`MODEL_NOT_CONFIGURED` when the agent, persona
 or a judge model has no configured provider (the message names the model and the setting to
 set). Rejected requests create and store nothing."""
 
