@@ -106,9 +106,9 @@ class Conversation:
     async def _round(
         self, step: FlowStep, transcript: Sequence[TranscriptTurn]
     ) -> tuple[Ending | None, list[Draft], bool]:
-        """Act on `step`; in a flow, go on with the agent's side (an evaluation, entering nodes,
-        firing a tool, the reply) until someone has spoken, so a caller message and the agent's
-        answer to it are two commits, not four. The ending (if a model failed or the budget ran
+        """Act on `step`; in a flow, go on (an evaluation, entering nodes, firing a tool, the
+        reply, the caller's opening line) until someone has spoken, so a caller message and the
+        agent's answer to it are two commits, not four, as for any agent. The ending (if a model failed or the budget ran
         out), the round's rows, and whether the agent passed (nothing to add to tool results)."""
         ending, drafts = await self._attempt(step, transcript)
         passed = isinstance(step, Speak) and step.after_tools and not drafts
@@ -117,7 +117,7 @@ class Conversation:
                 break
             extended = _extended(transcript, drafts)
             step = self._setup.decide(extended, self._active_ms(), agent_passed=passed)
-            if isinstance(step, Finish) or (isinstance(step, Speak) and step.who == "persona"):
+            if isinstance(step, Finish) or (passed and isinstance(step, Speak) and step.who == "persona"):
                 break
             ending, more = await self._attempt(step, extended)
             passed = isinstance(step, Speak) and step.after_tools and not more

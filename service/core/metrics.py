@@ -37,6 +37,19 @@ DLQ_RECORDS = Counter(
     "agent_eval_dlq_records_total", "Records sent to a dead-letter topic", ["topic", "reason"]
 )
 CONVERSATIONS_ACTIVE = Gauge("agent_eval_conversations_active", "Conversations this executor is playing")
+EXECUTOR_SATURATION = Gauge(
+    "agent_eval_executor_saturation",
+    "Conversations playing over the executor's concurrency (1: full, new run requests wait)",
+)
+QUEUE_OLDEST_PENDING_AGE = Gauge(
+    "agent_eval_queue_oldest_pending_age_seconds",
+    "Age of the oldest released run not yet claimed by an executor (0 when none waits)",
+)
+RUNS_REDISPATCHED = Counter(
+    "agent_eval_runs_redispatched_total",
+    "Run requests published again by maintenance, by why (stale_pending, lease_expired)",
+    ["reason"],
+)
 RUNS_ENDED = Counter(
     "agent_eval_runs_ended_total", "Conversations ended by this process", ["status", "reason"]
 )
