@@ -35,6 +35,7 @@ from bench.agent_kinds import KINDS, make_case, start_agent_server
 from bench.holding import capacity, waiters
 from bench.pipeline_stack import Stack
 from bench.stack import machine_cpu, percentile
+from bench.stragglers import straggler_report
 
 INFRASTRUCTURE = ("postgres", "kafka", "http-agent")
 
@@ -73,6 +74,7 @@ class Measured:
     wall_s: float
     cpu_s: dict[str, float]
     stages: dict[str, list[float]]
+    stragglers: list[str]
 
     def runs_per_s(self) -> float:
         return len(self.results) / self.wall_s
@@ -97,7 +99,8 @@ def measure(stack: Stack, args: argparse.Namespace, kind: str, agent_url: str | 
     cpu_after = {**stack.processes.cpu_seconds(), **machine_cpu()}
     cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
     stages = asyncio.run(stage_latencies(stack.seeded.database_url, since))
-    return Measured(kind, results, wall, cpu, stages)
+    stragglers = asyncio.run(straggler_report(stack.seeded.database_url, since))
+    return Measured(kind, results, wall, cpu, stages, stragglers)
 
 
 def throughput(args: argparse.Namespace, server_url: str, bootstrap: str, logs: Path) -> None:
@@ -118,7 +121,9 @@ def throughput(args: argparse.Namespace, server_url: str, bootstrap: str, logs: 
         measured = [measure(stack, args, kind, agent_url) for kind in kinds]
         peaks = stack.processes.peak_rss_mb()
     finally:
-        stack.close()
+        stack.close(keep=args.keep)
+    if args.keep:
+        print(f"kept: database {stack.seeded.database_url}, logs {logs}")
     for figures in measured:
         report(args, figures)
     for name, mb in sorted(peaks.items()):
@@ -147,6 +152,7 @@ def report(args: argparse.Namespace, m: Measured) -> None:
     for stage, values in m.stages.items():
         print(f"  {stage:<16} {ms(values)}")
     print(f"  our CPU per run  {m.our_cpu_ms_per_run():,.1f} ms")
+    print("\n".join(f"  {line}" for line in m.stragglers))
     for name, seconds_used in sorted(m.cpu_s.items()):
         label = name if name.startswith("machine") else f"{name} of a core"
         print(f"  {'CPU ' + label:<34} {seconds_used / m.wall_s:.0%}")
@@ -195,7 +201,10 @@ async def stage_latencies(database_url: str, since: datetime) -> dict[str, list[
 
 
 def ms(seconds: list[float]) -> str:
-    return f"p50 {percentile(seconds, 0.5) * 1000:,.0f} ms   p99 {percentile(seconds, 0.99) * 1000:,.0f} ms"
+    return (
+        f"p50 {percentile(seconds, 0.5) * 1000:,.0f} ms   p99 {percentile(seconds, 0.99) * 1000:,.0f} ms"
+        f"   max {max(seconds, default=0.0) * 1000:,.0f} ms"
+    )
 
 
 def main() -> int:
@@ -209,6 +218,7 @@ def main() -> int:
     load.add_argument("--billers", type=int, default=1)
     load.add_argument("--latency", type=float, default=0.0, help="simulated seconds per model call")
     load.add_argument("--agent", default="prompt", help=f"agent kinds, comma-separated: {', '.join(KINDS)}")
+    load.add_argument("--keep", action="store_true", help="keep the database and the processes' logs")
     held = sub.add_parser("capacity", help="conversations one executor holds at 1 s model latency")
     held.add_argument("--conversations", type=int, default=1000)
     blocked = sub.add_parser("waiters", help="blocked POSTs one gateway holds")
@@ -219,8 +229,11 @@ def main() -> int:
     if not server_url or not bootstrap:
         print("run `scripts/services up` and `source .services/env` first")
         return 2
+    modes = {"throughput": throughput, "capacity": capacity, "waiters": waiters}
+    if getattr(args, "keep", False):
+        modes[args.mode](args, server_url, bootstrap, Path(tempfile.mkdtemp(prefix="agent-eval-bench-")))
+        return 0
     with tempfile.TemporaryDirectory(prefix="agent-eval-bench-") as logs:
-        modes = {"throughput": throughput, "capacity": capacity, "waiters": waiters}
         modes[args.mode](args, server_url, bootstrap, Path(logs))
     return 0
 

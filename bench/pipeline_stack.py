@@ -47,6 +47,7 @@ class Stack:
         for port in self.health.values():
             wait_ready(f"http://127.0.0.1:{port}/readyz")
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = False) -> None:
         self.processes.stop_all()
-        asyncio.run(drop(self.server_url, self.seeded.database))
+        if not keep:
+            asyncio.run(drop(self.server_url, self.seeded.database))

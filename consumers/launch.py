@@ -68,7 +68,7 @@ class RunningRelay:
             settings,
             bus,
             heartbeat=heartbeat,
-            maintenance=lambda halt: run_scheduler(maintenance_jobs(pool, settings), halt),
+            maintenance=lambda halt: run_scheduler(maintenance_jobs(pool, settings, bus=bus), halt),
         )
 
     async def run(self) -> None:

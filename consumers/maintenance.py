@@ -1,9 +1,11 @@
 """Maintenance: periodic jobs run by the active relay only (DESIGN.md §2).
 
-Every 5 s: measure stuck runs (`agent_eval_runs_stuck`); release held runs that now fit under
-their company's cap (and suite parallelism) and dispatch them; re-dispatch runs whose lease
-expired (or fail them `EXECUTOR_LOST` past the attempt cap), and released runs still pending
-30 s after their last dispatch; nudge runs terminal but not done for two minutes by re-emitting
+Every 5 s: measure stuck runs (`agent_eval_runs_stuck`) and the queue's age
+(`agent_eval_queue_oldest_pending_age_seconds`); release held runs that now fit under their
+company's cap (and suite parallelism) and dispatch them; re-dispatch runs whose lease expired
+(or fail them `EXECUTOR_LOST` past the attempt cap), and released runs still pending 30 s after
+their last dispatch whose request was lost, not merely waiting in the topic
+(`consumers.redispatch`); nudge runs terminal but not done for two minutes by re-emitting
 their last stage event (each run at most every two minutes). Hourly: purge sent outbox rows past
 `AGENT_EVAL_EVENT_RETENTION_HOURS`, idempotency keys past `AGENT_EVAL_IDEMPOTENCY_TTL_HOURS`,
 rate-limit windows older than five minutes, and finished webhook deliveries past
@@ -20,6 +22,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
+from consumers.redispatch import (
+    ExecutorOffsets,
+    measure_queue_age,
+    sweep_expired_leases,
+    sweep_stale_pending,
+)
+from service.bus.interface import Bus
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.logging import get_logger
 from service.core.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
@@ -27,7 +36,6 @@ from service.core.settings import Settings
 from service.db import deliveries, dispatch, idempotency, outbox, rate_limits, runs
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
-from service.runs.endings import announce_end, fill_slots
 
 log = get_logger("consumers.maintenance")
 
@@ -43,16 +51,23 @@ class Job:
     run: Callable[[], Awaitable[object]]
 
 
-def maintenance_jobs(pool: Pool, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> list[Job]:
-    """The jobs the active relay runs, with their intervals."""
+def maintenance_jobs(
+    pool: Pool, settings: Settings, clock: Clock = SYSTEM_CLOCK, *, bus: Bus | None = None
+) -> list[Job]:
+    """The jobs the active relay runs, with their intervals. With `bus`, the re-dispatch sweeps
+    ask it where the executors are (`consumers.redispatch`); without, every request of a run
+    still pending after `dispatch_stale_s` counts as lost."""
     every_5s, hourly = settings.maintenance_interval_s, settings.maintenance_hourly_s
+    executors = None if bus is None else ExecutorOffsets.of(bus, settings)
+    stale_s = settings.dispatch_stale_s
     return [
         Job("runs_stuck", every_5s, partial(measure_stuck_runs, pool)),
+        Job("queue_age", every_5s, partial(measure_queue_age, pool)),
         Job(
             "release_held", every_5s, partial(release_held_runs, pool, settings.max_inflight_runs_per_company)
         ),
-        Job("expired_leases", every_5s, partial(sweep_expired_leases, pool, settings)),
-        Job("stale_pending", every_5s, partial(sweep_stale_pending, pool, settings.dispatch_stale_s)),
+        Job("expired_leases", every_5s, partial(sweep_expired_leases, pool, settings, executors, clock)),
+        Job("stale_pending", every_5s, partial(sweep_stale_pending, pool, stale_s, executors, clock)),
         Job("finalisation_sweep", every_5s, partial(sweep_unfinalised, pool)),
         Job("outbox_purge", hourly, partial(purge_outbox, pool, settings.event_retention_hours * 3600)),
         Job(
@@ -86,42 +101,6 @@ async def release_held_runs(pool: Pool, inflight_cap: int) -> int:
         async with connection(pool) as conn:
             released += len(await dispatch.release_held(conn, company_id, inflight_cap))
     return released
-
-
-async def sweep_expired_leases(pool: Pool, settings: Settings) -> dict[str, int]:
-    """Runs whose executor vanished: re-dispatch them to be resumed, or, once their claims are
-    used up (hand-backs do not count), end them failed with `EXECUTOR_LOST`."""
-    async with transaction(pool) as conn:
-        expired = await dispatch.claim_expired_leases(
-            conn, settings.dispatch_stale_s, SWEEP_BATCH, settings.max_attempts
-        )
-        lost = [r for r in expired if r.attempt - r.handed_back >= settings.max_attempts]
-        retry = [r for r in expired if r not in lost]
-        ended = []
-        for run in lost:
-            error = f"no executor finished the run in {settings.max_attempts} attempts"
-            over = await dispatch.end_lost_run(conn, run.id, error)
-            if over is not None:
-                await announce_end(conn, over)
-                ended.append(over)
-        await dispatch.redispatch(conn, retry)
-    for company_id in {run.company_id for run in ended}:
-        await fill_slots(pool, company_id, settings.max_inflight_runs_per_company, after_end=True)
-    if expired:
-        log.warning(
-            "expired_leases_swept", lost=[str(r.id) for r in lost], redispatched=[str(r.id) for r in retry]
-        )
-    return {"lost": len(lost), "redispatched": len(retry)}
-
-
-async def sweep_stale_pending(pool: Pool, older_than_s: float) -> int:
-    """Re-dispatch released runs no executor claimed (a lost request, executors down)."""
-    async with transaction(pool) as conn:
-        stale = await dispatch.claim_stale_pending(conn, older_than_s, SWEEP_BATCH)
-        await dispatch.redispatch(conn, stale)
-    if stale:
-        log.warning("stale_pending_redispatched", count=len(stale), run_ids=[str(r.id) for r in stale])
-    return len(stale)
 
 
 async def sweep_unfinalised(pool: Pool) -> int:

@@ -149,8 +149,9 @@ class Relay:
         if not rows:
             return 0
         prefix = self._settings.topic_prefix
-        await self._bus.publish([outbox_record(row, prefix) for row in rows])
-        await outbox.mark_sent(conn, [row.id for row in rows])
+        published = await self._bus.publish([outbox_record(row, prefix) for row in rows])
+        positions = [(p.partition, p.offset) for p in published]  # maintenance reads them (re-dispatch)
+        await outbox.mark_sent(conn, [row.id for row in rows], positions)
         for row in rows:
             RELAY_PUBLISHED.labels(row.topic).inc()
         return len(rows)

@@ -9,6 +9,11 @@ copied to `<topic>.dlq` with the reason in its headers and then committed, so on
 never blocks a partition. A handler that fails because a dependency is down (database, bus) is
 retried until it succeeds or the runner stops: that is an outage, not a poison record.
 
+A role with a capacity gate (the executor) is full: the runner pauses its partitions (it keeps
+polling, so it stays in the group), and records already fetched wait in the runner, not in the
+handler, so a revocation reaches them at once and the partition moves on without waiting for
+room (records not handled are not committed: the next owner reads them).
+
 Stopping (SIGTERM): stop fetching, let each worker finish the record in hand, commit, leave the
 group. Records fetched but not handled are not committed; the next member receives them.
 """
@@ -30,6 +35,8 @@ from service.core.logging import get_logger
 from service.runtime.pools import backoff_s
 
 log = get_logger("consumers.runner")
+
+GATE_POLL_S = 0.02  # while full, how often a partition's next record looks for room
 
 
 class Gate(Protocol):
@@ -68,6 +75,7 @@ class _Worker:
     done_offset: int | None = None  # next offset to commit
     committed_offset: int | None = None
     revoked: bool = False
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set with `revoked`
     paused: bool = False
 
 
@@ -198,6 +206,8 @@ class ConsumerRunner:
 
     async def _work(self, sub: Subscription, worker: _Worker) -> None:
         while worker.queue and not worker.revoked and not self._stopping.is_set():
+            if not await self._room(worker):
+                return  # revoked or stopping while full: the records stay uncommitted for the next owner
             chunk = [worker.queue.popleft() for _ in range(min(self._config.chunk, len(worker.queue)))]
             handled = await self._process(chunk, worker)
             for message, done in zip(chunk, handled, strict=True):
@@ -209,6 +219,16 @@ class ConsumerRunner:
                 worker.paused = False
                 if not self._gate_paused:
                     sub.resume(frozenset({worker.tp}))
+
+    async def _room(self, worker: _Worker) -> bool:
+        """Hold a fetched record here while the gate is closed, not in the handler: a handler
+        waiting for capacity cannot be told its partition was revoked, and a rebalance would
+        wait for it (every member of the group idle until a conversation ends). False once the
+        partition is revoked or the runner stops."""
+        while self._gate is not None and not self._gate.is_open() and self._active(worker):
+            with contextlib.suppress(TimeoutError):  # the gate has no event: look again soon
+                await asyncio.wait_for(worker.gone.wait(), GATE_POLL_S)
+        return self._active(worker)
 
     async def _process(self, chunk: list[Message], worker: _Worker) -> list[bool]:
         def wanted() -> bool:
@@ -262,6 +282,7 @@ class ConsumerRunner:
         workers = [self._workers.pop(tp) for tp in partitions if tp in self._workers]
         for worker in workers:
             worker.revoked = True
+            worker.gone.set()
         await self._finish(workers)
         if self._subscription is not None:
             await self._commit(self._subscription, workers)

@@ -28,7 +28,7 @@ from service.core.clock import Clock
 from service.core.errors import BudgetSpent, LeaseLost, ProviderError
 from service.core.logging import get_logger
 from service.core.settings import Settings
-from service.db.claims import Lease
+from service.db.claims import Lease, Tenure
 from service.db.runs import RunRow
 from service.domain.conversation import AnswerTools, Finish, Speak
 from service.domain.flow_runtime import Evaluate, Fire, FlowStep, Instructed
@@ -71,11 +71,15 @@ class Conversation:
         return FlowActor(self._engine.providers, self._engine.tools, self._engine.clock, run)
 
     async def play(self) -> None:
-        """Play until the run ends or the lease is lost (then drop the run without writing)."""
+        """Play until the run ends. Raises `LeaseLost`, having written nothing more, once the run
+        is no longer under this lease (another executor re-claimed it, or it was swept); a run
+        found ended under it (an end whose commit was not acknowledged) was not lost."""
         try:
             await self._play()
         except LeaseLost:
-            log.warning("lease_lost", run_id=str(self._run.id), attempt=self._lease.attempt)
+            if await self._engine.writer.tenure(self._lease) is not Tenure.ENDED:
+                raise
+            log.info("run_already_ended", run_id=str(self._run.id), attempt=self._lease.attempt)
 
     async def _play(self) -> None:
         writer = self._engine.writer
@@ -108,8 +112,9 @@ class Conversation:
     ) -> tuple[Ending | None, list[Draft], bool]:
         """Act on `step`; in a flow, go on (an evaluation, entering nodes, firing a tool, the
         reply, the caller's opening line) until someone has spoken, so a caller message and the
-        agent's answer to it are two commits, not four, as for any agent. The ending (if a model failed or the budget ran
-        out), the round's rows, and whether the agent passed (nothing to add to tool results)."""
+        agent's answer to it are two commits, not four, as for any agent. The ending (if a model
+        failed or the budget ran out), the round's rows, and whether the agent passed (nothing to
+        add to tool results)."""
         ending, drafts = await self._attempt(step, transcript)
         passed = isinstance(step, Speak) and step.after_tools and not drafts
         for _ in range(MAX_FOLDED if self._flow is not None else 0):

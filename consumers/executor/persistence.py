@@ -20,12 +20,12 @@ from consumers.llm.providers import Completion
 from schemas.api import TurnRole
 from schemas.rates import RateCard
 from service.core.clock import SYSTEM_CLOCK, Clock
-from service.core.errors import LeaseLost
+from service.core.errors import DatabaseError, LeaseLost
 from service.core.ids import new_id
 from service.core.logging import get_logger
 from service.core.metrics import RUNS_ENDED, TURNS_PERSISTED
 from service.db import claims, rounds, turns
-from service.db.claims import Lease
+from service.db.claims import Lease, Tenure
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.db.runs import RunRow
 from service.domain import pricing
@@ -121,6 +121,11 @@ class RunWriter:
             log.info("run_claimed", run_id=str(run_id), attempt=run.attempt)
         return run
 
+    async def tenure(self, lease: Lease) -> Tenure:
+        """What became of the lease, after a fenced write matched no row."""
+        async with connection(self._pool) as conn:
+            return await claims.check_lease(conn, lease)
+
     async def transcript(self, run_id: UUID) -> list[TranscriptTurn]:
         async with connection(self._pool) as conn:
             return turns.transcript_of(await turns.list_turns(conn, run_id))
@@ -183,8 +188,9 @@ class RunWriter:
         return ended
 
     async def _ended(self, run: RunRow) -> None:
-        """After the end committed: hand the freed slot on, and say so."""
-        await fill_slots(self._pool, run.company_id, self._settings.inflight_cap, after_end=True)
+        """After the end committed: say so, and hand the freed slot on. The run has ended, so a
+        failure here must not reach the conversation (it would play the ended run again): the
+        maintenance job releases what fits within seconds."""
         RUNS_ENDED.labels(run.status, run.termination_reason or "").inc()
         log.info(
             "run_ended",
@@ -193,3 +199,7 @@ class RunWriter:
             termination_reason=run.termination_reason,
             error_code=run.error_code,
         )
+        try:
+            await fill_slots(self._pool, run.company_id, self._settings.inflight_cap, after_end=True)
+        except DatabaseError as exc:
+            log.warning("slot_release_deferred", run_id=str(run.id), error=str(exc))

@@ -4,8 +4,11 @@ The handler claims and returns, so the request's offset is committed once the cl
 the lease, not the offset, guarantees the run completes. Conversations play as tasks, at most
 `executor_concurrency` at once: while full, the runner pauses this member's partitions (it keeps
 polling, so it never falls out of the group) and a request already fetched waits for a slot.
-One statement every `lease_ttl_s / 3` renews every lease this process holds; a run it no longer
-holds is dropped at once. On shutdown the conversations stop, and their runs are handed back
+One statement every `lease_ttl_s / 3` renews every lease this process holds; a run taken from it
+(re-claimed by another executor, or swept) is reported `lease_lost` once and its conversation
+stopped at once, while a run that ended under its lease (the conversation is on its way out) is
+not a loss. Each conversation runs in a context of its own, naming its run and attempt, never
+the record that started it. On shutdown the conversations stop, and their runs are handed back
 and re-dispatched, to resume on another executor at the next turn boundary.
 """
 
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import socket
+from dataclasses import dataclass
 from uuid import UUID
 
 from consumers.executor.conversation import Conversation, Engine
@@ -26,13 +31,13 @@ from consumers.llm.providers import Providers
 from consumers.llm.scripted import ScriptedProvider
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, EventType, RunRequested, Topic
-from service.core.errors import Abandoned, DatabaseError, DatabaseUnavailable
+from service.core.errors import Abandoned, DatabaseError, DatabaseUnavailable, LeaseLost
 from service.core.ids import new_id
-from service.core.logging import bound_context, get_logger
-from service.core.metrics import CONVERSATIONS_ACTIVE
+from service.core.logging import bind_context, get_logger
+from service.core.metrics import CONVERSATIONS_ACTIVE, EXECUTOR_SATURATION
 from service.core.settings import Settings
 from service.db import claims, outbox
-from service.db.claims import Lease
+from service.db.claims import Lease, Tenure
 from service.db.postgres import Pool, transaction
 from service.runtime.pools import backoff_s
 
@@ -44,6 +49,15 @@ def executor_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id().hex[-8:]}"
 
 
+@dataclass
+class _Playing:
+    """A conversation this executor plays, and whether its run was reported taken."""
+
+    lease: Lease
+    task: asyncio.Task[None]
+    reported_lost: bool = False
+
+
 class Executor:
     def __init__(self, pool: Pool, settings: Settings, engine: Engine, name: str | None = None) -> None:
         self._pool = pool
@@ -51,7 +65,7 @@ class Executor:
         self._engine = engine
         self.name = name or executor_name()
         self._slots = asyncio.Semaphore(settings.executor_concurrency)
-        self._playing: dict[UUID, tuple[Lease, asyncio.Task[None]]] = {}
+        self._playing: dict[UUID, _Playing] = {}
         self._stopping = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
 
@@ -75,10 +89,25 @@ class Executor:
             self._slots.release()
             return
         lease = Lease(run.id, self.name, run.attempt)
-        task = asyncio.create_task(self._play(Conversation(self._engine, run, lease), run.id))
-        self._playing[run.id] = (lease, task)
-        CONVERSATIONS_ACTIVE.set(len(self._playing))
+        # A fresh context, not a copy of this handler's: the conversation outlives the record,
+        # and its lines name its own run, never that record (nor, through it, another one).
+        playing = self._play(Conversation(self._engine, run, lease), lease)
+        task = asyncio.create_task(playing, context=contextvars.Context())
+        task.add_done_callback(lambda _: self._finished(lease))  # even if cancelled before it ran
+        self._playing[run.id] = _Playing(lease, task)
+        self._count_playing()
         self._ensure_keeper()
+
+    def _finished(self, lease: Lease) -> None:
+        playing = self._playing.get(lease.run_id)
+        if playing is not None and playing.lease == lease:
+            del self._playing[lease.run_id]
+        self._count_playing()
+        self._slots.release()
+
+    def _count_playing(self) -> None:
+        CONVERSATIONS_ACTIVE.set(len(self._playing))
+        EXECUTOR_SATURATION.set(len(self._playing) / self._settings.executor_concurrency)
 
     async def _take_slot(self) -> None:
         """Wait for room; give the record up (uncommitted) if the process is stopping."""
@@ -93,21 +122,19 @@ class Executor:
         acquire.cancel()
         raise Abandoned("the executor is stopping")
 
-    async def _play(self, conversation: Conversation, run_id: UUID) -> None:
+    async def _play(self, conversation: Conversation, lease: Lease) -> None:
+        bind_context(run_id=str(lease.run_id), attempt=lease.attempt)  # this task's own context
         try:
-            with bound_context(run_id=str(run_id)):
-                await self._play_through_outages(conversation, run_id)
+            await self._play_through_outages(conversation)
+        except LeaseLost:
+            self._report_lost(lease)
         except asyncio.CancelledError:
             raise
         except Exception:
             # The lease expires and another executor resumes the run from its last turn.
-            log.exception("conversation_crashed", run_id=str(run_id))
-        finally:
-            self._playing.pop(run_id, None)
-            CONVERSATIONS_ACTIVE.set(len(self._playing))
-            self._slots.release()
+            log.exception("conversation_crashed")
 
-    async def _play_through_outages(self, conversation: Conversation, run_id: UUID) -> None:
+    async def _play_through_outages(self, conversation: Conversation) -> None:
         """Play; when the database is briefly unreachable, play again from the persisted
         transcript (a round that did commit is read back, one that did not is played again), for
         as long as the lease holds. The lease keeper cancels this task once the lease is lost, so
@@ -125,7 +152,8 @@ class Executor:
 
     def _ensure_keeper(self) -> None:
         if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
+            keeping = self._keep_leases()  # in a context of its own, as the conversations
+            self._keeper = asyncio.create_task(keeping, name="lease-keeper", context=contextvars.Context())
 
     async def _keep_leases(self) -> None:
         while not self._stopping.is_set():
@@ -135,21 +163,28 @@ class Executor:
                 await self.extend_leases()
 
     async def extend_leases(self) -> None:
-        """Renew every lease in one statement; drop the conversations whose lease was lost."""
-        held = {run_id: lease for run_id, (lease, _) in self._playing.items()}
+        """Renew every lease in one statement; stop the conversations whose run was taken. One
+        whose run ended under its lease is left to finish: its conversation ended it."""
+        held = [playing.lease for playing in self._playing.values()]
         try:
             async with transaction(self._pool) as conn:
-                kept = await claims.extend_leases(
-                    conn, self.name, list(held.values()), self._settings.lease_ttl_s
-                )
+                tenures = await claims.extend_leases(conn, self.name, held, self._settings.lease_ttl_s)
         except DatabaseError as exc:
             log.warning("lease_extension_failed", error=str(exc), runs=len(held))
             return
-        for run_id in held.keys() - kept:
-            entry = self._playing.get(run_id)
-            if entry is not None and entry[0] == held[run_id]:
-                log.warning("lease_lost", run_id=str(run_id), attempt=held[run_id].attempt)
-                entry[1].cancel()
+        for lease in held:
+            if tenures[lease.run_id] is Tenure.LOST and self._report_lost(lease):
+                self._playing[lease.run_id].task.cancel()
+
+    def _report_lost(self, lease: Lease) -> bool:
+        """Say once (the keeper and the conversation may both find out) that the run playing
+        under `lease` was taken; False if it was said already or the run no longer plays."""
+        playing = self._playing.get(lease.run_id)
+        if playing is None or playing.lease != lease or playing.reported_lost:
+            return False
+        playing.reported_lost = True
+        log.warning("lease_lost", run_id=str(lease.run_id), attempt=lease.attempt)
+        return True
 
     def stop(self) -> None:
         """Stop taking runs (the runner is stopping too)."""
@@ -158,7 +193,7 @@ class Executor:
     async def close(self) -> None:
         """Stop every conversation and hand its run back for another executor to resume."""
         self._stopping.set()
-        tasks = [task for _, task in self._playing.values()]
+        tasks = [playing.task for playing in self._playing.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

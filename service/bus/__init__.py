@@ -1,6 +1,14 @@
 """Publish/subscribe: one interface (`base`), a Kafka and an in-process implementation."""
 
-from service.bus.interface import Bus, Message, OutgoingRecord, Subscription, TopicPartition, TopicSpec
+from service.bus.interface import (
+    Bus,
+    Message,
+    OutgoingRecord,
+    Published,
+    Subscription,
+    TopicPartition,
+    TopicSpec,
+)
 from service.core.errors import BusError, CommitFailed
 
 __all__ = [
@@ -9,6 +17,7 @@ __all__ = [
     "CommitFailed",
     "Message",
     "OutgoingRecord",
+    "Published",
     "Subscription",
     "TopicPartition",
     "TopicSpec",

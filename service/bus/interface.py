@@ -50,6 +50,15 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Published:
+    """Where the bus put a record: its partition and offset. The record waits for the group
+    while the group's committed offset for that partition is at or below `offset`."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
     partitions: int
@@ -86,8 +95,10 @@ class Bus(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
-        """Publish in order (per partition) and return once every record is acknowledged."""
+    async def publish(self, records: Sequence[OutgoingRecord]) -> list[Published]:
+        """Publish in order (per partition) and return once every record is acknowledged: where
+        each one went, in the order given."""
+        ...
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
         """Create the topics that do not exist yet; returns the names created."""

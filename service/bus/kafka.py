@@ -27,7 +27,14 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from service.bus.interface import Message, OutgoingRecord, PartitionsCallback, TopicPartition, TopicSpec
+from service.bus.interface import (
+    Message,
+    OutgoingRecord,
+    PartitionsCallback,
+    Published,
+    TopicPartition,
+    TopicSpec,
+)
 from service.core.clock import SYSTEM_CLOCK
 from service.core.errors import BusError, CommitFailed
 
@@ -134,15 +141,16 @@ class KafkaBus:
             raise BusError("the Kafka bus is not started")
         return self._admin
 
-    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+    async def publish(self, records: Sequence[OutgoingRecord]) -> list[Published]:
         producer = self._require_producer()
         try:
             pending = [
                 await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in records
             ]
-            await asyncio.gather(*pending)
+            acknowledged = await asyncio.gather(*pending)  # RecordMetadata, in the order sent
         except KafkaError as exc:
             raise BusError(f"publish failed: {exc}") from exc
+        return [Published(int(meta.partition), int(meta.offset)) for meta in acknowledged]
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
         admin = self._require_admin()
@@ -259,7 +267,10 @@ class KafkaBus:
             await _stop_groupless(consumer)
 
     async def committed(self, group: str, topic: str) -> dict[TopicPartition, int]:
-        offsets = await self._require_admin().list_consumer_group_offsets(group)
+        try:
+            offsets = await self._require_admin().list_consumer_group_offsets(group)
+        except KafkaError as exc:
+            raise BusError(f"cannot read the offsets of group {group}: {exc}") from exc
         return {
             _ours(tp): int(meta.offset)
             for tp, meta in offsets.items()

@@ -13,7 +13,14 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from service.bus.interface import Message, OutgoingRecord, PartitionsCallback, TopicPartition, TopicSpec
+from service.bus.interface import (
+    Message,
+    OutgoingRecord,
+    PartitionsCallback,
+    Published,
+    TopicPartition,
+    TopicSpec,
+)
 from service.core.errors import BusError, CommitFailed
 
 
@@ -69,7 +76,8 @@ class InProcessBus:
             for member in list(group.members):
                 await member.stop()
 
-    async def publish(self, records: Sequence[OutgoingRecord]) -> None:
+    async def publish(self, records: Sequence[OutgoingRecord]) -> list[Published]:
+        published: list[Published] = []
         for record in records:
             logs = self._logs.get(record.topic)
             if logs is None:
@@ -77,11 +85,13 @@ class InProcessBus:
             self._unkeyed += record.key is None
             index = partition_for(record.key, len(logs), self._unkeyed)
             log = logs[index]
+            published.append(Published(index, log.end))
             log.records.append(
                 Message(record.topic, index, log.end, record.key, record.value, tuple(record.headers))
             )
         async with self._arrived:
             self._arrived.notify_all()
+        return published
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
         created = [spec.name for spec in specs if spec.name not in self._logs]

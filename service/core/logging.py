@@ -11,15 +11,15 @@ from structlog.typing import Processor
 
 from service.core.settings import LogFormat
 
-_QUIET_LIBRARIES = {
-    "aiokafka": logging.WARNING,
-    "aiohttp.access": logging.WARNING,
-    "asyncio": logging.WARNING,
-}
+# Libraries that log per request or per poll (httpx2, the openai client's fork of httpx, and
+# httpx: a line per model call; aiohttp: a line per request served; aiokafka: group chatter):
+# warnings only, so a run logs its events, not its calls, unless debug is asked for.
+_QUIET_LIBRARIES = ("aiohttp", "aiokafka", "asyncio", "httpcore", "httpx", "httpx2", "openai")
 
 
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
-    """Route structlog and the standard library (aiokafka, aiohttp) through one renderer."""
+    """Route structlog and the standard library (aiokafka, aiohttp, httpx) through one renderer;
+    the libraries' own request logs only at `debug`."""
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     shared: list[Processor] = [
@@ -51,8 +51,9 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Text
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name, lib_level in _QUIET_LIBRARIES.items():
-        logging.getLogger(name).setLevel(max(lib_level, root.level))
+    quiet = logging.NOTSET if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     health_port: int = Field(default=9100, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Connections the kernel holds for the gateway while its event loop is busy: a burst of new
+    # clients beyond it is dropped or reset. 2048 takes a burst of 1,000+ connects with room to
+    # spare and sits below Linux's default net.core.somaxconn (4096), which caps it anyway.
+    listen_backlog: int = Field(default=2048, ge=128, le=65_535)
     admin_token: SecretStr | None = None
 
     # Stopping (SIGTERM): readiness fails at once, the process keeps serving `shutdown_pause_s`

@@ -3,7 +3,8 @@ write fenced by `claimed_by` and `attempt`, so an executor that lost its lease w
 
 A `Lease` names who holds a run and under which attempt. Every fenced statement matches zero
 rows once another executor has re-claimed the run (or the run ended), and the caller then drops
-the run without writing (`lease_lost`).
+the run without writing. Whether that is a loss is the `Tenure` of the lease: a run that ended
+under it (its holder's own ending, even one whose commit the holder never saw) was not lost.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from service.db import states
@@ -26,6 +28,21 @@ class Lease:
     executor: str
     attempt: int
 
+
+class Tenure(StrEnum):
+    """What became of a lease, read from the run row."""
+
+    HELD = "held"  # the run is running under it
+    ENDED = "ended"  # the run ended under it: its holder ended it, nothing was lost
+    LOST = "lost"  # another executor re-claimed the run, or the expired-lease sweep ended it
+
+
+# Under the lease's own `claimed_by` and `attempt` (which never come back once changed), a
+# terminal run was ended by its holder, unless the sweep failed it `EXECUTOR_LOST`
+# (`service.db.dispatch.end_lost_run`, which keeps both).
+_TENURE = f"""CASE WHEN r.status = {states.RUNNING} THEN '{Tenure.HELD}'
+            WHEN r.error_code = 'EXECUTOR_LOST' THEN '{Tenure.LOST}'
+            ELSE '{Tenure.ENDED}' END"""
 
 # The claim of DESIGN.md §3 with `run.started`, and the attempt cap: a run whose executors
 # kept vanishing is not claimed again (the expired-lease sweep ends it `EXECUTOR_LOST`).
@@ -52,12 +69,19 @@ _FINISH = transition_sql(
     f"claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING}",
     params=8,
 )
+# Every row still under the lease is updated (only a running one gets a new expiry), so a row
+# whose ending commits while this statement waits for its lock is re-read after that commit
+# (READ COMMITTED re-evaluates an UPDATE on the latest row version) and reported as it is then.
 _EXTEND = f"""
 UPDATE eval_runs AS r
-SET lease_expires_at = now() + make_interval(secs => $4)
+SET lease_expires_at = CASE WHEN r.status = {states.RUNNING} THEN now() + make_interval(secs => $4)
+                            ELSE r.lease_expires_at END
 FROM unnest($2::uuid[], $3::int[]) AS held (id, attempt)
-WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1 AND r.status = {states.RUNNING}
-RETURNING r.id
+WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1
+RETURNING r.id, {_TENURE} AS tenure
+"""
+_CHECK = f"""
+SELECT {_TENURE} AS tenure FROM eval_runs AS r WHERE r.id = $1 AND r.claimed_by = $2 AND r.attempt = $3
 """
 _HAND_BACK = f"""
 UPDATE eval_runs
@@ -113,13 +137,24 @@ async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: 
     return await transition(conn, _FINISH, lease.run_id, args, [end_event(ending.status)])
 
 
-async def extend_leases(conn: Connection, executor: str, leases: Sequence[Lease], ttl_s: float) -> set[UUID]:
-    """Renew every lease `executor` holds in one statement; returns the runs it still holds."""
+async def extend_leases(
+    conn: Connection, executor: str, leases: Sequence[Lease], ttl_s: float
+) -> dict[UUID, Tenure]:
+    """Renew, by `ttl_s` seconds from now, every lease `executor` holds on a running run, in one
+    statement; returns the tenure of each lease (a run no longer under it: `LOST`)."""
     if not leases:
-        return set()
+        return {}
     ids = [lease.run_id for lease in leases]
     attempts = [lease.attempt for lease in leases]
-    return {r["id"] for r in await conn.fetch(_EXTEND, executor, ids, attempts, ttl_s)}
+    under = {r["id"]: Tenure(r["tenure"]) for r in await conn.fetch(_EXTEND, executor, ids, attempts, ttl_s)}
+    return {run_id: under.get(run_id, Tenure.LOST) for run_id in ids}
+
+
+async def check_lease(conn: Connection, lease: Lease) -> Tenure:
+    """The lease's tenure now, for a holder whose fenced write matched no row (run it as a
+    statement of its own, after that write: it then sees the change that made the fence fail)."""
+    tenure = await conn.fetchval(_CHECK, lease.run_id, lease.executor, lease.attempt)
+    return Tenure.LOST if tenure is None else Tenure(tenure)
 
 
 async def hand_back(conn: Connection, executor: str) -> list[tuple[UUID, UUID]]:

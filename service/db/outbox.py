@@ -57,7 +57,11 @@ _SELECT_UNSENT = """
 SELECT id, event_id, topic, key, type, run_id, sequence, payload::text AS payload, traceparent, created_at
 FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
 """
-_MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+_MARK_SENT = """
+UPDATE outbox AS o SET sent_at = now(), published_partition = p.part, published_offset = p.pos
+FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS p (id, part, pos)
+WHERE o.id = p.id
+"""
 _PURGE_SENT = """
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)
@@ -107,13 +111,8 @@ WITH run AS (
 {events_for_run_sql(2)}
 RETURNING company_id, sequence
 """
-_INSERT_MANY = """
-INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
-                    created_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::int[],
-                     $8::jsonb[], $9::text[], $10::timestamptz[])
-"""
 _UNKNOWN_COMPANY = UUID(int=0)  # stands in until the statement fills in the run's company
+_UNKNOWN_RUN = UUID(int=0)  # stands in until the statement fills in each released run
 
 
 async def append_event(
@@ -211,11 +210,35 @@ async def append_run_request(
     return event
 
 
-async def append_run_requests(conn: Connection, run_ids: Sequence[UUID], company_id: UUID) -> None:
-    """Run requests for several runs of one company in one statement."""
-    events = [_run_request(run_id, company_id, None) for run_id in run_ids]
-    columns = list(zip(*(_values(event, key=str(event.run_id)) for event in events), strict=True))
-    await conn.execute(_INSERT_MANY, *(list(column) for column in columns))
+def run_requests_sql(first: int, *, runs: str, company: str) -> str:
+    """`INSERT INTO outbox … SELECT …`: a run request for each row of `runs` (an SQL relation
+    with a `run_id` column) of the company `company` (an SQL expression), from the parameters
+    `run_request_parameters` gives, in `$first`..`$first+3`. For a statement that chooses its
+    runs itself (a release), so that the runs and their requests commit together: each request
+    gets its event id and time from the database (the time it was written, after any wait for
+    the release's lock) and the rest of its body from one template."""
+    topic, type, template, parent = (f"${first + i}" for i in range(4))
+    time = """to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    return f"""
+INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, payload, traceparent, created_at)
+SELECT e.event_id, {topic}, e.run_id::text, {type}, {company}, e.run_id,
+       {template}::jsonb || jsonb_build_object('id', e.event_id, 'time', {time}, 'run_id', e.run_id,
+                                               'data', jsonb_build_object('run_id', e.run_id)),
+       {parent}, e.at
+FROM (SELECT agent_eval_uuid7() AS event_id, clock_timestamp() AS at, run_id FROM {runs}) AS e
+"""
+
+
+def run_request_parameters(company_id: UUID, *, now: datetime | None = None) -> list[object]:
+    """The parameters of `run_requests_sql`: topic, type, a body whose `id`, `time`, `run_id` and
+    `data` the statement fills in, and a traceparent."""
+    template = _run_request(_UNKNOWN_RUN, company_id, now)
+    return [
+        topic_of(EventType.RUN_REQUESTED).value,
+        EventType.RUN_REQUESTED.value,
+        EVENT_ADAPTER.dump_python(template, mode="json"),
+        child_traceparent(),
+    ]
 
 
 def _build(
@@ -268,9 +291,11 @@ async def fetch_unsent(conn: Connection, limit: int) -> list[OutboxRow]:
     return [_row(r) for r in await conn.fetch(_SELECT_UNSENT, limit)]
 
 
-async def mark_sent(conn: Connection, ids: list[int]) -> None:
-    """Mark published rows; they stay as the event store until purged."""
-    await conn.execute(_MARK_SENT, ids)
+async def mark_sent(conn: Connection, ids: Sequence[int], positions: Sequence[tuple[int, int]]) -> None:
+    """Mark published rows with where the bus put each: `positions` holds (partition, offset) in
+    the order of `ids`. They stay as the event store until purged."""
+    partitions, offsets = [p for p, _ in positions], [o for _, o in positions]
+    await conn.execute(_MARK_SENT, list(ids), partitions, offsets)
 
 
 async def purge_sent(conn: Connection, older_than_s: float, batch: int = 10_000) -> int:

@@ -140,7 +140,8 @@ async def _run_roles(
     tasks = [asyncio.create_task(runner.run(), name="role") for runner in runners]
     try:
         app = create_app(settings, pool=pool)
-        async with serving(app, settings.host, port, port_hint=PORT_HINT) as url:
+        served = serving(app, settings.host, port, port_hint=PORT_HINT, backlog=settings.listen_backlog)
+        async with served as url:
             say(f"serving {url}  (Ctrl-C to stop)")
             await _until_stopped_or_crashed(stop, tasks, say)
     finally:

@@ -17,7 +17,7 @@ from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.errors import DatabaseError
 from service.core.metrics import render_metrics
 from service.db.migrate import missing_migrations
-from service.db.postgres import Pool, connection, ping
+from service.db.postgres import Connection, Pool, close_quietly, connect, connection, ping
 
 LIVENESS_WINDOW_S = 30.0
 CHECK_TIMEOUT_S = 2.0
@@ -131,18 +131,37 @@ async def start_health_server(
     return runner
 
 
-def database_check(pool: Pool) -> Check:
-    """Ready when a pooled connection answers and every migration this code needs is applied
-    (so a new pod takes no traffic before `agent-eval migrate` ran)."""
+def database_check(pool: Pool, dsn: str | None = None) -> Check:
+    """Ready when the database answers and every migration this code needs is applied (so a new
+    pod takes no traffic before `agent-eval migrate` ran). A pool whose every connection is busy
+    is the workload (an executor playing all it can, a gateway holding thousands of waiters), not
+    an outage: with `dsn`, the probe then asks over a short-lived connection of its own instead of
+    queueing behind the work past its timeout, so only a database that does not answer makes the
+    process unready."""
 
     async def check() -> bool:
         try:
-            async with connection(pool) as conn:
-                return await ping(conn) and not await missing_migrations(conn)
+            if dsn is not None and _saturated(pool):
+                conn = await connect(dsn, application_name="agent-eval-readiness")
+                try:
+                    return await _answers(conn)
+                finally:
+                    await close_quietly(conn)
+            async with connection(pool) as pooled:
+                return await _answers(pooled)
         except DatabaseError:
             return False
 
     return check
+
+
+def _saturated(pool: Pool) -> bool:
+    """Every connection the pool may open is open and in use: acquiring one means queueing."""
+    return pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
+
+
+async def _answers(conn: Connection) -> bool:
+    return await ping(conn) and not await missing_migrations(conn)
 
 
 def bus_check(bus: Bus) -> Check:

@@ -43,7 +43,9 @@ async def pause(drain: Drain, settings: Settings, process: str) -> None:
 async def serve_gateway(app: web.Application, drain: Drain, settings: Settings, stop: asyncio.Event) -> None:
     """Serve the gateway until `stop`, then drain it in the order above."""
     timeout_s = settings.shutdown_timeout_s
-    async with serving(app, settings.host, settings.port, shutdown_timeout_s=timeout_s) as url:
+    async with serving(
+        app, settings.host, settings.port, shutdown_timeout_s=timeout_s, backlog=settings.listen_backlog
+    ) as url:
         log.info("gateway_listening", url=url)
         await stop.wait()
         await pause(drain, settings, "gateway")
@@ -57,10 +59,11 @@ class Dependencies:
 
     pool: Pool | None = None
     bus: Bus | None = None
+    dsn: str | None = None  # for a probe that does not queue behind a saturated pool
 
     def checks(self) -> dict[str, Check]:
         async def database() -> bool:
-            return self.pool is not None and await database_check(self.pool)()
+            return self.pool is not None and await database_check(self.pool, self.dsn)()
 
         async def kafka() -> bool:
             return self.bus is not None and await bus_check(self.bus)()
@@ -75,7 +78,8 @@ async def serve_role(settings: Settings, name: str, build: RoleFactory, stop: as
     """Run one role beside its health server until a signal (or until the role itself ends),
     then drain it. The health server comes first: while PostgreSQL or Kafka is still out of
     reach the process is alive and not ready, and it becomes ready when they answer."""
-    heartbeat, drain, deps = Heartbeat(), Drain(), Dependencies()
+    dsn = None if settings.database_url is None else settings.database_url.get_secret_value()
+    heartbeat, drain, deps = Heartbeat(), Drain(), Dependencies(dsn=dsn)
     beats = {name: heartbeat}
     health = await start_health_server(settings.host, settings.health_port, beats, deps.checks(), drain)
     try:

@@ -332,3 +332,67 @@ async def test_stop_finishes_the_record_in_hand_commits_it_and_leaves_the_rest(b
     await eventually(lambda: _len(rest), until=lambda n: n == 2, what="the unhandled records")
     await again.stop()
     assert [e.id for e in rest.handled] == [e.id for e in events[1:]]
+
+
+async def test_publish_says_where_each_record_went_and_the_group_commits_past_it_once_handled(
+    bus: Bus, topic: str
+) -> None:
+    await make_topic(bus, topic, partitions=3)
+    events = [run_request() for _ in range(9)]
+    published = await bus.publish([record_for(e, topic) for e in events])
+    stored = {m.value: (m.partition, m.offset) for m in await bus.read_all(topic)}
+    assert [(p.partition, p.offset) for p in published] == [
+        stored[record_for(e, topic).value] for e in events
+    ]
+    group = f"{topic}.positions"
+    assert await bus.committed(group, topic) == {}  # a group that never committed: every record waits
+    release = asyncio.Event()
+    collector = Collector(gate=release)
+    running = await start(bus, group, topic, collector)
+    await asyncio.sleep(0.5)  # records fetched and in hand are not read past: nothing is committed
+    committed = await bus.committed(group, topic)
+    assert all(p.offset >= committed.get(TopicPartition(topic, p.partition), 0) for p in published)
+    release.set()
+    await eventually(lambda: committed_total(bus, group, topic), until=lambda n: n == 9, what="commits")
+    await running.stop()
+    committed = await bus.committed(group, topic)
+    assert all(p.offset < committed[TopicPartition(topic, p.partition)] for p in published)
+
+
+async def test_a_full_member_gives_up_a_partition_at_once_and_its_records_move_on(
+    bus: Bus, topic: str
+) -> None:
+    await make_topic(bus, topic, partitions=2)
+    group = f"{topic}.full"
+    gate, room = Gate(open_=True), asyncio.Event()
+    room.set()
+    first: list[Event] = []
+
+    async def fill_up(event: Event) -> None:  # like the executor: waits for room, takes the last slot
+        await room.wait()
+        first.append(event)
+        room.clear()
+        gate.open = False
+
+    events = [run_request() for _ in range(12)]
+    published = await bus.publish([record_for(e, topic) for e in events])
+    full = await start(bus, group, topic, fill_up, gate=gate)
+    await eventually(lambda: _handled(first), until=lambda n: n == 1, what="the member to fill up")
+    second = Collector()
+    other = await start(bus, group, topic, second)  # the rebalance must not wait for room on the full one
+    await eventually(lambda: _split(full, other), what="one partition each")
+    (moved,) = other.runner.assignment()
+    expected = [e.id for e, p in zip(events, published, strict=True) if p.partition == moved.partition]
+    expected = [i for i in expected if i != first[0].id]
+    await eventually(lambda: _len(second), until=lambda n: n == len(expected), what="the records to move on")
+    assert [e.id for e in second.handled] == expected
+    for running in (other, full):
+        await running.stop()
+
+
+async def _handled(events: list[Event]) -> int:
+    return len(events)
+
+
+async def _split(*members: Running) -> bool:
+    return all(len(m.runner.assignment()) == 1 for m in members)

@@ -4,12 +4,14 @@ runs, executors that keep vanishing)."""
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from consumers.maintenance import maintenance_jobs
 from service.bus.memory import InProcessBus
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection, transaction
+from service.runs.endings import fill_slots
 from tests.support.factories import make_company
 from tests.support.pipeline import pipeline
 from tests.support.scenarios import event_types, finished, make_case, read_run, trigger
@@ -152,3 +154,33 @@ async def test_a_redispatched_run_is_resumed_by_the_pipeline(
     async with pipeline(settings, pool, bus, maintenance=True):
         run = await finished(pool, run_id)
     assert (run.status, run.attempt) == ("completed", 2)
+
+
+async def _released_without_a_request(pool: Pool) -> int:
+    async with connection(pool) as conn:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM eval_runs r WHERE r.released_at IS NOT NULL AND NOT EXISTS ("
+            " SELECT 1 FROM outbox o WHERE o.run_id = r.id AND o.type = 'agent_eval.run.requested')"
+        )
+    return int(count)
+
+
+async def test_a_release_interrupted_at_any_point_leaves_no_released_run_without_a_request(
+    pool: Pool, settings: Settings
+) -> None:
+    """The release and its run requests commit together: a task cancelled while releasing (the
+    executor's ending, a gateway request) leaves its held runs held or released with requests,
+    never released and unheard of until the stale-pending sweep (the 30 s straggler of issue 15)."""
+    tight = settings.model_copy(update={"max_inflight_runs_per_company": 1})
+    company = await make_company(pool, balance_cents=10_000)
+    case_id = await make_case(pool, company.id)
+    await trigger(pool, tight, company.id, case_id)  # holds the one slot: later runs wait
+    for turns in range(40):  # cancel after 0, 1, 2 … turns of the event loop
+        for _ in range(2):
+            await trigger(pool, tight, company.id, case_id)
+        release = asyncio.create_task(fill_slots(pool, company.id, 10_000, after_end=True))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        release.cancel()
+        await asyncio.gather(release, return_exceptions=True)
+        assert await _released_without_a_request(pool) == 0, f"cancelled after {turns} turns"

@@ -12,34 +12,16 @@ import pytest
 
 from consumers.executor.conversation import Engine
 from consumers.executor.persistence import Draft
-from consumers.executor.worker import Executor, build_engine
+from consumers.executor.worker import Executor
 from consumers.maintenance import maintenance_jobs
-from consumers.role import RoleContext
-from schemas.events import Event, decode_event
-from service.bus.memory import InProcessBus
 from service.core.errors import LeaseLost
 from service.core.settings import Settings
 from service.db.claims import Lease
 from service.db.postgres import Pool, connection, transaction
 from service.domain.lifecycle import Ending
-from tests.support.factories import make_company
-from tests.support.scenarios import (
-    event_types,
-    make_case,
-    read_run,
-    scripted_agent,
-    scripted_persona,
-    trigger,
-    turn_rows,
-)
+from tests.support.executor_runs import make_engine, new_run, run_request
+from tests.support.scenarios import event_types, read_run, turn_rows
 from tests.support.waiting import eventually
-
-LONG_TALK = scripted_persona([f"line {i}" for i in range(12)])
-ECHO_AGENT = scripted_agent(greeting_message=None, rules=[{"when": ".", "say": "Right."}], tools=[])
-
-
-def make_engine(settings: Settings, pool: Pool) -> Engine:
-    return build_engine(RoleContext(settings=settings, pool=pool, bus=InProcessBus()))
 
 
 @pytest.fixture
@@ -48,23 +30,6 @@ async def engine(settings: Settings, pool: Pool) -> AsyncIterator[Engine]:
     yield built
     await built.tools.close()
     await built.providers.close()
-
-
-async def new_run(pool: Pool, settings: Settings, **case: object) -> UUID:
-    company = await make_company(pool, balance_cents=10_000)
-    case_id = await make_case(pool, company.id, agent=ECHO_AGENT, persona=LONG_TALK, max_turns=100, **case)
-    return await trigger(pool, settings, company.id, case_id)
-
-
-async def run_request(pool: Pool, run_id: UUID) -> Event:
-    """The latest run request written for the run, as the executor receives it."""
-    async with connection(pool) as conn:
-        payload = await conn.fetchval(
-            "SELECT payload::text FROM outbox WHERE run_id = $1 AND type = 'agent_eval.run.requested'"
-            " ORDER BY id DESC LIMIT 1",
-            run_id,
-        )
-    return decode_event(payload)
 
 
 async def slow_executor_on_a_new_run(

@@ -59,7 +59,7 @@ async def test_the_purge_deletes_only_sent_rows_past_retention(pool: Pool, setti
     async with connection(pool) as conn:
         rows = await outbox.fetch_unsent(conn, 10)
         old, recent, unsent = rows
-        await outbox.mark_sent(conn, [old.id, recent.id])
+        await outbox.mark_sent(conn, [old.id, recent.id], [(0, 0), (0, 1)])
         await conn.execute("UPDATE outbox SET sent_at = now() - interval '73 hours' WHERE id = $1", old.id)
     assert await _job(pool, settings, "outbox_purge") == 1
     async with connection(pool) as conn:

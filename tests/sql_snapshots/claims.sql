@@ -4,6 +4,11 @@ SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + $5, u
 WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running'
 RETURNING company_id, last_event_seq - $5 + 1 AS first_sequence, cancel_requested_at, now() AS now
 
+-- _CHECK
+SELECT CASE WHEN r.status = 'running' THEN 'held'
+            WHEN r.error_code = 'EXECUTOR_LOST' THEN 'lost'
+            ELSE 'ended' END AS tenure FROM eval_runs AS r WHERE r.id = $1 AND r.claimed_by = $2 AND r.attempt = $3
+
 -- _CLAIM
 WITH run AS (
     UPDATE eval_runs
@@ -43,10 +48,13 @@ FROM run
 
 -- _EXTEND
 UPDATE eval_runs AS r
-SET lease_expires_at = now() + make_interval(secs => $4)
+SET lease_expires_at = CASE WHEN r.status = 'running' THEN now() + make_interval(secs => $4)
+                            ELSE r.lease_expires_at END
 FROM unnest($2::uuid[], $3::int[]) AS held (id, attempt)
-WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1 AND r.status = 'running'
-RETURNING r.id
+WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1
+RETURNING r.id, CASE WHEN r.status = 'running' THEN 'held'
+            WHEN r.error_code = 'EXECUTOR_LOST' THEN 'lost'
+            ELSE 'ended' END AS tenure
 
 -- _FINISH
 WITH run AS (

@@ -20,14 +20,10 @@ INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, pa
                     created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 
--- _INSERT_MANY
-INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
-                    created_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::int[],
-                     $8::jsonb[], $9::text[], $10::timestamptz[])
-
 -- _MARK_SENT
-UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
+UPDATE outbox AS o SET sent_at = now(), published_partition = p.part, published_offset = p.pos
+FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS p (id, part, pos)
+WHERE o.id = p.id
 
 -- _PURGE_SENT
 DELETE FROM outbox WHERE id IN (

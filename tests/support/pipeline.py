@@ -35,7 +35,7 @@ async def pipeline(
     relay = Relay(
         settings,
         bus,
-        maintenance=(lambda halt: run_scheduler(maintenance_jobs(pool, settings), halt))
+        maintenance=(lambda halt: run_scheduler(maintenance_jobs(pool, settings, bus=bus), halt))
         if maintenance
         else None,
     )

@@ -35,6 +35,7 @@ def test_the_defaults_need_no_environment() -> None:
     assert settings.kafka_bootstrap is None
     assert settings.admin_token is None
     assert settings.topic_prefix == ""
+    assert settings.listen_backlog == 2048  # a burst of 1,000 connects, under Linux's somaxconn
 
 
 def test_variables_are_read_with_the_agent_eval_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,6 +116,8 @@ def test_an_empty_kafka_bootstrap_counts_as_missing(monkeypatch: pytest.MonkeyPa
         ("AGENT_EVAL_EVENT_RETENTION_HOURS", "0"),
         ("AGENT_EVAL_RELAY_BATCH_SIZE", "10001"),
         ("AGENT_EVAL_MAX_BODY_BYTES", "1023"),
+        ("AGENT_EVAL_LISTEN_BACKLOG", "127"),
+        ("AGENT_EVAL_LISTEN_BACKLOG", "65536"),
         ("AGENT_EVAL_LOG_LEVEL", "verbose"),
         ("AGENT_EVAL_PORT", "eighty"),
     ],
@@ -131,11 +134,13 @@ def test_out_of_range_or_malformed_values_are_refused(
 def test_the_edges_of_a_range_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENT_EVAL_DEFAULT_WAIT_S", "60")
     monkeypatch.setenv("AGENT_EVAL_PORT", "0")
+    monkeypatch.setenv("AGENT_EVAL_LISTEN_BACKLOG", "65535")
 
     settings = Settings()
 
     assert settings.default_wait_s == 60
     assert settings.port == 0
+    assert settings.listen_backlog == 65535
 
 
 def test_settings_cannot_be_changed_once_built() -> None:
