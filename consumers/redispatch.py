@@ -45,6 +45,9 @@ EXECUTOR_ROLE = "executor"  # the role whose group reads run requests (consumers
 
 Committed = dict[int, int] | None  # partition -> the group's committed offset; None: unreadable
 
+for _reason in ("stale_pending", "lease_expired"):
+    RUNS_REDISPATCHED.labels(_reason)  # exported as 0 from the start: "none" is not "not measured"
+
 
 @dataclass(frozen=True)
 class ExecutorOffsets:

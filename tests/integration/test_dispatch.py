@@ -7,8 +7,13 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
+from prometheus_client import REGISTRY
+
 from consumers.maintenance import maintenance_jobs
+from consumers.redispatch import ExecutorOffsets, sweep_expired_leases
+from service.bus.interface import TopicPartition
 from service.bus.memory import InProcessBus
+from service.bus.topics import topic_specs
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection, transaction
 from service.runs.endings import fill_slots
@@ -184,3 +189,58 @@ async def test_a_release_interrupted_at_any_point_leaves_no_released_run_without
         release.cancel()
         await asyncio.gather(release, return_exceptions=True)
         assert await _released_without_a_request(pool) == 0, f"cancelled after {turns} turns"
+
+
+async def _commit_executors_to(bus: InProcessBus, settings: Settings, offset: int) -> None:
+    """The executors' group has read the run-requests partition up to `offset` (next to read)."""
+    offsets = ExecutorOffsets.of(bus, settings)
+    sub = bus.subscribe(offsets.group, [offsets.topic], on_assigned=_nothing, on_revoked=_nothing)
+    await sub.start()
+    await sub.commit({TopicPartition(offsets.topic, 0): offset})
+    await sub.stop()
+
+
+async def _nothing(_: frozenset[TopicPartition]) -> None:
+    return None
+
+
+async def _published_at(pool: Pool, run_id: UUID, offset: int) -> None:
+    """The run's newest request went out at partition 0, `offset`; the lease expired before it
+    was written, and it was written longer than `dispatch_stale_s` ago."""
+    async with transaction(pool) as conn:
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now(), published_partition = 0, published_offset = $2 WHERE id ="
+            " (SELECT max(id) FROM outbox WHERE run_id = $1 AND type = 'agent_eval.run.requested')",
+            run_id,
+            offset,
+        )
+        await conn.execute(
+            "UPDATE eval_runs SET lease_expires_at = now() - interval '2 minutes',"
+            " dispatched_at = now() - interval '1 minute' WHERE id = $1",
+            run_id,
+        )
+
+
+def _redispatched(reason: str) -> float:
+    return REGISTRY.get_sample_value("agent_eval_runs_redispatched_total", {"reason": reason}) or 0.0
+
+
+async def test_an_expired_lease_is_dispatched_again_only_when_that_request_was_lost(
+    pool: Pool, settings: Settings, bus: InProcessBus
+) -> None:
+    await bus.create_topics(topic_specs(settings.topic_prefix, 1, 1))
+    executors = ExecutorOffsets.of(bus, settings)
+    company = await make_company(pool, balance_cents=100)
+    run_id = await trigger(pool, settings, company.id, await make_case(pool, company.id))
+    await claim_dead(pool, run_id)
+    before = _redispatched("lease_expired")
+    assert await sweep_expired_leases(pool, settings, executors) == {"lost": 0, "redispatched": 1}
+    assert _redispatched("lease_expired") == before + 1
+    await _published_at(pool, run_id, offset=7)  # and no executor has read that far: it waits
+    assert await sweep_expired_leases(pool, settings, executors) == {"lost": 0, "redispatched": 0}
+    assert await requests_for(pool, run_id) == 2
+    await _published_at(pool, run_id, offset=7)
+    await _commit_executors_to(bus, settings, offset=8)  # read, yet nobody took the run: lost
+    assert await sweep_expired_leases(pool, settings, executors) == {"lost": 0, "redispatched": 1}
+    assert await requests_for(pool, run_id) == 3
+    assert _redispatched("lease_expired") == before + 2

@@ -8,6 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from consumers.redispatch import ExecutorOffsets
+from consumers.registry import ROLES
+from service.bus.memory import InProcessBus
+from service.bus.topics import topic_name
+from service.core.settings import Settings
 from service.domain.redispatch import LastRequest, RequestFate, request_fate
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -61,3 +66,10 @@ def test_a_request_older_than_the_give_up_age_counts_as_lost_whatever_the_offset
     assert _fate(old, {1: 0}) is RequestFate.LOST
     assert _fate(old, None) is RequestFate.LOST
     assert _fate(_request(sent=False, age_s=GIVE_UP_S), None) is RequestFate.LOST
+
+
+def test_the_sweep_reads_the_offsets_of_the_group_the_executors_join() -> None:
+    settings = Settings(topic_prefix="p.")
+    offsets = ExecutorOffsets.of(InProcessBus(), settings)
+    assert offsets.group == ROLES["executor"].group("p.")
+    assert offsets.topic == topic_name("p.", ROLES["executor"].topics[0])
