@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: install run test lint lint-chart format services-up services-down clean image-test chaos chaos-short
+.PHONY: install run test lint lint-chart format services-up services-down clean image-test chaos chaos-short bench-smoke
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -51,6 +51,13 @@ chaos: install
 
 chaos-short: install
 	$(BIN)/python -m bench.chaos --short $(ARGS)
+
+# The cost of a change (issue 16), in under a minute with start-up: bench/conversations.py on the
+# full stack (its own durable PostgreSQL and Kafka broker), 200 ten-message conversations, 50 in
+# flight, a 50 ms model. Prints CPU per conversation and runs/s; asserts no figure. Exits non-zero
+# only when the benchmark itself fails (a process died, the runs did not finish in 120 s).
+bench-smoke: install
+	$(BIN)/python -m bench.conversations --runs 200 --concurrency 50 --model-latency 0.05 --timeout 120 $(ARGS)
 
 # Builds the image with buildah on a debootstrap base and runs it read-only (root; installs
 # buildah, podman, runc and debootstrap with apt when they are missing).

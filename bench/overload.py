@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ from bench.burst import allow_open_files, listen_drops
 from bench.overload_figures import Sampler, Stored, logged_events, stored
 from bench.overload_load import Aborted, Driven, offer
 from bench.pipeline_stack import Stack
-from bench.stack import create_case, machine_cpu, percentile, wait_ready
+from bench.stack import Processes, create_case, machine_cpu, percentile, wait_ready
 from service.local.pgserver import free_port
 
 LINES = 5
@@ -51,8 +52,13 @@ def model_calls(url: str) -> int:
 
 
 def make_case(stack: Stack, persona: str) -> str:
-    """A ten-turn case: the caller speaks first, the agent answers on the model server, and the
-    caller asks on the model server too (`model`) or from a script (`scripted`)."""
+    return ten_turn_case(stack.base, stack.seeded.key, persona)
+
+
+def ten_turn_case(base: str, key: str, persona: str) -> str:
+    """A ten-turn case: the caller speaks first, the agent answers on the model server (models
+    `bench:agent` and `bench:persona`: the provider `bench` must point at it), and the caller
+    asks on the model server too (`model`) or from a script (`scripted`)."""
     agent = {"system_prompt": "You answer questions.", "model": "bench:agent", "agent_speaks_first": False}
     caller: dict[str, object] = {"identity_prompt": "You ask questions.", "model": "bench:persona"}
     if persona == "scripted":
@@ -62,7 +68,7 @@ def make_case(stack: Stack, persona: str) -> str:
         "max_turns": 2 * LINES,
         "success_criteria": [{"type": "must_say", "pattern": "short answer"}],
     }
-    return create_case(stack.base, stack.seeded.key, agent=agent, persona=caller, case=case)
+    return create_case(base, key, agent=agent, persona=caller, case=case)
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,8 @@ def measure(stack: Stack, args: argparse.Namespace, model_url: str, logs: Path) 
     sampler.start()
     started = time.monotonic()
     try:
-        driven = asyncio.run(offer(stack.base, stack.seeded.key, case_id, args, lambda: exited(stack, logs)))
+        dead = functools.partial(exited, stack.processes, logs)
+        driven = asyncio.run(offer(stack.base, stack.seeded.key, case_id, args, dead))
     finally:
         sampler.stop()
     wall = time.monotonic() - started
@@ -135,9 +142,9 @@ def measure(stack: Stack, args: argparse.Namespace, model_url: str, logs: Path) 
     )
 
 
-def exited(stack: Stack, logs: Path) -> str | None:
-    """The first process of the stack that is no longer running, with its exit code and log."""
-    for name, process in stack.processes.started.items():
+def exited(processes: Processes, logs: Path) -> str | None:
+    """The first of the processes that is no longer running, with its exit code and log."""
+    for name, process in processes.started.items():
         if (code := process.poll()) is not None:
             return f"{name} exited with {code}; its log: {logs / (name + '.log')}"
     return None

@@ -116,7 +116,12 @@ def throughput(args: argparse.Namespace, server_url: str, bootstrap: str, logs: 
     }
     stack = Stack(server_url, bootstrap, logs, env)
     try:
-        stack.start(executors=args.executors, scorers=args.scorers, billers=args.billers)
+        stack.start(
+            executors=args.executors,
+            scorers=args.scorers,
+            billers=args.billers,
+            executor_processes=args.executor_processes,
+        )
         agent_url = start_agent_server(stack.processes) if "http" in kinds else None
         measured = [measure(stack, args, kind, agent_url) for kind in kinds]
         peaks = stack.processes.peak_rss_mb()
@@ -141,7 +146,9 @@ def report(args: argparse.Namespace, m: Measured) -> None:
         f"call, {args.clients} clients"
     )
     print(
-        f"  processes        gateway, relay, {args.executors} executor(s), {args.scorers} scorer(s), "
+        f"  processes        gateway, relay, {args.executors} executor(s)"
+        f" of {args.executor_processes} process(es), "
+        f"{args.scorers} scorer(s), "
         f"{args.billers} biller(s)"
     )
     print(f"  statuses         {statuses}")
@@ -214,6 +221,7 @@ def main() -> int:
     load.add_argument("--runs", type=int, default=1000)
     load.add_argument("--clients", type=int, default=100, help="blocking POSTs in flight")
     load.add_argument("--executors", type=int, default=1)
+    load.add_argument("--executor-processes", type=int, default=1, help="--processes of each executor")
     load.add_argument("--scorers", type=int, default=1)
     load.add_argument("--billers", type=int, default=1)
     load.add_argument("--latency", type=float, default=0.0, help="simulated seconds per model call")

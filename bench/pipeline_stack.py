@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from bench.stack import Processes, Seeded, drop, seed, wait_ready
+from bench.stack import Processes, Seeded, drop, processes_flag, seed, wait_ready
 from service.local.pgserver import free_port
 
 
@@ -37,12 +37,14 @@ class Stack:
         self.health[name] = port
         self.processes.start(name, *argv, env={"AGENT_EVAL_HEALTH_PORT": str(port)})
 
-    def start(self, *, executors: int, scorers: int, billers: int) -> None:
+    def start(self, *, executors: int, scorers: int, billers: int, executor_processes: int = 1) -> None:
+        """Each executor as `consume executor --processes executor_processes` (1: one process)."""
         self.processes.start("gateway", "serve")
         self.start_role("relay", "relay")
+        flag = processes_flag("--processes", executor_processes, "consume")
         for role, count in (("executor", executors), ("scorer", scorers), ("biller", billers)):
             for i in range(count):
-                self.start_role(f"{role}-{i + 1}", "consume", role)
+                self.start_role(f"{role}-{i + 1}", "consume", role, *(flag if role == "executor" else ()))
         wait_ready(f"{self.base}/readyz")
         for port in self.health.values():
             wait_ready(f"http://127.0.0.1:{port}/readyz")

@@ -73,12 +73,20 @@ async def create_database(server_url: str) -> tuple[str, str]:
 async def seed(server_url: str, *, credits_cents: int = 10_000) -> Seeded:
     """A fresh, migrated database with one company and an all-scopes key without a real limit."""
     url, name = await create_database(server_url)
+    return await seed_company(url, name, credits_cents=credits_cents)
+
+
+async def seed_company(url: str, name: str, *, credits_cents: int = 10_000) -> Seeded:
+    """One company and an all-scopes key without a real limit in the existing database `name`
+    (at `url`): `agent-eval dev`'s, say."""
     pool = await create_pool(url, min_size=1, max_size=2)
-    company = await tenants.create_company(pool, "Bench", credits_cents=credits_cents)
-    issued = await api_keys.issue_api_key(
-        pool, company.id, name="bench", scopes=list(SCOPES), rate_limit_per_minute=100_000_000
-    )
-    await pool.close()
+    try:
+        company = await tenants.create_company(pool, "Bench", credits_cents=credits_cents)
+        issued = await api_keys.issue_api_key(
+            pool, company.id, name="bench", scopes=list(SCOPES), rate_limit_per_minute=100_000_000
+        )
+    finally:
+        await pool.close()
     return Seeded(url, name, issued.key, str(company.id))
 
 
@@ -116,15 +124,22 @@ class Processes:
         return process
 
     def run(self, *argv: str) -> None:
-        subprocess.run([AGENT_EVAL, *argv], env={**os.environ, **self.env}, check=True, capture_output=True)
+        """`agent-eval *argv` to its end; a failure raises with what the command printed."""
+        done = subprocess.run(
+            [AGENT_EVAL, *argv], env={**os.environ, **self.env}, capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace")[-3000:]
+            raise RuntimeError(f"agent-eval {' '.join(argv)} exited with {done.returncode}:\n{output}")
 
     def peak_rss_mb(self) -> dict[str, float]:
         """Each running process's peak resident memory (VmHWM), in MB."""
         return {name: peak_rss_mb(p.pid) for name, p in self.started.items() if p.poll() is None}
 
     def cpu_seconds(self) -> dict[str, float]:
-        """Each running process's CPU time so far (user + system), in seconds."""
-        return {name: cpu_seconds(p.pid) for name, p in self.started.items() if p.poll() is None}
+        """Each running process's CPU time so far (user + system), its child processes' included
+        (an executor started with `--processes N` is a supervisor of N children), in seconds."""
+        return {name: tree_cpu_seconds(p.pid) for name, p in self.started.items() if p.poll() is None}
 
     def stop(self, name: str, timeout_s: float = 30.0) -> None:
         process = self.started.get(name)
@@ -154,11 +169,46 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_cpu() -> dict[str, float]:
-    """CPU seconds so far: the whole machine's busy time, and PostgreSQL's and Kafka's processes."""
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of `root` and its live descendants, plus the children it has reaped."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        pending.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def processes_flag(flag: str, count: int, *command: str) -> tuple[str, ...]:
+    """`flag count` when `agent-eval *command` has `flag` (its default may differ from 1); nothing
+    when it has not and `count` is 1 (a build without it runs one process)."""
+    helped = subprocess.run([AGENT_EVAL, *command, "--help"], capture_output=True, text=True, check=False)
+    usage = helped.stdout
+    if flag in usage:
+        return (flag, str(count))
+    if count > 1:
+        named = " ".join(command)
+        raise RuntimeError(f"`agent-eval {named}` of this build has no {flag}: it runs one process")
+    return ()
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy so far, all cores together (all but idle and iowait)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     ticks = [int(x) for x in fields]
-    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> dict[str, float]:
+    """CPU seconds so far: the whole machine's busy time, and PostgreSQL's and Kafka's processes."""
+    busy = machine_busy_seconds()
     by_name = {"postgres": 0.0, "kafka": 0.0}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

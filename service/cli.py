@@ -38,10 +38,14 @@ from service.gateway.app import create_app
 from service.gateway.appkeys import DRAIN
 from service.gateway.asyncapi import asyncapi_json
 from service.local.dev import RoleFactory, run_dev, running_database_url
+from service.runtime.bridged import BridgedChildren, serve_bridged_role
+from service.runtime.cpus import available_cpus
 from service.runtime.health import Heartbeat
 from service.runtime.pools import kafka_bus, pool_from
+from service.runtime.processes import child_argv, serve_processes
 from service.runtime.signals import stop_on_signals
 from service.runtime.stopping import serve_gateway, serve_role
+from service.runtime.supervised import stop_on_end_of_input
 
 log = get_logger("service.cli")
 Command = Callable[[Settings, argparse.Namespace], Coroutine[object, object, int]]
@@ -73,22 +77,39 @@ async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
         available = ", ".join(sorted(ROLES)) or "none are registered yet"
         say(f"unknown role {args.role!r}; available roles: {available}")
         return 2
-    stop = stop_on_signals()
+    if args.bridge_fd is not None:  # a child of `agent-eval dev`
+        await serve_bridged_role(args.bridge_fd, _bridged_factory(role), await stop_on_end_of_input())
+        return 0
+    processes = args.processes
+    if processes is None:  # the executor is CPU-bound: one process per core by default
+        processes = await asyncio.to_thread(available_cpus) if role.name == "executor" else 1
+    if processes > 1:
+        return 0 if await serve_processes(settings, role.name, processes, stop_on_signals()) else 1
+    stop = await stop_on_end_of_input() if args.supervised else stop_on_signals()
     await serve_role(
         settings, role.name, lambda pool, bus, beat: running_role(role, settings, pool, bus, beat), stop
     )
     return 0
 
 
-async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    def factory(role: Role) -> RoleFactory:
-        return lambda s, pool, bus: running_role(role, s, pool, bus, Heartbeat())
+def _bridged_factory(role: Role) -> RoleFactory:
+    return lambda settings, pool, bus: running_role(role, settings, pool, bus, Heartbeat())
 
+
+async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    executors = args.executor_processes
+    if executors is None:
+        executors = await asyncio.to_thread(available_cpus)
+    in_process = [role for role in ROLES.values() if executors <= 1 or role.name != "executor"]
+    children: list[RoleFactory] = []
+    if executors > 1:
+        argv = child_argv("executor")
+        children.append(lambda s, _, bus: BridgedChildren(s, bus, "executor", executors, argv))
     await run_dev(
         settings,
         data_dir=args.data_dir or settings.data_dir,
         port=settings.port if args.port is None else args.port,
-        roles=[RunningRelay, *(factory(role) for role in ROLES.values())],
+        roles=[RunningRelay, *(_bridged_factory(role) for role in in_process), *children],
         say=say,
     )
     return 0
@@ -201,6 +222,13 @@ async def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 # --- parsing ----------------------------------------------------------------------------------
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("give 1 or more")
+    return number
+
+
 def _aware(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
@@ -222,9 +250,23 @@ def _add_roles(sub: Subcommands) -> None:
     _add(sub, "relay", cmd_relay, "run the outbox relay and the maintenance jobs")
     consume = _add(sub, "consume", cmd_consume, "run a consumer role (executor, scorer, biller, notifier)")
     consume.add_argument("role")
+    consume.add_argument(
+        "--processes",
+        type=_positive,
+        default=None,
+        help="role processes under one supervisor (default: one per CPU for the executor, else 1)",
+    )
+    consume.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    consume.add_argument("--bridge-fd", type=int, default=None, help=argparse.SUPPRESS)
     dev = _add(sub, "dev", cmd_dev, "run everything in one process on an embedded PostgreSQL")
     dev.add_argument("--port", type=int, default=None, help="HTTP port (default AGENT_EVAL_PORT, 8080)")
     dev.add_argument("--data-dir", type=Path, default=None, help="where the database lives (~/.agent-eval)")
+    dev.add_argument(
+        "--executor-processes",
+        type=int,
+        default=None,
+        help="executor child processes (default: one per CPU; 0 or 1: in this process)",
+    )
 
 
 def _add_tools(sub: Subcommands) -> None:

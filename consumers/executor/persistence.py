@@ -5,7 +5,8 @@ Each is one transaction on the run row. After the claim, every one starts by loc
 (or it ended) and `LeaseLost` is raised before anything is written. The cancel flag is read
 under that lock, so the first commit after a cancel request ends the run `cancelled`. The common
 round (the conversation goes on, no cancel requested) is a single statement that makes the same
-writes under the same fence (`service.db.rounds`): one round trip instead of five.
+writes under the same fence (`service.db.rounds`), shared with the other conversations' rounds
+that are ready at the same moment (`consumers.executor.batching`: group commit).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from uuid import UUID
 
 from pydantic import JsonValue
 
+from consumers.executor.batching import RoundBatcher
 from consumers.llm.providers import Completion
 from schemas.api import TurnRole
 from schemas.rates import RateCard
@@ -109,6 +111,7 @@ class RunWriter:
         self._clock = clock
         self._pool = pool
         self._settings = settings
+        self._batcher = RoundBatcher(pool)
 
     async def claim(self, run_id: UUID, executor: str) -> RunRow | None:
         """Claim the run, announcing `run.started` (one statement); None if it is not claimable,
@@ -137,10 +140,9 @@ class RunWriter:
         with them or a cancel was requested. True when the run ended."""
         card = self._settings.rate_card
         new = [d.priced(lease.run_id, first + i, lease.attempt, card) for i, d in enumerate(drafts)]
-        if ending is None:  # the common round: one statement, unless the lease or a cancel says no
-            async with connection(self._pool) as conn:
-                now = self._clock.now()
-                written = await rounds.persist_round(conn, lease, new, active_ms=active_ms, now=now)
+        if ending is None:  # the common round: batched with others, unless the lease or a cancel says no
+            pending = rounds.PendingRound(lease, new, active_ms, self._clock.now())
+            written = await self._batcher.write(pending)
             if written is not None:
                 self._count(written.rows)
                 return False

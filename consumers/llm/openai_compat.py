@@ -1,131 +1,145 @@
-"""OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, LiteLLM, …) via
-the official `openai` SDK, which retries 408/409/429/5xx and timeouts with exponential backoff
-and honours `Retry-After`."""
+"""OpenAI-compatible chat completions (OpenAI, Azure, vLLM, Ollama, llama.cpp, LiteLLM, …):
+`POST {base_url}/chat/completions` over one pooled aiohttp session per provider.
+
+A failed call is tried again as the official SDK does (`retry_policy`: 408/409/429/5xx,
+timeouts and broken connections, exponential backoff honouring Retry-After), `max_retries`
+times, each try given `timeout_s`; then it raises ProviderError with a code that says how.
+The session keeps its connections alive, so a busy executor reuses them call after call.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
+import random
+import urllib.request
 from collections.abc import Mapping
-from typing import Any
 
-import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
-from openai.types.chat import ChatCompletionMessageFunctionToolCall as FunctionToolCall
-from pydantic import JsonValue
+import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
+from yarl import URL
 
-from consumers.llm.providers import ChatMessage, Completion, CompletionRequest, ToolSpec
+from consumers.llm.chat_wire import excerpt, read_completion, request_body
+from consumers.llm.providers import Completion, CompletionRequest
+from consumers.llm.retry_policy import backoff_s, retry_after_s, should_retry
 from service.core.clock import SYSTEM_CLOCK, Clock
-from service.core.errors import ProviderCode, ProviderError
-from service.core.settings import ModelSettings, ProviderConfig, Settings
-from service.domain.transcript import ToolCallRecord
+from service.core.errors import ProviderCode, ProviderError, StatusFailure
+from service.core.settings import ProviderConfig, Settings
 
-NO_KEY = "not-needed"  # local servers take no key; the SDK insists on one
+NO_KEY = "not-needed"  # local servers take no key; OpenAI-compatible servers expect the header
+MAX_CONNECTIONS = 1000  # as the SDK: hundreds of conversations call one provider at once
+USER_AGENT = "agent-eval"
+
+# A line per HTTP request, as httpx wrote it for the SDK, at debug only: a standard-library
+# logger (rendered with the run's context like every library's) whose disabled check is cheap.
+_requests_log = logging.getLogger(__name__)
 
 
 class OpenAICompatibleProvider:
     def __init__(self, config: ProviderConfig, api_key: str | None, clock: Clock = SYSTEM_CLOCK) -> None:
         self._config = config
         self._clock = clock
-        self._client = AsyncOpenAI(
-            base_url=config.base_url,
-            api_key=api_key or NO_KEY,
-            timeout=config.timeout_s,
-            max_retries=config.max_retries,
-            default_headers=config.headers or None,
-        )
+        self._url = completions_url(config.base_url)
+        self._headers = {
+            "Authorization": f"Bearer {api_key or NO_KEY}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            **config.headers,
+        }
+        self._session: aiohttp.ClientSession | None = None
 
     async def complete(self, request: CompletionRequest, model: str) -> Completion:
-        settings = self._config.model_settings(model)
+        body = request_body(request, model, self._config.model_settings(model))
         started = self._clock.monotonic()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._config.max_retries + 1),
+            wait=_wait,
+            retry=_worth_retrying,
+            reraise=True,
+        )
         try:
-            response = await self._client.chat.completions.create(**_arguments(request, model, settings))
-        except openai.APITimeoutError as exc:
-            raise ProviderError("PROVIDER_TIMEOUT", f"{model}: timed out after retries") from exc
-        except openai.RateLimitError as exc:
-            raise ProviderError(
-                "PROVIDER_RATE_LIMITED", f"{model}: still rate limited after retries"
-            ) from exc
-        except openai.APIStatusError as exc:
-            code: ProviderCode = "PROVIDER_UNAVAILABLE" if exc.status_code >= 500 else "PROVIDER_REJECTED"
-            raise ProviderError(code, f"{model}: HTTP {exc.status_code}: {_short(exc.message)}") from exc
-        except openai.APIConnectionError as exc:
+            raw: bytes = await retrying(self._post, body)
+        except StatusFailure as exc:
+            raise _status_error(model, exc) from exc
+        except TimeoutError as exc:
+            tries = self._config.max_retries + 1
+            message = f"{model}: no answer within {self._config.timeout_s} s, {tries} tries"
+            raise ProviderError("PROVIDER_TIMEOUT", message) from exc
+        except aiohttp.ClientError as exc:
             raise ProviderError("PROVIDER_UNAVAILABLE", f"{model}: cannot connect: {exc}") from exc
-        except (openai.APIError, ValueError) as exc:  # ValueError: a body that is not JSON
-            raise ProviderError("PROVIDER_BAD_RESPONSE", f"{model}: {_short(str(exc))}") from exc
-        return _completion(response, model, int((self._clock.monotonic() - started) * 1000))
+        return read_completion(raw, model, int((self._clock.monotonic() - started) * 1000))
+
+    async def _post(self, body: bytes) -> bytes:
+        """One try: the body of a 2xx answer, or StatusFailure."""
+        async with self._client().post(self._url, data=body) as response:
+            raw = await response.read()
+            if _requests_log.isEnabledFor(logging.DEBUG):
+                _log_request(response)
+            if 200 <= response.status < 300:
+                return raw
+            headers = response.headers
+            wait = retry_after_s(headers.get("retry-after-ms"), headers.get("retry-after"), self._clock.now())
+            retryable = should_retry(response.status, wait, headers.get("x-should-retry"))
+            raise StatusFailure(response.status, raw, wait, retryable)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made on first use, inside the event loop that uses it
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self._config.timeout_s),
+                proxy=env_proxy(self._url),
+            )
+        return self._session
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._session is not None:
+            await self._session.close()
 
 
-def _arguments(request: CompletionRequest, model: str, settings: ModelSettings) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"model": model, "messages": [_message(m) for m in request.messages]}
-    if request.tools:
-        arguments["tools"] = [_tool(t) for t in request.tools]
-    if request.temperature is not None:
-        arguments["temperature"] = request.temperature
-    max_tokens = request.max_tokens or settings.max_tokens
-    if max_tokens is not None:
-        arguments["max_tokens"] = max_tokens
-    if request.json_schema is not None and settings.structured_output == "json_schema":
-        schema = {"name": "answer", "schema": dict(request.json_schema), "strict": True}
-        arguments["response_format"] = {"type": "json_schema", "json_schema": schema}
-    elif request.json_schema is not None and settings.structured_output == "json_object":
-        arguments["response_format"] = {"type": "json_object"}
-    return arguments
+def completions_url(base_url: str) -> URL:
+    """`{base_url}/chat/completions`, keeping any query the base URL carries (Azure's api-version)."""
+    base = URL(base_url)
+    return base.with_path(base.path.rstrip("/") + "/chat/completions").with_query(base.query)
 
 
-def _message(message: ChatMessage) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-            }
-            for c in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    return out
+def env_proxy(url: URL) -> str | None:
+    """The proxy HTTPS_PROXY or HTTP_PROXY names for `url` unless NO_PROXY exempts it, read once
+    (aiohttp's `trust_env` would read the environment and ~/.netrc again on every call)."""
+    if url.host is None or urllib.request.proxy_bypass(url.host):
+        return None
+    return urllib.request.getproxies().get(url.scheme)
 
 
-def _tool(tool: ToolSpec) -> dict[str, Any]:
-    function = {"name": tool.name, "description": tool.description, "parameters": dict(tool.parameters)}
-    return {"type": "function", "function": function}
+def _log_request(response: aiohttp.ClientResponse) -> None:
+    version = f"HTTP/{response.version.major}.{response.version.minor}" if response.version else "HTTP"
+    line = 'HTTP Request: POST %s "%s %d %s"'
+    _requests_log.debug(line, response.url, version, response.status, response.reason)
 
 
-def _completion(response: ChatCompletion, model: str, latency_ms: int) -> Completion:
-    if not response.choices:
-        raise ProviderError("PROVIDER_BAD_RESPONSE", f"{model}: the response has no choices")
-    message = response.choices[0].message
-    calls = tuple(_tool_call(c) for c in (message.tool_calls or []) if isinstance(c, FunctionToolCall))
-    usage = response.usage
-    return Completion(
-        text=message.content,
-        tool_calls=calls,
-        input_tokens=int(usage.prompt_tokens or 0) if usage else 0,
-        output_tokens=int(usage.completion_tokens or 0) if usage else 0,
-        latency_ms=latency_ms,
-        model=str(response.model or model),
-    )
+def _worth_retrying(state: RetryCallState) -> bool:
+    failure = state.outcome.exception() if state.outcome else None
+    if isinstance(failure, StatusFailure):
+        return failure.retryable
+    return isinstance(failure, TimeoutError | aiohttp.ClientError)
 
 
-def _tool_call(call: FunctionToolCall) -> ToolCallRecord:
-    """A call as the model made it; arguments that are not a JSON object are kept under `_raw`."""
-    raw = call.function.arguments or "{}"
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError:
-        parsed = None
-    arguments: dict[str, JsonValue] = parsed if isinstance(parsed, dict) else {"_raw": raw}
-    return ToolCallRecord(id=str(call.id), name=str(call.function.name), arguments=arguments)
+def _wait(state: RetryCallState) -> float:
+    failure = state.outcome.exception() if state.outcome else None
+    retry_after = failure.retry_after if isinstance(failure, StatusFailure) else None
+    jitter = random.random()  # noqa: S311 — spreads retries, not a secret
+    return backoff_s(state.attempt_number - 1, retry_after, jitter)
 
 
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _status_error(model: str, failure: StatusFailure) -> ProviderError:
+    code: ProviderCode
+    if failure.status == 429:
+        code = "PROVIDER_RATE_LIMITED"
+    elif failure.status >= 500:
+        code = "PROVIDER_UNAVAILABLE"
+    else:
+        code = "PROVIDER_REJECTED"
+    return ProviderError(code, f"{model}: HTTP {failure.status}: {excerpt(failure.raw)}")
 
 
 def providers_from_settings(settings: Settings) -> Mapping[str, OpenAICompatibleProvider]:

@@ -41,7 +41,8 @@ AgentEvalError
 │   │       └── UnknownCompany       no such company
 │   ├── BusError                     the bus could not publish, fetch or commit
 │   │   └── CommitFailed             a rebalance: the offsets were not committed
-│   └── ProviderError                a model call failed after the provider's retries (`code`)
+│   ├── ProviderError                a model call failed after the provider's retries (`code`)
+│   └── StatusFailure                one try of a model call answered non-2xx (retried, or a ProviderError)
 ├── OutboundRefused                  the SSRF guard refused a user-given URL
 │   └── ForbiddenAddress             every address the name resolves to is forbidden (an OSError too)
 ├── WorkStopped                      a unit of work stops without failing
@@ -51,6 +52,7 @@ AgentEvalError
 ├── RemoteError                      the agent-eval server answered a client command with an error
 ├── PatternError                     a regex does not compile in RE2 (a ValueError too)
 ├── FlowUnreadable                   a stored flow no longer reads as a graph (its issues, joined)
+├── ChildrenFailed                   a supervised child process kept dying
 └── SetupError                       a command cannot start
     ├── UsageError                   a client command's arguments cannot be run
     ├── SettingsError                a setting it needs is missing or unusable
@@ -445,6 +447,22 @@ class PatternError(AgentEvalError, ValueError):
 
 class FlowUnreadable(AgentEvalError, ValueError):
     """A flow agent's stored graph has issues, so a run cannot play it (the run fails FLOW_INVALID)."""
+
+
+class ChildrenFailed(AgentEvalError):
+    """A child process kept dying, so its supervisor (`agent-eval dev`) stops rather than run without it."""
+
+
+class StatusFailure(DependencyError):
+    """One try of a model call was answered with a status other than 2xx; the provider retries
+    it or turns it into a ProviderError, so it never leaves the provider."""
+
+    def __init__(self, status: int, raw: bytes, retry_after: float | None, retryable: bool) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.raw = raw
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
+        self.retryable = retryable
 
 
 class SetupError(AgentEvalError):

@@ -11,10 +11,10 @@ from structlog.typing import Processor
 
 from service.core.settings import LogFormat
 
-# Libraries that log per request or per poll (httpx2, the openai client's fork of httpx, and
-# httpx: a line per model call; aiohttp: a line per request served; aiokafka: group chatter):
+# Libraries that log per request or per poll (httpx: a line per request; aiohttp: a line per
+# request served; aiokafka: group chatter):
 # warnings only, so a run logs its events, not its calls, unless debug is asked for.
-_QUIET_LIBRARIES = ("aiohttp", "aiokafka", "asyncio", "httpcore", "httpx", "httpx2", "openai")
+_QUIET_LIBRARIES = ("aiohttp", "aiokafka", "asyncio", "httpcore", "httpx")
 
 
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:

@@ -72,12 +72,19 @@ _FINISH = transition_sql(
 # Every row still under the lease is updated (only a running one gets a new expiry), so a row
 # whose ending commits while this statement waits for its lock is re-read after that commit
 # (READ COMMITTED re-evaluates an UPDATE on the latest row version) and reported as it is then.
+# The rows are locked in id order, as the executor's batched rounds lock them (no deadlock).
 _EXTEND = f"""
+WITH held AS (
+    SELECT * FROM unnest($2::uuid[], $3::int[]) AS held (id, attempt)
+), locked AS MATERIALIZED (
+    SELECT r.id FROM eval_runs AS r JOIN held ON r.id = held.id AND r.attempt = held.attempt
+    WHERE r.claimed_by = $1 ORDER BY r.id FOR NO KEY UPDATE OF r
+)
 UPDATE eval_runs AS r
 SET lease_expires_at = CASE WHEN r.status = {states.RUNNING} THEN now() + make_interval(secs => $4)
                             ELSE r.lease_expires_at END
-FROM unnest($2::uuid[], $3::int[]) AS held (id, attempt)
-WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1
+FROM held, locked
+WHERE r.id = held.id AND locked.id = r.id AND r.attempt = held.attempt AND r.claimed_by = $1
 RETURNING r.id, {_TENURE} AS tenure
 """
 _CHECK = f"""

@@ -6,7 +6,10 @@ released, unfinished runs; a suite run at most its `parallelism`. Held runs are 
 oldest first (suite runs in `position` order) by `release_held`, called after every commit that
 creates held runs or ends a released one (`service.runs.endings.fill_slots`) and by the maintenance
 job every few seconds. Decisions for one company are serialised by an advisory lock taken inside
-the `release_held_runs` function, so two releases never both fill the last slot.
+the `release_held_runs` function, so two releases never both fill the last slot. A release
+commits without waiting for its WAL flush (migration 0014 says why that is safe), so the lock is
+held for the statement's work only, not for a disk flush: `release_held` must run in a
+transaction of its own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """One round of a conversation persisted in one statement (one round trip): the run row
 advanced under the lease's fence, the transcript rows, and their `run.turn` events.
 
+`persist_rounds` writes the common rounds of several runs in one statement (the executor's group
+commit: one round trip and one commit for every conversation that finished a round meanwhile).
+
 On its own (autocommit) it serves the common round: the lease still holds, no cancel was
 requested, and the conversation goes on; otherwise it writes nothing and returns None. Inside a
 transaction, without the cancel condition, it starts the round that ends the run: the caller
@@ -13,11 +16,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
+from schemas.events import Event
 from service.db import outbox, states, turns
 from service.db.claims import Lease
 from service.db.postgres import Connection
 from service.domain.lifecycle import TRANSITIONS, Step
+
+
+def _insert_turns(first: int) -> str:
+    """`INSERT INTO eval_run_turns … FROM unnest(…)` of `turns.turn_columns` in `$first`..`$first+15`
+    (the caller adds the WHERE that ties the rows to the runs it advanced)."""
+    types = ["uuid", "uuid", "int", "text", "text", "text", "text", "text", "text", "int", "int", "bigint"]
+    arrays = ", ".join(
+        f"${first + i}::{t}[]" for i, t in enumerate([*types, "text", "int", "int", "timestamptz"])
+    )
+    return f"""INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result,
+                                flow_event, model, input_tokens, output_tokens, cost_microcents,
+                                rate_card_version, latency_ms, attempt, created_at)
+    SELECT t.id, t.run_id, t.turn_number, t.role, t.text, t.tool_calls::jsonb, t.tool_result::jsonb,
+           t.flow_event::jsonb, t.model, t.input_tokens, t.output_tokens, t.cost_microcents,
+           t.rate_card_version, t.latency_ms, t.attempt, t.created_at
+    FROM unnest({arrays})
+         AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
+               output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
+"""
 
 
 def _round_sql(guard: str) -> str:
@@ -30,18 +54,7 @@ WITH run AS (
     WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING} {guard}
     RETURNING id, company_id, last_event_seq, cancel_requested_at
 ), written AS (
-    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
-                                model, input_tokens, output_tokens, cost_microcents, rate_card_version,
-                                latency_ms, attempt, created_at)
-    SELECT t.id, t.run_id, t.turn_number, t.role, t.text, t.tool_calls::jsonb, t.tool_result::jsonb,
-           t.flow_event::jsonb, t.model, t.input_tokens, t.output_tokens, t.cost_microcents,
-           t.rate_card_version, t.latency_ms, t.attempt, t.created_at
-    FROM unnest($11::uuid[], $12::uuid[], $13::int[], $14::text[], $15::text[], $16::text[], $17::text[],
-                $18::text[], $19::text[], $20::int[], $21::int[], $22::bigint[], $23::text[], $24::int[],
-                $25::int[], $26::timestamptz[])
-         AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
-               output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
-    WHERE EXISTS (SELECT 1 FROM run)
+    {_insert_turns(11)}    WHERE EXISTS (SELECT 1 FROM run)
 )
 {outbox.events_for_run_sql(5)}
 RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
@@ -84,3 +97,86 @@ async def persist_round(
         *turns.turn_columns(rows),
     )
     return Round(rows, bool(written[0]["cancel_requested"])) if written else None
+
+
+@dataclass(frozen=True)
+class PendingRound:
+    """One run's common round, waiting to be written with others."""
+
+    lease: Lease
+    new: Sequence[turns.NewTurn]
+    active_ms: int
+    now: datetime
+
+
+# Rows are locked in id order (as the lease keeper locks them), so a batch never deadlocks with
+# another batch or with the keeper; a run whose fence fails (lease lost, cancel requested, ended)
+# is skipped and its rows are not written.
+_ROUNDS = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[])
+        AS i (run_id, executor, attempt, active_ms, events)
+), locked AS MATERIALIZED (
+    SELECT r.id FROM eval_runs AS r JOIN input AS i ON r.id = i.run_id
+    WHERE r.claimed_by = i.executor AND r.attempt = i.attempt AND r.status = {states.RUNNING}
+      AND r.cancel_requested_at IS NULL
+    ORDER BY r.id FOR NO KEY UPDATE OF r
+), run AS (
+    UPDATE eval_runs AS r
+    SET active_ms = greatest(r.active_ms, i.active_ms), last_event_seq = r.last_event_seq + i.events,
+        updated_at = now()
+    FROM input AS i, locked AS l
+    WHERE r.id = i.run_id AND l.id = r.id AND r.claimed_by = i.executor AND r.attempt = i.attempt
+      AND r.status = {states.RUNNING} AND r.cancel_requested_at IS NULL
+    RETURNING r.id, r.company_id, r.last_event_seq, i.events
+), written AS (
+    {_insert_turns(14)}    WHERE t.run_id IN (SELECT id FROM run)
+), events AS (
+    INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                        created_at)
+    SELECT e.event_id, e.topic, run.id::text, e.type, run.company_id, run.id,
+           run.last_event_seq - run.events + e.ord,
+           e.payload || jsonb_build_object('sequence', run.last_event_seq - run.events + e.ord,
+                                           'company_id', run.company_id),
+           e.traceparent, e.created_at
+    FROM unnest($6::uuid[], $7::int[], $8::uuid[], $9::text[], $10::text[], $11::jsonb[], $12::text[],
+                $13::timestamptz[])
+         AS e (run_id, ord, event_id, topic, type, payload, traceparent, created_at)
+    JOIN run ON run.id = e.run_id
+)
+SELECT id FROM run
+"""
+
+
+async def persist_rounds(conn: Connection, pending: Sequence[PendingRound]) -> dict[UUID, Round]:
+    """Write several runs' common rounds in one statement (autocommit: one commit for all); the
+    result has a Round for each run whose lease held and had no cancel requested, none for the
+    others (nothing of theirs was written). Each run appears at most once in `pending`."""
+    rows = {p.lease.run_id: turns.stamped(p.new, p.now) for p in pending}
+    events = {p.lease.run_id: _turn_events(p.lease.run_id, rows[p.lease.run_id], p.now) for p in pending}
+    runs = [
+        [p.lease.run_id for p in pending],
+        [p.lease.executor for p in pending],
+        [p.lease.attempt for p in pending],
+        [p.active_ms for p in pending],
+        [len(events[p.lease.run_id]) for p in pending],
+    ]
+    every_event = [e for run_events in events.values() for e in run_events]
+    owners = [run_id for run_id, run_events in events.items() for _ in run_events]
+    ords = [i + 1 for run_events in events.values() for i in range(len(run_events))]
+    every_row = [r for run_rows in rows.values() for r in run_rows]
+    written = await conn.fetch(
+        _ROUNDS,
+        *runs,
+        owners,
+        ords,
+        *outbox.run_event_columns(every_event),
+        *turns.turn_columns(every_row),
+    )
+    return {r["id"]: Round(rows[r["id"]], cancel_requested=False) for r in written}
+
+
+def _turn_events(run_id: UUID, rows: Sequence[turns.TurnRow], now: datetime) -> list[Event]:
+    return outbox.unnumbered_run_events(
+        run_id, [(event, r.to_api()) for r in rows for event in TRANSITIONS[Step.TURN].events], now=now
+    )

@@ -15,6 +15,7 @@ from service.bus.interface import TopicPartition
 from service.bus.memory import InProcessBus
 from service.bus.topics import topic_specs
 from service.core.settings import Settings
+from service.db import dispatch
 from service.db.postgres import Pool, connection, transaction
 from service.runs.endings import fill_slots
 from tests.support.factories import make_company
@@ -244,3 +245,23 @@ async def test_an_expired_lease_is_dispatched_again_only_when_that_request_was_l
     assert await sweep_expired_leases(pool, settings, executors) == {"lost": 0, "redispatched": 1}
     assert await requests_for(pool, run_id) == 3
     assert _redispatched("lease_expired") == before + 2
+
+
+async def test_a_release_commits_without_a_flush_wait_and_leaves_the_connection_durable(
+    pool: Pool, settings: Settings
+) -> None:
+    """The release is committed asynchronously (no disk flush inside the company's lock), yet
+    the pooled connection that made it still commits durably afterwards."""
+    company = await make_company(pool, balance_cents=10_000)
+    case_id = await make_case(pool, company.id)
+    held_settings = settings.model_copy(update={"max_inflight_runs_per_company": 0})
+    run_id = await trigger(pool, held_settings, company.id, case_id)
+    async with pool.acquire() as conn:
+        session_default = await conn.fetchval("SHOW synchronous_commit")
+        async with conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = on")  # as on a production server
+            assert await dispatch.release_held(conn, company.id, 1) == [run_id]
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == session_default
+    assert (await read_run(pool, run_id)).released_at is not None
+    assert await requests_for(pool, run_id) == 1

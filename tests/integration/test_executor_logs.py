@@ -29,7 +29,7 @@ from tests.support.logs import captured_logs
 from tests.support.scenarios import make_case, read_run, trigger
 from tests.support.waiting import eventually
 
-CONVERSATION_LOGGERS = ("consumers.executor.", "httpx", "httpcore", "openai")  # "httpx": httpx2 too
+CONVERSATION_LOGGERS = ("consumers.executor.", "consumers.llm.")
 
 
 def with_fake(settings: Settings, llm: FakeLLM) -> Settings:

@@ -47,11 +47,17 @@ SELECT id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, mo
 FROM run
 
 -- _EXTEND
+WITH held AS (
+    SELECT * FROM unnest($2::uuid[], $3::int[]) AS held (id, attempt)
+), locked AS MATERIALIZED (
+    SELECT r.id FROM eval_runs AS r JOIN held ON r.id = held.id AND r.attempt = held.attempt
+    WHERE r.claimed_by = $1 ORDER BY r.id FOR NO KEY UPDATE OF r
+)
 UPDATE eval_runs AS r
 SET lease_expires_at = CASE WHEN r.status = 'running' THEN now() + make_interval(secs => $4)
                             ELSE r.lease_expires_at END
-FROM unnest($2::uuid[], $3::int[]) AS held (id, attempt)
-WHERE r.id = held.id AND r.attempt = held.attempt AND r.claimed_by = $1
+FROM held, locked
+WHERE r.id = held.id AND locked.id = r.id AND r.attempt = held.attempt AND r.claimed_by = $1
 RETURNING r.id, CASE WHEN r.status = 'running' THEN 'held'
             WHEN r.error_code = 'EXECUTOR_LOST' THEN 'lost'
             ELSE 'ended' END AS tenure

@@ -6,15 +6,13 @@ WITH run AS (
     WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' 
     RETURNING id, company_id, last_event_seq, cancel_requested_at
 ), written AS (
-    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
-                                model, input_tokens, output_tokens, cost_microcents, rate_card_version,
-                                latency_ms, attempt, created_at)
+    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result,
+                                flow_event, model, input_tokens, output_tokens, cost_microcents,
+                                rate_card_version, latency_ms, attempt, created_at)
     SELECT t.id, t.run_id, t.turn_number, t.role, t.text, t.tool_calls::jsonb, t.tool_result::jsonb,
            t.flow_event::jsonb, t.model, t.input_tokens, t.output_tokens, t.cost_microcents,
            t.rate_card_version, t.latency_ms, t.attempt, t.created_at
-    FROM unnest($11::uuid[], $12::uuid[], $13::int[], $14::text[], $15::text[], $16::text[], $17::text[],
-                $18::text[], $19::text[], $20::int[], $21::int[], $22::bigint[], $23::text[], $24::int[],
-                $25::int[], $26::timestamptz[])
+    FROM unnest($11::uuid[], $12::uuid[], $13::int[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bigint[], $23::text[], $24::int[], $25::int[], $26::timestamptz[])
          AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
                output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
     WHERE EXISTS (SELECT 1 FROM run)
@@ -30,6 +28,49 @@ FROM run, unnest($5::uuid[], $6::text[], $7::text[], $8::jsonb[], $9::text[],
 
 RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
 
+-- _ROUNDS
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[])
+        AS i (run_id, executor, attempt, active_ms, events)
+), locked AS MATERIALIZED (
+    SELECT r.id FROM eval_runs AS r JOIN input AS i ON r.id = i.run_id
+    WHERE r.claimed_by = i.executor AND r.attempt = i.attempt AND r.status = 'running'
+      AND r.cancel_requested_at IS NULL
+    ORDER BY r.id FOR NO KEY UPDATE OF r
+), run AS (
+    UPDATE eval_runs AS r
+    SET active_ms = greatest(r.active_ms, i.active_ms), last_event_seq = r.last_event_seq + i.events,
+        updated_at = now()
+    FROM input AS i, locked AS l
+    WHERE r.id = i.run_id AND l.id = r.id AND r.claimed_by = i.executor AND r.attempt = i.attempt
+      AND r.status = 'running' AND r.cancel_requested_at IS NULL
+    RETURNING r.id, r.company_id, r.last_event_seq, i.events
+), written AS (
+    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result,
+                                flow_event, model, input_tokens, output_tokens, cost_microcents,
+                                rate_card_version, latency_ms, attempt, created_at)
+    SELECT t.id, t.run_id, t.turn_number, t.role, t.text, t.tool_calls::jsonb, t.tool_result::jsonb,
+           t.flow_event::jsonb, t.model, t.input_tokens, t.output_tokens, t.cost_microcents,
+           t.rate_card_version, t.latency_ms, t.attempt, t.created_at
+    FROM unnest($14::uuid[], $15::uuid[], $16::int[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::int[], $24::int[], $25::bigint[], $26::text[], $27::int[], $28::int[], $29::timestamptz[])
+         AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
+               output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
+    WHERE t.run_id IN (SELECT id FROM run)
+), events AS (
+    INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, payload, traceparent,
+                        created_at)
+    SELECT e.event_id, e.topic, run.id::text, e.type, run.company_id, run.id,
+           run.last_event_seq - run.events + e.ord,
+           e.payload || jsonb_build_object('sequence', run.last_event_seq - run.events + e.ord,
+                                           'company_id', run.company_id),
+           e.traceparent, e.created_at
+    FROM unnest($6::uuid[], $7::int[], $8::uuid[], $9::text[], $10::text[], $11::jsonb[], $12::text[],
+                $13::timestamptz[])
+         AS e (run_id, ord, event_id, topic, type, payload, traceparent, created_at)
+    JOIN run ON run.id = e.run_id
+)
+SELECT id FROM run
+
 -- _ROUND_UNLESS_CANCELLED
 WITH run AS (
     UPDATE eval_runs
@@ -38,15 +79,13 @@ WITH run AS (
     WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running' AND cancel_requested_at IS NULL
     RETURNING id, company_id, last_event_seq, cancel_requested_at
 ), written AS (
-    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event,
-                                model, input_tokens, output_tokens, cost_microcents, rate_card_version,
-                                latency_ms, attempt, created_at)
+    INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result,
+                                flow_event, model, input_tokens, output_tokens, cost_microcents,
+                                rate_card_version, latency_ms, attempt, created_at)
     SELECT t.id, t.run_id, t.turn_number, t.role, t.text, t.tool_calls::jsonb, t.tool_result::jsonb,
            t.flow_event::jsonb, t.model, t.input_tokens, t.output_tokens, t.cost_microcents,
            t.rate_card_version, t.latency_ms, t.attempt, t.created_at
-    FROM unnest($11::uuid[], $12::uuid[], $13::int[], $14::text[], $15::text[], $16::text[], $17::text[],
-                $18::text[], $19::text[], $20::int[], $21::int[], $22::bigint[], $23::text[], $24::int[],
-                $25::int[], $26::timestamptz[])
+    FROM unnest($11::uuid[], $12::uuid[], $13::int[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bigint[], $23::text[], $24::int[], $25::int[], $26::timestamptz[])
          AS t (id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens,
                output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at)
     WHERE EXISTS (SELECT 1 FROM run)

@@ -34,6 +34,9 @@ def role_env(database_url: str, kafka_bootstrap: str, topic_prefix: str, **overr
     }
 
 
+ONE_EXECUTOR = [AGENT_EVAL, "consume", "executor", "--processes", "1"]  # one process each: killed by pid
+
+
 @dataclass(frozen=True)
 class Fleet:
     relay: Spawned
@@ -61,9 +64,7 @@ def fleet(
     """Start the relay, `executors` executors and the other `roles`; every one is killed at exit."""
     with contextlib.ExitStack() as stack:
         relay = stack.enter_context(spawned([AGENT_EVAL, "relay"], env))
-        running = [
-            stack.enter_context(spawned([AGENT_EVAL, "consume", "executor"], env)) for _ in range(executors)
-        ]
+        running = [stack.enter_context(spawned(ONE_EXECUTOR, env)) for _ in range(executors)]
         others = [stack.enter_context(spawned([AGENT_EVAL, "consume", role], env)) for role in roles]
         yield Fleet(relay, running, [*running, *others])
 

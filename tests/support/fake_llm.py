@@ -1,7 +1,7 @@
 """A real HTTP server speaking the OpenAI chat-completions protocol, with scripted replies.
 
 The only thing tests replace is the language model; everything that talks to it talks HTTP to
-this server exactly as it would to a real provider (through the `openai` SDK, with its retries).
+this server exactly as it would to a real provider (through our aiohttp client, with its retries).
 """
 
 from __future__ import annotations
