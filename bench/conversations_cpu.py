@@ -10,59 +10,14 @@ the processes sharing them) summed over its live processes, sampled; its highest
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.stack import peak_rss_mb
+from bench.stack import Proc, children_of, descendants, peak_rss_mb, process_table
 
-TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 Roots = Callable[[], list[int]]  # a group's root pids now (a restarted process has a new one)
-
-
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    parent: int
-    own_s: float  # utime + stime
-    reaped_s: float  # cutime + cstime: its children that ended and were waited for
-
-
-def read_proc(pid: int) -> Proc | None:
-    """One process's parent and CPU seconds; None when it ended meanwhile."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    ticks = [int(x) for x in fields[11:15]]
-    return Proc(pid, int(fields[1]), (ticks[0] + ticks[1]) * TICK_S, (ticks[2] + ticks[3]) * TICK_S)
-
-
-def process_table() -> dict[int, Proc]:
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (proc := read_proc(int(entry.name))) is not None:
-            table[proc.pid] = proc
-    return table
-
-
-def children_of(table: Mapping[int, Proc]) -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for proc in table.values():
-        children.setdefault(proc.parent, []).append(proc.pid)
-    return children
-
-
-def descendants(root: int, children: Mapping[int, list[int]], stop: set[int]) -> list[int]:
-    """`root` and every process below it, not descending into the pids in `stop`."""
-    found, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending.extend(c for c in children.get(pid, []) if c not in stop)
-    return found
 
 
 @dataclass(frozen=True)

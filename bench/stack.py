@@ -169,21 +169,57 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds of `root` and its live descendants, plus the children it has reaped."""
-    parents: dict[int, int] = {}
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    parent: int
+    own_s: float  # utime + stime
+    reaped_s: float  # cutime + cstime: its children that ended and were waited for
+
+
+def read_proc(pid: int) -> Proc | None:
+    """One process's parent and CPU seconds; None when it ended meanwhile."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = [int(x) for x in fields[11:15]]
+    return Proc(pid, int(fields[1]), (ticks[0] + ticks[1]) * TICK_S, (ticks[2] + ticks[3]) * TICK_S)
+
+
+def process_table() -> dict[int, Proc]:
+    table = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    total, pending = 0.0, [root]
+        if entry.name.isdigit() and (proc := read_proc(int(entry.name))) is not None:
+            table[proc.pid] = proc
+    return table
+
+
+def children_of(table: Mapping[int, Proc]) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for proc in table.values():
+        children.setdefault(proc.parent, []).append(proc.pid)
+    return children
+
+
+def descendants(root: int, children: Mapping[int, list[int]], stop: set[int]) -> list[int]:
+    """`root` and every process below it, not descending into the pids in `stop`."""
+    found, pending = [], [root]
     while pending:
         pid = pending.pop()
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        pending.extend(child for child, parent in parents.items() if parent == pid)
-    return total
+        found.append(pid)
+        pending.extend(c for c in children.get(pid, []) if c not in stop)
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of `root` and its live descendants, plus the children they have reaped."""
+    table = process_table()
+    pids = descendants(root, children_of(table), set()) if root in table else []
+    return sum(table[p].own_s + table[p].reaped_s for p in pids)
 
 
 def processes_flag(flag: str, count: int, *command: str) -> tuple[str, ...]:
