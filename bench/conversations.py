@@ -38,6 +38,7 @@ from types import FrameType
 
 import asyncpg
 
+from bench import statements
 from bench.burst import allow_open_files
 from bench.conversations_cpu import MemoryWatch, rates
 from bench.conversations_report import MACHINE, Measured, report
@@ -80,6 +81,8 @@ def measure(running: Running, args: argparse.Namespace) -> Measured:
     sampler, memory = Sampler(running.metrics, {}, {}), MemoryWatch(running.groups)  # no /readyz polls
     calls_before, cpu_before = model_calls(running.model_url), cpu_now(running)
     load = argparse.Namespace(runs=args.runs, offered=args.concurrency, timeout=args.timeout)
+    if args.statements:
+        asyncio.run(statements.reset(running.seeded.database_url))
     sampler.start()
     memory.start()
     started = time.monotonic()
@@ -106,6 +109,11 @@ def measure(running: Running, args: argparse.Namespace) -> Measured:
         peak_mb=running.groups.peak_rss_mb(),
         pss_mb=memory.highest,
         durability=running.durability,
+        statements=(
+            asyncio.run(statements.per_run(running.seeded.database_url, args.runs, args.statements))
+            if args.statements
+            else None
+        ),
     )
 
 
@@ -129,10 +137,15 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="idle baseline measured this long")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and say where")
+    parser.add_argument(
+        "--statements", type=int, default=0, help="print the N statements costing most (pg_stat_statements)"
+    )
     args = parser.parse_args()
     args.max_inflight = args.max_inflight or args.concurrency
     if args.fast_database and args.mode == "dev":
         parser.error("--fast-database is for --mode stack: agent-eval dev's PostgreSQL is always durable")
+    if args.statements and args.mode == "dev":
+        parser.error("--statements is for --mode stack: agent-eval dev starts its PostgreSQL itself")
     return args
 
 

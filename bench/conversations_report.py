@@ -12,6 +12,8 @@ from bench.conversations_services import SYSTEM
 from bench.overload_figures import Sampler, Stored
 from bench.overload_load import Driven
 from bench.stack import percentile
+from bench.statements import PerRun
+from bench.statements import lines as statement_lines
 
 MACHINE = "machine"
 
@@ -32,6 +34,7 @@ class Measured:
     peak_mb: Mapping[str, float]  # root process -> VmHWM
     pss_mb: Mapping[str, float]  # group -> highest summed Pss
     durability: str
+    statements: PerRun | None = None  # with `--statements N`
 
     def done(self) -> int:
         return len(self.db.seconds("trigger_to_done"))
@@ -169,6 +172,8 @@ def report(args: argparse.Namespace, m: Measured, *, total_s: float) -> None:
     ]
     for label, text in lines:
         print(f"  {label:<20}{text}")
+    if m.statements is not None:
+        print("\n".join(statement_lines(m.statements)))
     print(json.dumps(f, separators=(",", ":")))
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import statements
 from bench.chaos import durability_settings
 from bench.chaos_services import Broker, Database
 from bench.conversations_cpu import Groups, Roots
@@ -97,6 +98,7 @@ def full_stack(args: argparse.Namespace, folder: Path, logs: Path) -> Iterator[R
     way out, however it is left."""
     with contextlib.ExitStack() as exits:
         settings = pgserver.TEST_SETTINGS if args.fast_database else DURABLE_SETTINGS
+        settings = {**settings, **(statements.PRELOAD if args.statements else {})}
         database = Database.start(folder / "postgres", settings)
         exits.callback(database.stop)
         broker = Broker.start(folder, say)
