@@ -175,7 +175,7 @@ class Stack:
 
 _PROGRESS = """
 SELECT count(*) FILTER (WHERE queue_status = 'done') AS done, count(*) AS found,
-       (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS unsent
+       (SELECT count(*) FROM outbox_pending) AS unsent
 FROM eval_runs WHERE id = ANY($1::uuid[])
 """
 

@@ -118,7 +118,7 @@ WHERE r.id = ANY($1::uuid[]) AND NOT (
     e.events = r.last_event_seq AND e.numbers = e.events AND e.first = 1 AND e.last = e.events
     AND e.done_events = 1 AND e.done_sequence = e.last)
 """
-_UNSENT = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+_UNSENT = "SELECT count(*) FROM outbox_pending"
 
 
 async def check_database(

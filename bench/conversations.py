@@ -68,7 +68,7 @@ async def drained(database_url: str, timeout_s: float) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         while time.monotonic() < deadline:
-            if not await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+            if not await conn.fetchval("SELECT count(*) FROM outbox_pending"):
                 return
             await asyncio.sleep(0.2)
     finally:

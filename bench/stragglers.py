@@ -2,7 +2,7 @@
 
 A run that waited for a timeout shows it here: a second `run.requested` written by maintenance
 30 s after the first, or a second `run.started` (a re-claim after a lease expired). Times are
-commit times relative to the run's creation; `sent` is when the relay published the row.
+commit times relative to the run's creation; `unsent` marks a row the relay has not published.
 Also counts run requests per run, so duplicate dispatch is visible at a glance.
 """
 
@@ -20,7 +20,8 @@ FROM eval_runs WHERE created_at >= $1 AND done_at IS NOT NULL
 ORDER BY done_at - created_at DESC LIMIT $2
 """
 TIMELINE = """
-SELECT type, sequence, extract(epoch FROM created_at - $2) AS at_s, extract(epoch FROM sent_at - $2) AS sent_s
+SELECT type, sequence, extract(epoch FROM created_at - $2) AS at_s,
+       EXISTS (SELECT 1 FROM outbox_pending AS p WHERE p.id = outbox.id) AS unsent
 FROM outbox WHERE run_id = $1 AND type <> 'agent_eval.run.turn' ORDER BY created_at, id
 """
 REQUESTS_PER_RUN = """
@@ -41,7 +42,7 @@ async def straggler_report(database_url: str, since: datetime, count: int = 5) -
                 f"  handed back {run['handed_back']}  by {run['claimed_by']}"
             )
             for event in await conn.fetch(TIMELINE, run["id"], run["created_at"]):
-                sent = "unsent" if event["sent_s"] is None else f"sent {float(event['sent_s']):7.3f}"
+                sent = "unsent" if event["unsent"] else "sent  "
                 name = event["type"].removeprefix("agent_eval.")
                 lines.append(f"      {float(event['at_s']):7.3f}  {sent}  {name}")
         per_run = Counter(r["n"] for r in await conn.fetch(REQUESTS_PER_RUN, since))

@@ -62,9 +62,11 @@ FOR UPDATE SKIP LOCKED
 _HAS_STALE_PENDING = f"SELECT EXISTS (SELECT 1 FROM eval_runs WHERE {_STALE})"
 _MARK_DISPATCHED = "UPDATE eval_runs SET dispatched_at = now() WHERE id = ANY($1::uuid[])"
 _LAST_REQUESTS = """
-SELECT DISTINCT ON (run_id) run_id, created_at, sent_at, published_partition, published_offset
-FROM outbox WHERE run_id = ANY($1::uuid[]) AND type = 'agent_eval.run.requested'
-ORDER BY run_id, id DESC
+SELECT DISTINCT ON (o.run_id) o.run_id, o.created_at,
+       NOT EXISTS (SELECT 1 FROM outbox_pending AS p WHERE p.id = o.id) AS sent,
+       o.published_partition, o.published_offset
+FROM outbox AS o WHERE o.run_id = ANY($1::uuid[]) AND o.type = 'agent_eval.run.requested'
+ORDER BY o.run_id, o.id DESC
 """
 _OLDEST_PENDING_AGE = f"""
 SELECT coalesce(extract(epoch FROM now() - min(released_at)), 0)::float8 FROM eval_runs
@@ -159,9 +161,7 @@ async def list_last_requests(conn: Connection, run_ids: Sequence[UUID]) -> dict[
     and where the relay published it."""
     rows = await conn.fetch(_LAST_REQUESTS, list(run_ids))
     return {
-        r["run_id"]: LastRequest(
-            r["created_at"], r["sent_at"] is not None, r["published_partition"], r["published_offset"]
-        )
+        r["run_id"]: LastRequest(r["created_at"], r["sent"], r["published_partition"], r["published_offset"])
         for r in rows
     }
 

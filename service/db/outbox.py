@@ -1,8 +1,9 @@
 """The outbox: every event is written here in the transaction of the state change it announces.
 
 `append_event` allocates the run's next `sequence` with an UPDATE of the run row, so events of
-one run are numbered in commit order (the row lock serialises them). The relay publishes rows in
-id order and marks them sent; sent rows stay `event_retention_hours` as the event store.
+one run are numbered in commit order (the row lock serialises them). The insert trigger lists
+every new row in `outbox_pending`; the relay publishes them in id order and takes them off the
+list. Rows stay `event_retention_hours` (from when they were written) as the event store.
 """
 
 from __future__ import annotations
@@ -54,19 +55,33 @@ INSERT INTO outbox (event_id, topic, key, type, company_id, run_id, sequence, pa
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 _SELECT_UNSENT = """
-SELECT id, event_id, topic, key, type, run_id, sequence, payload::text AS payload, traceparent, created_at
-FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
+SELECT o.id, o.event_id, o.topic, o.key, o.type, o.run_id, o.sequence, o.payload::text AS payload,
+       o.traceparent, o.created_at
+FROM outbox_pending AS p JOIN outbox AS o ON o.id = p.id ORDER BY p.id LIMIT $1
 """
-_MARK_SENT = """
-UPDATE outbox AS o SET sent_at = now(), published_partition = p.part, published_offset = p.pos
-FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS p (id, part, pos)
-WHERE o.id = p.id
+# Published rows leave the pending list; only run requests keep where the bus put them (the
+# stale-pending sweep compares that with the executors' offsets), and that update is HOT.
+_MARK_SENT = f"""
+WITH published AS (
+    DELETE FROM outbox_pending AS pending
+    USING unnest($1::bigint[], $2::int[], $3::bigint[]) AS p (id, part, pos)
+    WHERE pending.id = p.id
+    RETURNING p.id, p.part, p.pos
+)
+UPDATE outbox AS o SET published_partition = published.part, published_offset = published.pos
+FROM published
+WHERE o.id = published.id AND o.type = '{EventType.RUN_REQUESTED.value}'
 """
 _PURGE_SENT = """
 DELETE FROM outbox WHERE id IN (
-    SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)
+    SELECT o.id FROM outbox AS o
+    WHERE o.created_at < now() - make_interval(secs => $1)
+      AND NOT EXISTS (SELECT 1 FROM outbox_pending AS p WHERE p.id = o.id)
+    LIMIT $2)
 """
-_UNSENT_STATS = "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL"
+_UNSENT_STATS = """
+SELECT count(*) AS n, min(o.created_at) AS oldest FROM outbox_pending AS p JOIN outbox AS o ON o.id = p.id
+"""
 _SELECT_RUN_EVENTS = """
 SELECT payload::text FROM outbox WHERE run_id = $1 AND sequence > $2 ORDER BY sequence
 """
@@ -292,14 +307,16 @@ async def fetch_unsent(conn: Connection, limit: int) -> list[OutboxRow]:
 
 
 async def mark_sent(conn: Connection, ids: Sequence[int], positions: Sequence[tuple[int, int]]) -> None:
-    """Mark published rows with where the bus put each: `positions` holds (partition, offset) in
-    the order of `ids`. They stay as the event store until purged."""
+    """Take published rows off the pending list, and record where the bus put each run request:
+    `positions` holds (partition, offset) in the order of `ids`. They stay as the event store
+    until purged."""
     partitions, offsets = [p for p, _ in positions], [o for _, o in positions]
     await conn.execute(_MARK_SENT, list(ids), partitions, offsets)
 
 
 async def purge_sent(conn: Connection, older_than_s: float, batch: int = 10_000) -> int:
-    """Delete up to `batch` rows sent more than `older_than_s` seconds ago; returns how many."""
+    """Delete up to `batch` published rows written more than `older_than_s` seconds ago; returns
+    how many."""
     status = await conn.execute(_PURGE_SENT, older_than_s, batch)
     return int(status.split()[-1])
 

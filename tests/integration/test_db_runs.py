@@ -151,6 +151,29 @@ async def test_run_requests_and_entity_events_have_no_sequence(pool: Pool) -> No
     )
 
 
+async def test_published_rows_leave_the_pending_list_and_run_requests_keep_their_position(
+    pool: Pool,
+) -> None:
+    company = await make_company(pool)
+    run = await make_run(pool, company.id)
+    async with transaction(pool) as conn:
+        await outbox.append_run_request(conn, run.id, company.id)
+        await outbox.append_event(conn, run.id, EventType.RUN_QUEUED, run.summary())
+    async with connection(pool) as conn:
+        request, event = await outbox.fetch_unsent(conn, 10)
+        assert await outbox.unsent_stats(conn) == (2, request.created_at)
+        await outbox.mark_sent(conn, [request.id, event.id], [(3, 41), (5, 7)])
+        assert await outbox.fetch_unsent(conn, 10) == []
+        assert (await outbox.unsent_stats(conn))[0] == 0
+        positions = await conn.fetch(
+            "SELECT type, published_partition, published_offset FROM outbox ORDER BY id"
+        )
+    assert [tuple(r) for r in positions] == [
+        ("agent_eval.run.requested", 3, 41),
+        ("agent_eval.run.queued", None, None),  # only run requests need where they went
+    ]
+
+
 async def test_events_and_state_roll_back_together(pool: Pool) -> None:
     company = await make_company(pool)
     run = await make_run(pool, company.id)

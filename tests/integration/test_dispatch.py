@@ -210,8 +210,11 @@ async def _published_at(pool: Pool, run_id: UUID, offset: int) -> None:
     was written, and it was written longer than `dispatch_stale_s` ago."""
     async with transaction(pool) as conn:
         await conn.execute(
-            "UPDATE outbox SET sent_at = now(), published_partition = 0, published_offset = $2 WHERE id ="
-            " (SELECT max(id) FROM outbox WHERE run_id = $1 AND type = 'agent_eval.run.requested')",
+            "WITH request AS (SELECT max(id) AS id FROM outbox WHERE run_id = $1"
+            " AND type = 'agent_eval.run.requested'),"
+            " published AS (DELETE FROM outbox_pending WHERE id = (SELECT id FROM request))"
+            " UPDATE outbox SET published_partition = 0, published_offset = $2"
+            " WHERE id = (SELECT id FROM request)",
             run_id,
             offset,
         )

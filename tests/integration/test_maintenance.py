@@ -60,7 +60,10 @@ async def test_the_purge_deletes_only_sent_rows_past_retention(pool: Pool, setti
         rows = await outbox.fetch_unsent(conn, 10)
         old, recent, unsent = rows
         await outbox.mark_sent(conn, [old.id, recent.id], [(0, 0), (0, 1)])
-        await conn.execute("UPDATE outbox SET sent_at = now() - interval '73 hours' WHERE id = $1", old.id)
+        await conn.execute(  # an unpublished row is kept however old it is
+            "UPDATE outbox SET created_at = now() - interval '73 hours' WHERE id = ANY($1::bigint[])",
+            [old.id, unsent.id],
+        )
     assert await _job(pool, settings, "outbox_purge") == 1
     async with connection(pool) as conn:
         left = await conn.fetch("SELECT id FROM outbox ORDER BY id")

@@ -25,6 +25,7 @@ TABLES = {
     "eval_run_turns",
     "credit_ledger",
     "outbox",
+    "outbox_pending",
     "webhook_endpoints",
     "webhook_deliveries",
     "webhook_attempts",

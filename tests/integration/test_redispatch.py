@@ -139,8 +139,8 @@ async def _sent(pool: Pool, run_id: UUID) -> bool:
     async with connection(pool) as conn:
         return bool(
             await conn.fetchval(
-                "SELECT bool_and(sent_at IS NOT NULL) FROM outbox WHERE run_id = $1"
-                " AND type = 'agent_eval.run.requested'",
+                "SELECT bool_and(p.id IS NULL) FROM outbox AS o LEFT JOIN outbox_pending AS p"
+                " ON p.id = o.id WHERE o.run_id = $1 AND o.type = 'agent_eval.run.requested'",
                 run_id,
             )
         )
@@ -155,7 +155,8 @@ async def test_requests_marked_sent_but_never_published_or_never_written_are_dis
     unpublished, unwritten = [await trigger(pool, settings, company.id, case_id) for _ in range(2)]
     async with connection(pool) as conn:  # as a relay that marked rows it never got out would
         await conn.execute(
-            "UPDATE outbox SET sent_at = now() WHERE run_id = $1 AND type = 'agent_eval.run.requested'",
+            "DELETE FROM outbox_pending WHERE id IN"
+            " (SELECT id FROM outbox WHERE run_id = $1 AND type = 'agent_eval.run.requested')",
             unpublished,
         )
         await conn.execute(

@@ -44,9 +44,11 @@ SELECT EXISTS (SELECT 1 FROM eval_runs WHERE queue_status = 'pending' AND status
   AND coalesce(dispatched_at, released_at) < now() - make_interval(secs => $1))
 
 -- _LAST_REQUESTS
-SELECT DISTINCT ON (run_id) run_id, created_at, sent_at, published_partition, published_offset
-FROM outbox WHERE run_id = ANY($1::uuid[]) AND type = 'agent_eval.run.requested'
-ORDER BY run_id, id DESC
+SELECT DISTINCT ON (o.run_id) o.run_id, o.created_at,
+       NOT EXISTS (SELECT 1 FROM outbox_pending AS p WHERE p.id = o.id) AS sent,
+       o.published_partition, o.published_offset
+FROM outbox AS o WHERE o.run_id = ANY($1::uuid[]) AND o.type = 'agent_eval.run.requested'
+ORDER BY o.run_id, o.id DESC
 
 -- _MARK_DISPATCHED
 UPDATE eval_runs SET dispatched_at = now() WHERE id = ANY($1::uuid[])

@@ -42,6 +42,8 @@ async def all_sent(pool: Pool, run_id: UUID) -> bool:
     """Every outbox row of the run (its run request and its events) is on Kafka."""
     async with connection(pool) as conn:
         sent = await conn.fetchval(
-            "SELECT bool_and(sent_at IS NOT NULL) FROM outbox WHERE run_id = $1", run_id
+            "SELECT bool_and(p.id IS NULL) FROM outbox AS o LEFT JOIN outbox_pending AS p ON p.id = o.id"
+            " WHERE o.run_id = $1",
+            run_id,
         )
     return bool(sent)
