@@ -42,17 +42,33 @@ from bench import statements
 from bench.burst import allow_open_files
 from bench.conversations_cpu import MemoryWatch, rates
 from bench.conversations_report import MACHINE, Measured, report
-from bench.conversations_services import Running, dev_stack, full_stack, say
+from bench.conversations_services import SYSTEM, Running, dev_stack, full_stack, say
 from bench.overload import model_calls
 from bench.overload_figures import Sampler, stored
 from bench.overload_load import Aborted, offer
-from bench.stack import machine_busy_seconds
+from bench.stack import machine_busy_seconds, speed_probe_s
 
 DRAIN_TIMEOUT_S = 60.0
 
 
 def cpu_now(running: Running) -> dict[str, float]:
     return {**running.groups.cpu_seconds(), MACHINE: machine_busy_seconds()}
+
+
+SETTLE_TIMEOUT_S = 60.0
+SETTLED_CORE = 0.15  # the system's groups together, as a share of one core
+
+
+def settled(running: Running, timeout_s: float = SETTLE_TIMEOUT_S) -> float:
+    """Seconds waited until the system's processes are quiet: ready is not idle (the executor
+    children of `agent-eval dev` still start after its API answers, which would count as idle
+    load, then be subtracted from the run's figures)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        busy = idle_rates(running, 1.0)
+        if sum(rate for name, rate in busy.items() if running.kinds.get(name) == SYSTEM) < SETTLED_CORE:
+            break
+    return time.monotonic() - started
 
 
 def idle_rates(running: Running, seconds: float) -> dict[str, float]:
@@ -76,8 +92,11 @@ async def drained(database_url: str, timeout_s: float) -> None:
 
 
 def measure(running: Running, args: argparse.Namespace) -> Measured:
-    """The idle baseline, then the load, then the drain; the figures of all three."""
+    """The idle baseline (once start-up work has settled), then the load, then the drain; the
+    figures of all three."""
+    say(f"quiet after {settled(running):.1f} s more; idle baseline for {args.idle_seconds:g} s")
     idle = idle_rates(running, args.idle_seconds)
+    speed = speed_probe_s()
     sampler, memory = Sampler(running.metrics, {}, {}), MemoryWatch(running.groups)  # no /readyz polls
     calls_before, cpu_before = model_calls(running.model_url), cpu_now(running)
     load = argparse.Namespace(runs=args.runs, offered=args.concurrency, timeout=args.timeout)
@@ -109,6 +128,7 @@ def measure(running: Running, args: argparse.Namespace) -> Measured:
         peak_mb=running.groups.peak_rss_mb(),
         pss_mb=memory.highest,
         durability=running.durability,
+        speed_probe_s=speed,
         statements=(
             asyncio.run(statements.per_run(running.seeded.database_url, args.runs, args.statements))
             if args.statements
@@ -164,7 +184,7 @@ def main() -> int:
             tempfile.TemporaryDirectory(prefix="agent-eval-conversations-") as folder,
             system(args, Path(folder), logs) as running,
         ):
-            say(f"ready in {time.monotonic() - started:.1f} s; idle baseline for {args.idle_seconds:g} s")
+            say(f"ready in {time.monotonic() - started:.1f} s")
             measured = measure(running, args)
     except Aborted as error:
         say(f"aborted: {error} (logs kept in {logs})")

@@ -34,6 +34,7 @@ class Measured:
     peak_mb: Mapping[str, float]  # root process -> VmHWM
     pss_mb: Mapping[str, float]  # group -> highest summed Pss
     durability: str
+    speed_probe_s: float  # `bench.stack.speed_probe_s` just before the load
     statements: PerRun | None = None  # with `--statements N`
 
     def done(self) -> int:
@@ -103,6 +104,7 @@ def figures(args: argparse.Namespace, m: Measured) -> dict[str, object]:
         "executor_processes": args.executor_processes,
         "max_inflight_runs_per_company": args.max_inflight,
         "database": m.durability,
+        "speed_probe_s": round(m.speed_probe_s, 3),
         "done": done,
         "wall_s": round(m.wall_s, 1),
         "conversations_per_hour": round(done / m.wall_s * 3600),
@@ -138,6 +140,7 @@ def report(args: argparse.Namespace, m: Measured, *, total_s: float) -> None:
     rate = f"{f['runs_per_s']} runs/s; {f['done']} done in {f['wall_s']} s; wall clock"
     lines = [
         ("database", str(m.durability)),
+        ("machine speed", f"{m.speed_probe_s:.2f} s CPU, a fixed Python loop (lower: faster; it drifts)"),
         ("conversations/hour", f"{f['conversations_per_hour']:,}   ({rate})"),
         (
             "CPU/conversation",

@@ -235,6 +235,16 @@ def processes_flag(flag: str, count: int, *command: str) -> tuple[str, ...]:
     return ()
 
 
+def speed_probe_s(iterations: int = 5_000_000) -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast this machine runs right now. A virtual
+    machine's speed drifts (here by a third within an hour), so figures taken at different
+    times compare only alongside this."""
+    started, total = time.process_time(), 0
+    for i in range(iterations):
+        total += i * i
+    return time.process_time() - started
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has been busy so far, all cores together (all but idle and iowait)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]

@@ -24,7 +24,7 @@ _TOP = """
 SELECT query, calls, total_exec_time, rows, wal_bytes, wal_fpi, shared_blks_dirtied
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY total_exec_time DESC LIMIT $1
+ORDER BY {order} DESC LIMIT $1
 """
 _TABLES = """
 SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del,
@@ -67,7 +67,8 @@ class PerRun:
     commits: float
     wal_bytes: float
     wal_syncs: float
-    top: Sequence[Statement]
+    top: Sequence[Statement]  # by execution time (lock waits included)
+    most_called: Sequence[Statement]
     tables: Sequence[Table]
 
 
@@ -83,7 +84,8 @@ async def reset(url: str) -> None:
 async def per_run(url: str, runs: int, top: int) -> PerRun:
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(_TOP, top)
+        rows = await conn.fetch(_TOP.format(order="total_exec_time"), top)
+        called = await conn.fetch(_TOP.format(order="calls"), top)
         totals = await conn.fetchrow(_TOTALS)
         tables = await conn.fetch(_TABLES)
     finally:
@@ -96,16 +98,8 @@ async def per_run(url: str, runs: int, top: int) -> PerRun:
         commits=float(totals["commits"] or 0) / n,
         wal_bytes=float(totals["wal_bytes"] or 0) / n,
         wal_syncs=float(totals["wal_syncs"] or 0) / n,
-        top=[
-            Statement(
-                query=" ".join(str(r["query"]).split()),
-                calls=r["calls"] / n,
-                exec_ms=r["total_exec_time"] / n,
-                rows=r["rows"] / n,
-                wal_bytes=float(r["wal_bytes"]) / n,
-            )
-            for r in rows
-        ],
+        top=[_statement(r, n) for r in rows],
+        most_called=[_statement(r, n) for r in called],
         tables=[
             Table(
                 name=r["relname"],
@@ -120,6 +114,16 @@ async def per_run(url: str, runs: int, top: int) -> PerRun:
     )
 
 
+def _statement(record: asyncpg.Record, runs: int) -> Statement:
+    return Statement(
+        query=" ".join(str(record["query"]).split()),
+        calls=record["calls"] / runs,
+        exec_ms=record["total_exec_time"] / runs,
+        rows=record["rows"] / runs,
+        wal_bytes=float(record["wal_bytes"]) / runs,
+    )
+
+
 def lines(figures: PerRun, width: int = 150) -> list[str]:
     """The figures as the benchmark prints them."""
     head = (
@@ -127,11 +131,13 @@ def lines(figures: PerRun, width: int = 150) -> list[str]:
         f"{figures.exec_ms:.2f} ms executing, {figures.wal_bytes / 1024:.1f} KiB WAL, "
         f"{figures.wal_syncs:.2f} WAL flushes"
     )
-    rows = [
-        f"    {s.exec_ms:6.2f} ms {s.calls:5.1f} calls {s.rows:6.1f} rows {s.wal_bytes / 1024:6.1f} KiB  "
-        f"{s.query[: width - 60]}"
-        for s in figures.top
-    ]
+
+    def row(s: Statement) -> str:
+        return (
+            f"    {s.exec_ms:6.2f} ms {s.calls:5.1f} calls {s.rows:6.1f} rows {s.wal_bytes / 1024:6.1f} KiB  "
+            f"{s.query[: width - 60]}"
+        )
+
     written = [
         f"    {t.name:<24} {t.inserted:5.1f} inserted {t.updated:5.1f} updated ({t.hot_updated:4.1f} HOT) "
         f"{t.deleted:5.1f} deleted   {t.indexes} indexes"
@@ -141,6 +147,8 @@ def lines(figures: PerRun, width: int = 150) -> list[str]:
         head,
         "  rows written per run (an update that is not HOT adds an entry to every index):",
         *written,
-        "  top statements per run (execution time, calls, rows, WAL):",
-        *rows,
+        "  top statements per run by execution time (calls, rows, WAL):",
+        *map(row, figures.top),
+        "  most called statements per run:",
+        *map(row, figures.most_called),
     ]

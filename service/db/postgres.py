@@ -8,11 +8,13 @@ into `ConstraintViolation` (with the constraint's name), so callers branch on ou
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Literal, TypeAlias
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from service.core.errors import (
@@ -76,11 +78,27 @@ async def translated() -> AsyncIterator[None]:
 
 async def _init_connection(conn: Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(kind, encoder=dumps, decoder=loads, schema="pg_catalog")
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# orjson is 5-15x faster than the standard library both ways (every event, turn and run config
+# crosses this codec), but it reads an integer beyond 64 bits as a float and refuses to write
+# one; such documents (a run of 19 or more digits anywhere, strings included) take the exact path.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def dumps(value: object) -> str:
+    """Compact JSON text, non-ASCII kept; NaN and infinities (JSON has none) are written as null,
+    as pydantic writes them, where the standard library refused the whole document."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS).decode()
+    except TypeError:  # an integer beyond 64 bits, or a type orjson does not write
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def loads(text: str) -> object:
+    """The value of JSON text, integers exact at any size."""
+    return json.loads(text) if _LONG_NUMBER.search(text) else orjson.loads(text)
 
 
 async def _keep_session(_: Connection) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -11,7 +10,7 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from schemas.api import ToolCall, Turn, TurnRole
-from service.db.postgres import Connection, Record, fetch_one
+from service.db.postgres import Connection, Record, dumps, fetch_one
 from service.domain.pricing import cents_up
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
 
@@ -163,11 +162,7 @@ def turn_columns(rows: Sequence[TurnRow]) -> list[list[object]]:
 
 def _json_text(value: JsonValue) -> str | None:
     """JSON documents travel as text in arrays (a list would become another array dimension)."""
-    return (
-        None
-        if value is None
-        else json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    )
+    return None if value is None else dumps(value)
 
 
 async def list_turns(conn: Connection, run_id: UUID) -> list[TurnRow]:
