@@ -34,7 +34,7 @@ import asyncpg
 from bench.agent_kinds import KINDS, make_case, start_agent_server
 from bench.holding import capacity, waiters
 from bench.pipeline_stack import Stack
-from bench.stack import machine_cpu, percentile
+from bench.stack import bench_database_server, machine_cpu, percentile
 from bench.stragglers import straggler_report
 
 INFRASTRUCTURE = ("postgres", "kafka", "http-agent")
@@ -231,18 +231,29 @@ def main() -> int:
     held.add_argument("--conversations", type=int, default=1000)
     blocked = sub.add_parser("waiters", help="blocked POSTs one gateway holds")
     blocked.add_argument("--waiters", type=int, default=5000)
+    for mode in (load, held, blocked):
+        mode.add_argument(
+            "--durable",
+            action="store_true",
+            help="a PostgreSQL server of the benchmark's own with fsync and synchronous commits on "
+            "(production-like); otherwise the services' test server (durability off)",
+        )
     args = parser.parse_args()
-    server_url = os.environ.get("AGENT_EVAL_DATABASE_URL")
     bootstrap = os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP")
-    if not server_url or not bootstrap:
+    if not os.environ.get("AGENT_EVAL_DATABASE_URL") or not bootstrap:
         print("run `scripts/services up` and `source .services/env` first")
         return 2
     modes = {"throughput": throughput, "capacity": capacity, "waiters": waiters}
-    if getattr(args, "keep", False):
-        modes[args.mode](args, server_url, bootstrap, Path(tempfile.mkdtemp(prefix="agent-eval-bench-")))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="agent-eval-bench-") as logs:
-        modes[args.mode](args, server_url, bootstrap, Path(logs))
+    with bench_database_server(args.durable) as server_url:
+        if server_url is None:
+            return 2
+        kind = "durable (fsync, synchronous_commit on)" if args.durable else "test server (durability off)"
+        print(f"database: {kind}")
+        if getattr(args, "keep", False):
+            modes[args.mode](args, server_url, bootstrap, Path(tempfile.mkdtemp(prefix="agent-eval-bench-")))
+            return 0
+        with tempfile.TemporaryDirectory(prefix="agent-eval-bench-") as logs:
+            modes[args.mode](args, server_url, bootstrap, Path(logs))
     return 0
 
 
