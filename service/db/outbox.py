@@ -60,7 +60,8 @@ SELECT o.id, o.event_id, o.topic, o.key, o.type, o.run_id, o.sequence, o.payload
 FROM outbox_pending AS p JOIN outbox AS o ON o.id = p.id ORDER BY p.id LIMIT $1
 """
 # Published rows leave the pending list; only run requests keep where the bus put them (the
-# stale-pending sweep compares that with the executors' offsets), and that update is HOT.
+# stale-pending sweep compares that with the executors' offsets); no indexed column changes, so
+# that update is HOT when the page has room.
 _MARK_SENT = f"""
 WITH published AS (
     DELETE FROM outbox_pending AS pending
