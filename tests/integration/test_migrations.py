@@ -129,3 +129,38 @@ def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
     (tmp_path / "0001_b.sql").write_text("SELECT 2")
     with pytest.raises(MigrationError, match="share version 1"):
         load_migrations(tmp_path)
+
+
+_OLD_RELAY_UNSENT = "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id"  # the release before 0015
+_OLD_PURGE_DUE = "SELECT id FROM outbox WHERE sent_at < now() - interval '1 second'"
+_EVENT = """
+INSERT INTO outbox (event_id, topic, key, type, company_id, payload)
+VALUES (gen_random_uuid(), 'agent-eval.run-events.v1', 'k', 'agent_eval.run.queued', gen_random_uuid(), '{}')
+RETURNING id
+"""
+
+
+async def test_the_outbox_upgrade_lists_unsent_rows_and_keeps_an_old_relay_off_new_ones(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Migration 0015 on a database with events: rows the old relay had not sent are pending for
+    the new one; rows written afterwards are pending too, and an old relay still running during
+    the rollout neither publishes nor purges them."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < 15:
+            shutil.copy(path, before / path.name)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await apply_migrations(conn, before)
+        sent, unsent = [await conn.fetchval(_EVENT) for _ in range(2)]
+        await conn.execute("UPDATE outbox SET sent_at = now() - interval '1 hour' WHERE id = $1", sent)
+        assert [m.version for m in await apply_migrations(conn)] == [15]
+        written_after = await conn.fetchval(_EVENT)
+        pending = [r["id"] for r in await conn.fetch("SELECT id FROM outbox_pending ORDER BY id")]
+        assert pending == [unsent, written_after]
+        assert [r["id"] for r in await conn.fetch(_OLD_RELAY_UNSENT)] == [unsent]
+        assert [r["id"] for r in await conn.fetch(_OLD_PURGE_DUE)] == [sent]
+    finally:
+        await conn.close()
