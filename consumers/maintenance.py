@@ -33,7 +33,7 @@ from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.logging import get_logger
 from service.core.metrics import MAINTENANCE_RUNS, OUTBOX_PURGED, RUNS_STUCK
 from service.core.settings import Settings
-from service.db import deliveries, dispatch, idempotency, outbox, rate_limits, runs
+from service.db import deliveries, dispatch, idempotency, outbox, publishing, rate_limits, runs
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.domain.lifecycle import FINALISE_AFTER_S, last_stage_event
 
@@ -130,7 +130,7 @@ async def _purge_in_batches(pool: Pool, purge: Callable[[Connection], Awaitable[
 
 
 async def purge_outbox(pool: Pool, retention_s: float) -> int:
-    total = await _purge_in_batches(pool, lambda conn: outbox.purge_sent(conn, retention_s, PURGE_BATCH))
+    total = await _purge_in_batches(pool, lambda conn: publishing.purge_sent(conn, retention_s, PURGE_BATCH))
     OUTBOX_PURGED.inc(total)
     return total
 

@@ -28,7 +28,7 @@ from service.core.errors import BusError, DatabaseError
 from service.core.logging import get_logger
 from service.core.metrics import OUTBOX_OLDEST_UNSENT_AGE, OUTBOX_UNSENT, RELAY_ACTIVE, RELAY_PUBLISHED
 from service.core.settings import Settings
-from service.db import locks, outbox
+from service.db import locks, outbox, publishing
 from service.db.postgres import Connection, close_quietly, connect, listen, translated
 from service.runtime.health import Heartbeat
 
@@ -38,7 +38,7 @@ _JSON = JSONFormat()
 MaintenanceFactory = Callable[[asyncio.Event], Coroutine[object, object, None]]
 
 
-def outbox_record(row: outbox.OutboxRow, prefix: str) -> OutgoingRecord:
+def outbox_record(row: publishing.OutboxRow, prefix: str) -> OutgoingRecord:
     """The Kafka record for an outbox row: CloudEvents 1.0 binary mode, keyed by run/entity id."""
     attributes: dict[str, object] = {
         "id": str(row.event_id),
@@ -145,19 +145,19 @@ class Relay:
 
     async def publish_batch(self, conn: Connection, limit: int) -> int:
         """Publish up to `limit` unsent rows and mark them sent; returns how many."""
-        rows = await outbox.fetch_unsent(conn, limit)
+        rows = await publishing.fetch_unsent(conn, limit)
         if not rows:
             return 0
         prefix = self._settings.topic_prefix
         published = await self._bus.publish([outbox_record(row, prefix) for row in rows])
         positions = [(p.partition, p.offset) for p in published]  # maintenance reads them (re-dispatch)
-        await outbox.mark_sent(conn, [row.id for row in rows], positions)
+        await publishing.mark_sent(conn, [row.id for row in rows], positions)
         for row in rows:
             RELAY_PUBLISHED.labels(row.topic).inc()
         return len(rows)
 
     async def _record_backlog(self, conn: Connection) -> None:
-        count, oldest = await outbox.unsent_stats(conn)
+        count, oldest = await publishing.unsent_stats(conn)
         OUTBOX_UNSENT.set(count)
         age = 0.0 if oldest is None else (SYSTEM_CLOCK.now() - oldest).total_seconds()
         OUTBOX_OLDEST_UNSENT_AGE.set(max(0.0, age))

@@ -11,7 +11,7 @@ from schemas.api import Turn, TurnRole
 from schemas.events import EventType, RunQueued, RunTurnRecorded, decode_event
 from service.core.errors import ConstraintViolation, NotFound
 from service.core.ids import new_id
-from service.db import outbox, runs, turns
+from service.db import outbox, publishing, runs, turns
 from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company, make_run
 
@@ -92,7 +92,7 @@ async def test_append_event_numbers_events_per_run_and_writes_the_body(pool: Poo
     async with connection(pool) as conn:
         bodies = await outbox.list_run_event_bodies(conn, run.id)
         assert (await runs.get_run(conn, run.id)).last_event_seq == 2
-        rows = await outbox.fetch_unsent(conn, 10)
+        rows = await publishing.fetch_unsent(conn, 10)
     decoded = [decode_event(body) for body in bodies]
     assert decoded == [first, second]
     assert isinstance(decoded[0], RunQueued)
@@ -124,7 +124,7 @@ async def test_concurrent_appends_number_densely_in_commit_order(pool: Pool) -> 
 
     await asyncio.gather(*(append() for _ in range(20)))
     async with connection(pool) as conn:
-        rows = await outbox.fetch_unsent(conn, 100)
+        rows = await publishing.fetch_unsent(conn, 100)
     assert [r.sequence for r in rows] == list(range(1, 21))  # publish (id) order == sequence order
 
 
@@ -142,7 +142,7 @@ async def test_run_requests_and_entity_events_have_no_sequence(pool: Pool) -> No
     async with transaction(pool) as conn:
         await outbox.append_run_request(conn, run.id, company.id)
     async with connection(pool) as conn:
-        (row,) = await outbox.fetch_unsent(conn, 10)
+        (row,) = await publishing.fetch_unsent(conn, 10)
         assert (await runs.get_run(conn, run.id)).last_event_seq == 0
     assert (row.topic, row.type, row.sequence) == (
         "agent-eval.run-requests.v1",
@@ -160,11 +160,11 @@ async def test_published_rows_leave_the_pending_list_and_run_requests_keep_their
         await outbox.append_run_request(conn, run.id, company.id)
         await outbox.append_event(conn, run.id, EventType.RUN_QUEUED, run.summary())
     async with connection(pool) as conn:
-        request, event = await outbox.fetch_unsent(conn, 10)
-        assert await outbox.unsent_stats(conn) == (2, request.created_at)
-        await outbox.mark_sent(conn, [request.id, event.id], [(3, 41), (5, 7)])
-        assert await outbox.fetch_unsent(conn, 10) == []
-        assert (await outbox.unsent_stats(conn))[0] == 0
+        request, event = await publishing.fetch_unsent(conn, 10)
+        assert await publishing.unsent_stats(conn) == (2, request.created_at)
+        await publishing.mark_sent(conn, [request.id, event.id], [(3, 41), (5, 7)])
+        assert await publishing.fetch_unsent(conn, 10) == []
+        assert (await publishing.unsent_stats(conn))[0] == 0
         positions = await conn.fetch(
             "SELECT type, published_partition, published_offset FROM outbox ORDER BY id"
         )
@@ -186,7 +186,7 @@ async def test_events_and_state_roll_back_together(pool: Pool) -> None:
     with pytest.raises(RuntimeError):
         await write_then_fail()
     async with connection(pool) as conn:
-        assert await outbox.fetch_unsent(conn, 10) == []
+        assert await publishing.fetch_unsent(conn, 10) == []
         assert (await runs.get_run(conn, run.id)).last_event_seq == 0
 
 

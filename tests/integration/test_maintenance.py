@@ -11,7 +11,7 @@ from consumers.maintenance import maintenance_jobs
 from schemas.events import EventType, decode_event
 from service.core.ids import new_id
 from service.core.settings import Settings
-from service.db import outbox, rate_limits
+from service.db import outbox, publishing, rate_limits
 from service.db.postgres import Pool, connection, transaction
 from tests.support.factories import make_company, make_finished_run, make_run
 
@@ -57,9 +57,9 @@ async def test_the_purge_deletes_only_sent_rows_past_retention(pool: Pool, setti
         for _ in range(3):
             await outbox.append_event(conn, run.id, EventType.RUN_QUEUED, run.summary())
     async with connection(pool) as conn:
-        rows = await outbox.fetch_unsent(conn, 10)
+        rows = await publishing.fetch_unsent(conn, 10)
         old, recent, unsent = rows
-        await outbox.mark_sent(conn, [old.id, recent.id], [(0, 0), (0, 1)])
+        await publishing.mark_sent(conn, [old.id, recent.id], [(0, 0), (0, 1)])
         await conn.execute(  # an unpublished row is kept however old it is
             "UPDATE outbox SET created_at = now() - interval '73 hours' WHERE id = ANY($1::bigint[])",
             [old.id, unsent.id],

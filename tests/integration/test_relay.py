@@ -19,7 +19,7 @@ from service.bus.interface import Bus, Message, OutgoingRecord
 from service.bus.kafka import KafkaBus
 from service.bus.topics import topic_name, topic_specs
 from service.core.settings import Settings
-from service.db import outbox
+from service.db import outbox, publishing
 from service.db import runs as runs_db
 from service.db.postgres import Pool, connection, transaction
 from service.local.pgserver import free_port
@@ -87,7 +87,7 @@ async def append_events(pool: Pool, run_id: UUID, count: int) -> list[Event]:
 
 async def unsent(pool: Pool) -> int:
     async with connection(pool) as conn:
-        count, _ = await outbox.unsent_stats(conn)
+        count, _ = await publishing.unsent_stats(conn)
     return count
 
 

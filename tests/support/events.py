@@ -9,7 +9,7 @@ from consumers.relay import outbox_record
 from schemas.events import EVENT_ADAPTER, Event, EventType, RunRequest
 from service.bus.interface import OutgoingRecord
 from service.core.ids import new_id
-from service.db.outbox import OutboxRow
+from service.db.publishing import OutboxRow
 
 
 def run_request(run_id: UUID | None = None, company_id: UUID | None = None) -> Event:

@@ -9,7 +9,7 @@ import pytest
 
 from consumers.relay import outbox_record
 from schemas.events import Topic
-from service.db.outbox import OutboxRow
+from service.db.publishing import OutboxRow
 
 EVENT_ID = UUID("0190b6a0-0000-7000-8000-0000000000aa")
 RUN_ID = UUID("0190b6a0-0000-7000-8000-0000000000bb")
