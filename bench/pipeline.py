@@ -240,7 +240,7 @@ def main() -> int:
         )
     args = parser.parse_args()
     bootstrap = os.environ.get("AGENT_EVAL_KAFKA_BOOTSTRAP")
-    if not os.environ.get("AGENT_EVAL_DATABASE_URL") or not bootstrap:
+    if not bootstrap:  # the database: `bench_database_server` says what is missing
         print("run `scripts/services up` and `source .services/env` first")
         return 2
     modes = {"throughput": throughput, "capacity": capacity, "waiters": waiters}
