@@ -22,7 +22,7 @@ from service.bus.interface import Bus
 from service.core.errors import ChildrenFailed, SettingsError
 from service.core.settings import Settings
 from service.db.postgres import Pool
-from service.runtime.children import Launched, Supervisor
+from service.runtime.children import Launched, Supervisor, spawn
 from service.runtime.health import Drain
 from service.runtime.pools import pool_from
 from service.runtime.processes import budget
@@ -52,13 +52,7 @@ class BridgedChildren:
     async def _launch(self, _: int) -> Launched:
         parent, child = socket.socketpair()
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self._argv,
-                BRIDGE_FD,
-                str(child.fileno()),
-                stdin=asyncio.subprocess.PIPE,
-                pass_fds=(child.fileno(),),
-            )
+            process = await spawn([*self._argv, BRIDGE_FD, str(child.fileno())], pass_fds=(child.fileno(),))
         except BaseException:
             parent.close()
             raise

@@ -9,14 +9,18 @@ stopped too (the supervisor exits non-zero rather than limp on with part of its 
 A child is told to stop by closing its stdin (`agent-eval consume --supervised` stops gracefully
 on end of input); the same happens when the supervisor itself dies, so no child outlives it.
 Children do not act on SIGINT or SIGTERM: the terminal's Ctrl-C reaches the whole process group,
-and only the supervisor decides when (after its readiness drain) the children stop.
+and only the supervisor decides when (after its readiness drain) the children stop. A child is
+born with both signals blocked (`spawn`), so a Ctrl-C while it is still starting (imports take a
+second) cannot kill it either; it unblocks them once it ignores them
+(`service.runtime.supervised`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from service.core.clock import SYSTEM_CLOCK, Clock
@@ -27,6 +31,26 @@ log = get_logger("service.runtime.children")
 
 RESTART_LIMIT = 5
 STABLE_S = 60.0
+SHIELDED = frozenset({signal.SIGINT, signal.SIGTERM})  # blocked in a child until it ignores them
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+    stdout: int | None = None,
+) -> asyncio.subprocess.Process:
+    """Start a supervised child with its stdin a pipe (closing it is "stop") and SIGINT and
+    SIGTERM blocked: the mask is inherited through fork and exec. In this process they are
+    blocked only for the call; one that arrives meanwhile is delivered when it returns."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHIELDED)
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=stdout, env=env, pass_fds=tuple(pass_fds)
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 async def _nothing() -> None:

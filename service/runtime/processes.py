@@ -25,7 +25,7 @@ import sys
 
 from service.core.logging import get_logger
 from service.core.settings import Settings
-from service.runtime.children import Launched, Supervisor
+from service.runtime.children import Launched, Supervisor, spawn
 from service.runtime.fleet_health import start_fleet_health
 from service.runtime.health import Drain
 from service.runtime.stopping import pause
@@ -77,9 +77,7 @@ async def serve_processes(settings: Settings, role: str, count: int, stop: async
 
     async def launch(index: int) -> Launched:
         port = await asyncio.to_thread(free_port)
-        process = await asyncio.create_subprocess_exec(
-            *child_argv(role), stdin=asyncio.subprocess.PIPE, env=child_env(settings, count, port)
-        )
+        process = await spawn(child_argv(role), env=child_env(settings, count, port))
         ports[index] = port
 
         async def release() -> None:

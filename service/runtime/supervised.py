@@ -1,6 +1,8 @@
 """The stopping side of a supervised child (`service.runtime.children`): it stops when its stdin
 closes (the supervisor closed it, or the supervisor died), and ignores SIGINT and SIGTERM, which
-the terminal sends the whole process group: only the supervisor decides when children stop."""
+the terminal sends the whole process group: only the supervisor decides when children stop.
+The supervisor starts a child with both signals blocked (`service.runtime.children.spawn`); they
+are unblocked here, once they are ignored."""
 
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ async def stop_on_end_of_input() -> asyncio.Event:
     """An event set once stdin reaches its end."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    shielded = {signal.SIGINT, signal.SIGTERM}
+    for sig in shielded:
         loop.add_signal_handler(sig, lambda: None)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, shielded)
     await loop.connect_read_pipe(lambda: _EndOfInput(stop), sys.stdin)
     return stop
