@@ -127,13 +127,18 @@ async def measure(conn: asyncpg.Connection, checks: list[Check], variant: str, c
     return Figure(variant, table_checks, domains, update_us, insert_us)
 
 
-async def scratch_database(server_url: str) -> str:
+async def on_server(server_url: str, statement: str) -> None:
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
-        await admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
+        await admin.execute(statement)
     finally:
         await admin.close()
+
+
+async def scratch_database(server_url: str) -> str:
+    """A database of its own on the server, migrated (dropped again by `probe`)."""
+    await on_server(server_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+    await on_server(server_url, f"CREATE DATABASE {SCRATCH_DB}")
     url = server_url.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
     conn = await asyncpg.connect(url)
     try:
@@ -150,9 +155,9 @@ async def probe(server_url: str, calls: int, rounds: int) -> list[Figure]:
         await conn.execute("SET synchronous_commit = off")
         checks = await read_checks(conn)
         figures = [await measure(conn, checks, v, calls) for _ in range(rounds) for v in VARIANTS]
-        await conn.execute("DROP TABLE IF EXISTS probe")
     finally:
         await conn.close()
+        await on_server(server_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
     return [lowest([f for f in figures if f.variant == v]) for v in VARIANTS]
 
 
