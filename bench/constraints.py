@@ -31,10 +31,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from bench.stack import bench_database_server
-from service.db.migrate import apply_migrations
+from bench.stack import bench_database_server, create_database, drop
 
-SCRATCH_DB = "agent_eval_bench_constraints"
 VARIANTS = ("as migrated", "single-column as domains", "multi-column only", "none")
 CLAIM = (
     "UPDATE probe SET status = $1, queue_status = $2, claimed_by = $3, lease_expires_at = now(), "
@@ -127,37 +125,19 @@ async def measure(conn: asyncpg.Connection, checks: list[Check], variant: str, c
     return Figure(variant, table_checks, domains, update_us, insert_us)
 
 
-async def on_server(server_url: str, statement: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
-async def scratch_database(server_url: str) -> str:
-    """A database of its own on the server, migrated (dropped again by `probe`)."""
-    await on_server(server_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
-    await on_server(server_url, f"CREATE DATABASE {SCRATCH_DB}")
-    url = server_url.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return url
-
-
 async def probe(server_url: str, calls: int, rounds: int) -> list[Figure]:
     """Each variant `rounds` times, interleaved (the machine's speed drifts); the lowest of each."""
-    conn = await asyncpg.connect(await scratch_database(server_url))
+    url, name = await create_database(server_url)  # migrated; dropped below
     try:
-        await conn.execute("SET synchronous_commit = off")
-        checks = await read_checks(conn)
-        figures = [await measure(conn, checks, v, calls) for _ in range(rounds) for v in VARIANTS]
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("SET synchronous_commit = off")
+            checks = await read_checks(conn)
+            figures = [await measure(conn, checks, v, calls) for _ in range(rounds) for v in VARIANTS]
+        finally:
+            await conn.close()
     finally:
-        await conn.close()
-        await on_server(server_url, f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+        await drop(server_url, name)
     return [lowest([f for f in figures if f.variant == v]) for v in VARIANTS]
 
 
