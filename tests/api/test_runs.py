@@ -14,7 +14,7 @@ import pytest
 from pytest_aiohttp.plugin import AiohttpClient
 
 from service.core.settings import Settings
-from service.db.postgres import Pool
+from service.db.postgres import Pool, connection
 from service.gateway.app import create_app
 from tests.support.api import ADMIN_HEADERS, Client, Json, Tenant, agent_body, key_for
 from tests.support.run_api import (
@@ -220,6 +220,27 @@ async def test_a_waiting_get_is_woken_by_notify(
     got = await waiting
     assert (got.status, got.body["queue_status"]) == (200, "done"), got.body
     assert time.monotonic() - started < 10
+
+
+async def test_a_wake_up_for_a_run_not_done_keeps_the_request_waiting_until_it_is(
+    aiohttp_client: AiohttpClient, api_settings: Settings, pool: Pool, tenant: Tenant
+) -> None:
+    """A woken request reads the whole run as its answer; a stale wake (a notification for a
+    run that is not done) must not answer it early."""
+    slow_poll = api_settings.model_copy(update={"waiter_poll_s": 60.0})
+    client = await aiohttp_client(create_app(slow_poll, pool=pool))
+    case = await scripted_case(client, tenant)
+    run = await queued_run(client, tenant, case["id"])
+    before = await waiters_now()
+    waiting = asyncio.create_task(get_run(client, tenant, run["id"], prefer="wait=30"))
+    await eventually(waiters_now, until=lambda n: n > before, what="the GET to be waiting")
+    async with connection(pool) as conn:
+        await conn.execute("SELECT pg_notify('agent_eval_runs', $1)", run["id"])
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    await mark_done(pool, run["id"])
+    got = await waiting
+    assert (got.status, got.body["queue_status"]) == (200, "done"), got.body
 
 
 async def test_blocked_requests_are_answered_202_when_the_gateway_shuts_down(

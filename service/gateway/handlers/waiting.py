@@ -44,30 +44,40 @@ async def wait_until_done(
     waits, a request holds only an event and the run's two status fields (thousands wait at
     once); the whole run is read once, for the answer."""
     if seconds > 0:
-        await _wait(request, run_id, company_id, request.app[CLOCK].monotonic() + seconds, fresh=fresh)
+        done = await _wait(request, run_id, company_id, request.app[CLOCK].monotonic() + seconds, fresh=fresh)
+        if done is not None:
+            return done
     return await _read(request, run_id, company_id)
 
 
 async def _wait(
     request: web.Request, run_id: UUID, company_id: UUID, deadline: float, *, fresh: bool
-) -> None:
+) -> runs.RunRow | None:
+    """The run, read whole, when a wake-up finds it done; None when it was done before the wait
+    began, when the deadline passes or when the gateway shuts down (the caller reads it then).
+    A wake-up is a committed "done" (or the safety net's re-read), so the run is read whole at
+    once: that read is the answer; one that finds it not done (a stale wake) waits on."""
     waiters = request.app[WAITERS]
     with waiters.watch(run_id) as woken:
         # Read after watching, so no wake-up between the read and the watch is missed. A run
         # this request created a moment ago is not done yet, so it skips the first read (were
         # it done already, the waiters' periodic re-read would still answer it in seconds).
-        check = not fresh
-        while not waiters.closing and (
-            not check or not is_final(await _queue_status(request, run_id, company_id))
-        ):
-            check = True
+        if not fresh and is_final(await _queue_status(request, run_id, company_id)):
+            return None
+        while not waiters.closing:
             left = deadline - request.app[CLOCK].monotonic()
             if left <= 0:
-                return
+                return None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await woken.wait()
+            if not woken.is_set() or waiters.closing:
+                continue  # the deadline or the shutdown, seen at the top
             woken.clear()
+            run = await _read(request, run_id, company_id)
+            if is_final(run.queue_status):
+                return run
+    return None
 
 
 async def _queue_status(request: web.Request, run_id: UUID, company_id: UUID) -> QueueStatus:
