@@ -4,9 +4,11 @@ PostgreSQL re-reads and re-plans every CHECK constraint of a table from its stor
 statement that writes a row (`ExecRelCheck`: `stringToNode` and `ExecPrepareExpr` per constraint,
 prepared statements included), and checks them all, whatever columns the statement sets. A
 domain's constraint is parsed once per backend (the type cache) and checked only for the columns
-a statement assigns. This probe copies `eval_runs` (columns, defaults, indexes) four times —
-constraints as migrated, single-column ones as domains, only the multi-column ones, none — and
-measures the server backend's CPU per single-row UPDATE (a claim's columns) and per INSERT.
+a statement assigns, which is why migration 0016 made the single-column CHECKs of `eval_runs`
+and `eval_run_turns` domains. This probe copies `eval_runs` (columns, defaults, indexes) three
+times — every rule a table CHECK (the schema before 0016), the schema as migrated, no checks at
+all — and measures the server backend's CPU per single-row UPDATE (a claim's columns) and per
+INSERT.
 
     source .services/env && .venv/bin/python -m bench.constraints [--statements 5000] [--durable]
 
@@ -33,27 +35,37 @@ import asyncpg
 
 from bench.stack import bench_database_server, create_database, drop
 
-VARIANTS = ("as migrated", "single-column as domains", "multi-column only", "none")
+VARIANTS = ("before 0016: all table CHECKs", "as migrated", "none")
 CLAIM = (
     "UPDATE probe SET status = $1, queue_status = $2, claimed_by = $3, lease_expires_at = now(), "
     "attempt = attempt + 1, updated_at = now() WHERE id = $4"
 )
 INSERT = "INSERT INTO probe (id, company_id, config) VALUES ($1, $2, '{}')"
-_CONSTRAINTS = """
-SELECT c.conname, pg_get_constraintdef(c.oid) AS definition, cardinality(c.conkey) AS columns,
-       a.attname, format_type(a.atttypid, a.atttypmod) AS type
-FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-WHERE c.conrelid = 'eval_runs'::regclass AND c.contype = 'c' ORDER BY c.conname
+_TABLE_CHECKS = """
+SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+WHERE conrelid = 'eval_runs'::regclass AND contype = 'c' ORDER BY conname
+"""
+_DOMAIN_COLUMNS = """
+SELECT a.attname, format_type(t.typbasetype, t.typtypmod) AS base_type,
+       coalesce(array_agg(pg_get_constraintdef(c.oid)) FILTER (WHERE c.oid IS NOT NULL), '{}') AS checks
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid AND t.typtype = 'd'
+LEFT JOIN pg_constraint c ON c.contypid = t.oid AND c.contype = 'c'
+WHERE a.attrelid = 'eval_runs'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+GROUP BY a.attname, t.typbasetype, t.typtypmod ORDER BY a.attname
 """
 
 
 @dataclass(frozen=True)
-class Check:
-    name: str
-    definition: str  # CHECK (...)
-    single: bool  # it names one column
+class DomainColumn:
     column: str
-    type: str
+    base_type: str
+    checks: tuple[str, ...]  # the domain's, on VALUE
+
+
+@dataclass(frozen=True)
+class Schema:
+    table_checks: tuple[tuple[str, str], ...]  # (name, CHECK (...))
+    domain_columns: tuple[DomainColumn, ...]
 
 
 @dataclass(frozen=True)
@@ -71,36 +83,41 @@ def backend_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def as_domain_check(check: Check) -> str:
-    """The constraint with its column written as VALUE (`CHECK ((attempt >= 0))` → `CHECK ((VALUE >= 0))`)."""
-    definition = check.definition.replace(f'"{check.column}"', check.column)
-    return re.sub(rf"\b{re.escape(check.column)}\b", "VALUE", definition)
+def as_table_check(column: str, domain_check: str) -> str:
+    """A domain's check written for one column (`CHECK ((VALUE >= 0))` → `CHECK (("attempt" >= 0))`)."""
+    return re.sub(r"\bVALUE\b", f'"{column}"', domain_check)
 
 
-async def read_checks(conn: asyncpg.Connection) -> list[Check]:
-    return [
-        Check(row["conname"], row["definition"], row["columns"] == 1, row["attname"], row["type"])
-        for row in await conn.fetch(_CONSTRAINTS)
-    ]
+async def read_schema(conn: asyncpg.Connection) -> Schema:
+    checks = tuple((row["conname"], row["definition"]) for row in await conn.fetch(_TABLE_CHECKS))
+    columns = tuple(
+        DomainColumn(row["attname"], row["base_type"], tuple(row["checks"]))
+        for row in await conn.fetch(_DOMAIN_COLUMNS)
+    )
+    return Schema(checks, columns)
 
 
-async def build_probe(conn: asyncpg.Connection, checks: list[Check], variant: str) -> tuple[int, int]:
-    """A fresh `probe` table shaped like `eval_runs` with the variant's constraints; (table
-    checks, domains)."""
+async def build_probe(conn: asyncpg.Connection, schema: Schema, variant: str) -> tuple[int, int]:
+    """A fresh `probe` table shaped like `eval_runs` (columns, defaults, indexes) with the
+    variant's constraints; (table checks, columns of a checked domain)."""
     await conn.execute("DROP TABLE IF EXISTS probe")
     await conn.execute("CREATE TABLE probe (LIKE eval_runs INCLUDING DEFAULTS INCLUDING INDEXES)")
-    table = [c for c in checks if variant == "as migrated" or not c.single]
-    if variant == "none":
-        table = []
-    domains = [c for c in checks if c.single] if variant == "single-column as domains" else []
-    for check in table:
-        await conn.execute(f'ALTER TABLE probe ADD CONSTRAINT "{check.name}" {check.definition}')
-    for index, check in enumerate(domains):
-        domain = f"probe_domain_{index}"
-        await conn.execute(f"DROP DOMAIN IF EXISTS {domain} CASCADE")
-        await conn.execute(f"CREATE DOMAIN {domain} AS {check.type} {as_domain_check(check)}")
-        await conn.execute(f'ALTER TABLE probe ALTER COLUMN "{check.column}" TYPE {domain}')
-    return len(table), len(domains)
+    if variant == "as migrated":
+        checks = list(schema.table_checks)
+        domains = sum(1 for c in schema.domain_columns if c.checks)
+    else:  # the domains' columns back on their base types
+        for column in schema.domain_columns:
+            await conn.execute(f'ALTER TABLE probe ALTER COLUMN "{column.column}" TYPE {column.base_type}')
+        from_domains = [
+            (f"probe_{c.column}_{i}", as_table_check(c.column, check))
+            for c in schema.domain_columns
+            for i, check in enumerate(c.checks)
+        ]
+        checks = [*schema.table_checks, *from_domains] if variant != "none" else []
+        domains = 0
+    for name, definition in checks:
+        await conn.execute(f'ALTER TABLE probe ADD CONSTRAINT "{name}" {definition}')
+    return len(checks), domains
 
 
 async def cpu_per_call_us(pid: int, calls: int, call: Callable[[], Awaitable[object]]) -> float:
@@ -112,8 +129,8 @@ async def cpu_per_call_us(pid: int, calls: int, call: Callable[[], Awaitable[obj
     return 1e6 * (backend_cpu_s(pid) - before) / calls
 
 
-async def measure(conn: asyncpg.Connection, checks: list[Check], variant: str, calls: int) -> Figure:
-    table_checks, domains = await build_probe(conn, checks, variant)
+async def measure(conn: asyncpg.Connection, schema: Schema, variant: str, calls: int) -> Figure:
+    table_checks, domains = await build_probe(conn, schema, variant)
     pid = await conn.fetchval("SELECT pg_backend_pid()")
     insert = await conn.prepare(INSERT)
     claim = await conn.prepare(CLAIM)
@@ -132,8 +149,8 @@ async def probe(server_url: str, calls: int, rounds: int) -> list[Figure]:
         conn = await asyncpg.connect(url)
         try:
             await conn.execute("SET synchronous_commit = off")
-            checks = await read_checks(conn)
-            figures = [await measure(conn, checks, v, calls) for _ in range(rounds) for v in VARIANTS]
+            schema = await read_schema(conn)
+            figures = [await measure(conn, schema, v, calls) for _ in range(rounds) for v in VARIANTS]
         finally:
             await conn.close()
     finally:
@@ -155,10 +172,10 @@ def lowest(figures: list[Figure]) -> Figure:
 
 def report(figures: list[Figure], calls: int) -> None:
     print(f"constraints: backend CPU per statement on a copy of eval_runs ({calls} statements each)")
-    print(f"  {'variant':26s} {'table checks':>12s} {'domains':>8s} {'UPDATE':>10s} {'INSERT':>10s}")
+    print(f"  {'variant':30s} {'table checks':>12s} {'domains':>8s} {'UPDATE':>10s} {'INSERT':>10s}")
     for f in figures:
         print(
-            f"  {f.variant:26s} {f.table_checks:12d} {f.domains:8d} "
+            f"  {f.variant:30s} {f.table_checks:12d} {f.domains:8d} "
             f"{f.update_us:8.0f} µs {f.insert_us:8.0f} µs"
         )
     print(json.dumps({"bench": "constraints", "statements": calls, "figures": [f.__dict__ for f in figures]}))

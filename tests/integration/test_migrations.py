@@ -156,11 +156,89 @@ async def test_the_outbox_upgrade_lists_unsent_rows_and_keeps_an_old_relay_off_n
         await apply_migrations(conn, before)
         sent, unsent = [await conn.fetchval(_EVENT) for _ in range(2)]
         await conn.execute("UPDATE outbox SET sent_at = now() - interval '1 hour' WHERE id = $1", sent)
-        assert [m.version for m in await apply_migrations(conn)] == [15]
+        applied = [m.version for m in await apply_migrations(conn)]
+        assert applied[: applied.index(15) + 1] == [15]  # then any later ones
         written_after = await conn.fetchval(_EVENT)
         pending = [r["id"] for r in await conn.fetch("SELECT id FROM outbox_pending ORDER BY id")]
         assert pending == [unsent, written_after]
         assert [r["id"] for r in await conn.fetch(_OLD_RELAY_UNSENT)] == [unsent]
         assert [r["id"] for r in await conn.fetch(_OLD_PURGE_DUE)] == [sent]
+    finally:
+        await conn.close()
+
+
+_RELFILES = """
+SELECT c.relname, c.relfilenode FROM pg_class c
+WHERE c.oid IN ('eval_runs'::regclass, 'eval_run_turns'::regclass)
+   OR c.oid IN (SELECT indexrelid FROM pg_index
+                WHERE indrelid IN ('eval_runs'::regclass, 'eval_run_turns'::regclass))
+"""
+
+
+async def _relfiles(conn: asyncpg.Connection) -> dict[str, int]:
+    """Each table's and index's file: a rewrite or a rebuild gives it a new one."""
+    return {r["relname"]: r["relfilenode"] for r in await conn.fetch(_RELFILES)}
+
+
+_BROKEN_RULES = [
+    "UPDATE eval_runs SET attempt = -1",
+    "UPDATE eval_runs SET mode = 'fax'",
+    "UPDATE eval_runs SET config = '[]'",
+    "UPDATE eval_runs SET labels = '[1]'",
+    "UPDATE eval_runs SET score = 100.5",
+    "UPDATE eval_runs SET agent_input_tokens = -5",
+    "UPDATE eval_runs SET status = 'lost'",
+    "UPDATE eval_runs SET termination_reason = 'bored'",
+    "UPDATE eval_runs SET status = 'completed'",  # terminal needs a reason
+    "UPDATE eval_runs SET agent_cost_cents = 7",  # the split no longer adds up
+    "UPDATE eval_runs SET uncollected_cents = total_cost_cents + 1",
+    "UPDATE eval_run_turns SET role = 'robot'",
+    "UPDATE eval_run_turns SET turn_number = 0",
+    "UPDATE eval_run_turns SET tool_calls = '{}'",
+    "UPDATE eval_run_turns SET cost_microcents = -1",
+]
+
+
+async def test_the_check_domains_upgrade_keeps_every_rule_and_rewrites_nothing(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Migrations 0016 and 0017 on a database with runs: no table or index is rebuilt (their
+    files stay), the rows read back alike, and every rule the CHECKs made is still enforced."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < 16:
+            shutil.copy(path, before / path.name)
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await apply_migrations(conn, before)
+        company = await conn.fetchval(
+            "INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'c') RETURNING id"
+        )
+        await conn.execute(
+            "INSERT INTO eval_runs"
+            " (id, company_id, config, labels, score, agent_cost_cents, total_cost_cents)"
+            ' VALUES (gen_random_uuid(), $1, \'{"case": 1}\', \'{"team": "a"}\', 87.5, 3, 3)',
+            company,
+        )
+        await conn.execute(
+            "INSERT INTO eval_run_turns (id, run_id, turn_number, role, tool_calls)"
+            " SELECT gen_random_uuid(), id, 1, 'agent', '[]' FROM eval_runs"
+        )
+        files = await _relfiles(conn)
+        rows = [dict(r) for r in await conn.fetch("SELECT * FROM eval_runs JOIN eval_run_turns ON true")]
+        assert [m.version for m in await apply_migrations(conn)] == [16, 17]
+        assert await _relfiles(conn) == files
+        assert [
+            dict(r) for r in await conn.fetch("SELECT * FROM eval_runs JOIN eval_run_turns ON true")
+        ] == rows
+        for statement in _BROKEN_RULES:
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(statement)
+        await conn.execute("UPDATE eval_runs SET agent_overrides = NULL, duration_ms = NULL, attempt = 2")
+        unvalidated = await conn.fetch(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'eval_runs'::regclass AND NOT convalidated"
+        )
+        assert unvalidated == []
     finally:
         await conn.close()
