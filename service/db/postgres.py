@@ -45,6 +45,10 @@ _UNAVAILABLE = (
 
 
 _REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError)
+# A migration changed a type that a statement this connection prepared earlier returns. Outside
+# a transaction asyncpg prepares it again and retries by itself; inside one it raises once, and
+# the next attempt (a new transaction) works: transient, like a lost connection.
+_STALE_STATEMENTS = (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError)
 
 
 def translate(exc: BaseException) -> DatabaseError | DatabaseRefused | None:
@@ -57,7 +61,7 @@ def translate(exc: BaseException) -> DatabaseError | DatabaseRefused | None:
         return InvalidText(str(exc))
     if isinstance(exc, asyncpg.LockNotAvailableError | asyncpg.QueryCanceledError):
         return LockTimeout(str(exc))
-    if isinstance(exc, _UNAVAILABLE):
+    if isinstance(exc, _UNAVAILABLE + _STALE_STATEMENTS):
         return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
     return None
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service.core.errors import MigrationError
+from service.core.errors import DatabaseUnavailable, MigrationError
 from service.db.migrate import MIGRATIONS_DIR, apply_migrations, load_migrations
+from service.db.postgres import close_quietly, connect, in_transaction
 
 TABLES = {
     "companies",
@@ -242,3 +243,41 @@ async def test_the_check_domains_upgrade_keeps_every_rule_and_rewrites_nothing(
         assert unvalidated == []
     finally:
         await conn.close()
+
+
+async def test_a_statement_prepared_before_the_upgrade_fails_once_as_unavailable_then_works(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A process running through migration 0016 holds statements that return the old column
+    types. In a transaction the first use raises: it is a retryable `DatabaseUnavailable` (a
+    503 at the gateway, a retried handler in a consumer), not an unknown error; the retry works."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < 16:
+            shutil.copy(path, before / path.name)
+    admin = await asyncpg.connect(empty_database_url)
+    running = await connect(empty_database_url, application_name="test")
+    try:
+        await apply_migrations(admin, before)
+        company = await admin.fetchval(
+            "INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'c') RETURNING id"
+        )
+        run_id = await admin.fetchval(
+            "INSERT INTO eval_runs (id, company_id, config)"
+            " VALUES (gen_random_uuid(), $1, '{}') RETURNING id",
+            company,
+        )
+        read = "SELECT attempt, config FROM eval_runs WHERE id = $1"
+        assert await running.fetchval(read, run_id, column=1) == {}  # prepared now, and kept
+        await apply_migrations(admin)
+        with pytest.raises(DatabaseUnavailable):
+            async with in_transaction(running):
+                await running.fetchrow(read, run_id)
+        async with in_transaction(running):
+            row = await running.fetchrow(read, run_id)
+        assert row is not None
+        assert (row["attempt"], row["config"]) == (0, {})
+    finally:
+        await close_quietly(running)
+        await admin.close()
