@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from bench.stack import bench_database_server, create_database, drop
+from bench.stack import bench_database_server, cpu_seconds, create_database, drop
 
 VARIANTS = ("before 0016: all table CHECKs", "as migrated", "none")
 CLAIM = (
@@ -77,12 +75,6 @@ class Figure:
     insert_us: float
 
 
-def backend_cpu_s(pid: int) -> float:
-    """User plus system CPU of a process on this machine (/proc/<pid>/stat, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def as_table_check(column: str, domain_check: str) -> str:
     """A domain's check written for one column (`CHECK ((VALUE >= 0))` → `CHECK (("attempt" >= 0))`)."""
     return re.sub(r"\bVALUE\b", f'"{column}"', domain_check)
@@ -123,10 +115,10 @@ async def build_probe(conn: asyncpg.Connection, schema: Schema, variant: str) ->
 async def cpu_per_call_us(pid: int, calls: int, call: Callable[[], Awaitable[object]]) -> float:
     for _ in range(min(200, calls)):  # warm: plans cached, pages in memory
         await call()
-    before = backend_cpu_s(pid)
+    before = cpu_seconds(pid)
     for _ in range(calls):
         await call()
-    return 1e6 * (backend_cpu_s(pid) - before) / calls
+    return 1e6 * (cpu_seconds(pid) - before) / calls
 
 
 async def measure(conn: asyncpg.Connection, schema: Schema, variant: str, calls: int) -> Figure:
@@ -160,13 +152,8 @@ async def probe(server_url: str, calls: int, rounds: int) -> list[Figure]:
 
 def lowest(figures: list[Figure]) -> Figure:
     """A variant's least CPU per UPDATE and per INSERT over its rounds (noise only adds)."""
-    first = figures[0]
-    return Figure(
-        first.variant,
-        first.table_checks,
-        first.domains,
-        min(f.update_us for f in figures),
-        min(f.insert_us for f in figures),
+    return replace(
+        figures[0], update_us=min(f.update_us for f in figures), insert_us=min(f.insert_us for f in figures)
     )
 
 

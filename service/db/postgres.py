@@ -49,6 +49,7 @@ _REFUSED = (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatal
 # a transaction asyncpg prepares it again and retries by itself; inside one it raises once, and
 # the next attempt (a new transaction) works: transient, like a lost connection.
 _STALE_STATEMENTS = (asyncpg.InvalidCachedStatementError, asyncpg.OutdatedSchemaCacheError)
+_RETRYABLE = _UNAVAILABLE + _STALE_STATEMENTS
 
 
 def translate(exc: BaseException) -> DatabaseError | DatabaseRefused | None:
@@ -61,7 +62,7 @@ def translate(exc: BaseException) -> DatabaseError | DatabaseRefused | None:
         return InvalidText(str(exc))
     if isinstance(exc, asyncpg.LockNotAvailableError | asyncpg.QueryCanceledError):
         return LockTimeout(str(exc))
-    if isinstance(exc, _UNAVAILABLE + _STALE_STATEMENTS):
+    if isinstance(exc, _RETRYABLE):
         return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
     return None
 

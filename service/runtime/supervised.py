@@ -10,6 +10,8 @@ import asyncio
 import signal
 import sys
 
+from service.runtime.children import SHIELDED
+
 
 class _EndOfInput(asyncio.Protocol):
     def __init__(self, stop: asyncio.Event) -> None:
@@ -30,9 +32,8 @@ async def stop_on_end_of_input() -> asyncio.Event:
     """An event set once stdin reaches its end."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    shielded = {signal.SIGINT, signal.SIGTERM}
-    for sig in shielded:
+    for sig in SHIELDED:
         loop.add_signal_handler(sig, lambda: None)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, shielded)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SHIELDED)
     await loop.connect_read_pipe(lambda: _EndOfInput(stop), sys.stdin)
     return stop

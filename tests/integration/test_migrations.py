@@ -35,6 +35,16 @@ TABLES = {
 }
 
 
+def _migrations_before(version: int, tmp_path: Path) -> Path:
+    """A folder with the migration files older than `version`: the schema a previous release left."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < version:
+            shutil.copy(path, before / path.name)
+    return before
+
+
 async def _columns(conn: asyncpg.Connection, table: str) -> set[str]:
     rows = await conn.fetch("SELECT column_name FROM information_schema.columns WHERE table_name = $1", table)
     return {r["column_name"] for r in rows}
@@ -147,11 +157,7 @@ async def test_the_outbox_upgrade_lists_unsent_rows_and_keeps_an_old_relay_off_n
     """Migration 0015 on a database with events: rows the old relay had not sent are pending for
     the new one; rows written afterwards are pending too, and an old relay still running during
     the rollout neither publishes nor purges them."""
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if int(path.name[:4]) < 15:
-            shutil.copy(path, before / path.name)
+    before = _migrations_before(15, tmp_path)
     conn = await asyncpg.connect(empty_database_url)
     try:
         await apply_migrations(conn, before)
@@ -205,11 +211,7 @@ async def test_the_check_domains_upgrade_keeps_every_rule_and_rewrites_nothing(
 ) -> None:
     """Migrations 0016 and 0017 on a database with runs: no table or index is rebuilt (their
     files stay), the rows read back alike, and every rule the CHECKs made is still enforced."""
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if int(path.name[:4]) < 16:
-            shutil.copy(path, before / path.name)
+    before = _migrations_before(16, tmp_path)
     conn = await asyncpg.connect(empty_database_url)
     try:
         await apply_migrations(conn, before)
@@ -251,11 +253,7 @@ async def test_a_statement_prepared_before_the_upgrade_fails_once_as_unavailable
     """A process running through migration 0016 holds statements that return the old column
     types. In a transaction the first use raises: it is a retryable `DatabaseUnavailable` (a
     503 at the gateway, a retried handler in a consumer), not an unknown error; the retry works."""
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if int(path.name[:4]) < 16:
-            shutil.copy(path, before / path.name)
+    before = _migrations_before(16, tmp_path)
     admin = await asyncpg.connect(empty_database_url)
     running = await connect(empty_database_url, application_name="test")
     try:
