@@ -6,7 +6,9 @@ biller never re-prices); record the costs and queue_status done, which NOTIFYs w
 zero), post the charge once (the ledger's unique index per run is the backstop) and record any
 `uncollected_cents`. The company lock comes last so that contention on one company's balance
 costs as little as possible; the transaction makes the order invisible to everyone else.
-A run already done is left alone, so a redelivered event changes nothing and emits nothing.
+A run already done is left alone, so a redelivered event changes nothing and emits nothing; a
+run the executor settled in place (`consumers.executor.persistence`) says so in the event itself,
+so it is not even read.
 """
 
 from __future__ import annotations
@@ -15,34 +17,14 @@ from uuid import UUID
 
 from consumers.role import BuiltRole, Role, RoleContext
 from schemas.events import Event, Topic
-from service.core.ids import new_id
 from service.core.logging import get_logger
-from service.core.metrics import UNCOLLECTED_CENTS
-from service.db import ledger, results, runs, turns
-from service.db.postgres import Connection, Pool, transaction
-from service.domain import pricing
-from service.domain.ledger import Debit
-from service.domain.lifecycle import BILLING_EVENTS, billable
+from service.db import results, runs
+from service.db.postgres import Pool, transaction
+from service.domain.lifecycle import BILLING_EVENTS, billable, settled_when_announced
+from service.runs import settlement
 from service.runs.suite_completion import count_run_done
 
 log = get_logger("consumers.biller")
-
-
-def billed_usage(
-    run: runs.RunRow, usage: dict[str, turns.RoleUsage], bill: pricing.Bill, owed: Debit
-) -> results.BilledUsage:
-    agent, persona = usage.get("agent", turns.RoleUsage()), usage.get("persona", turns.RoleUsage())
-    return results.BilledUsage(
-        agent_input_tokens=agent.input_tokens,
-        agent_output_tokens=agent.output_tokens,
-        persona_input_tokens=persona.input_tokens,
-        persona_output_tokens=persona.output_tokens,
-        agent_cost_cents=bill.agent_cost_cents,
-        persona_cost_cents=bill.persona_cost_cents,
-        judge_cost_cents=bill.judge_cost_cents,
-        total_cost_cents=bill.total_cost_cents,
-        uncollected_cents=owed.uncollected_cents,
-    )
 
 
 async def bill_run(pool: Pool, run_id: UUID) -> bool:
@@ -51,34 +33,16 @@ async def bill_run(pool: Pool, run_id: UUID) -> bool:
         run = await runs.lock_run(conn, run_id)
         if run is None or not billable(run.status, run.queue_status, run.scored_at is not None):
             return False
-        usage = await turns.usage_by_role(conn, run_id)
-        bill = pricing.bill(
-            usage.get("agent", turns.RoleUsage()).cost_microcents,
-            usage.get("persona", turns.RoleUsage()).cost_microcents,
-            run.judge_cost_microcents,
-        )
-        done = await results.record_bill(conn, run_id, billed_usage(run, usage, bill, Debit(0, 0)))
+        reckoning = await settlement.reckon(conn, run_id, run.judge_cost_microcents)
+        done = await results.record_bill(conn, run_id, reckoning.billed())
         if done is None:  # billed meanwhile (unreachable while the run is locked): charge nothing
             return False
         await count_run_done(conn, done)  # the last run of a suite run announces the suite run
         # Money last: the company row stays locked only from here to the commit.
-        owed = await _charge(conn, run, bill.total_cost_cents)
-        if owed.uncollected_cents:
-            await results.record_uncollected(conn, run_id, owed.uncollected_cents)
-    if owed.uncollected_cents:
-        UNCOLLECTED_CENTS.inc(owed.uncollected_cents)
-        log.warning("run_cost_uncollected", run_id=str(run_id), uncollected_cents=owed.uncollected_cents)
-    log.info("run_billed", run_id=str(run_id), total_cost_cents=bill.total_cost_cents)
+        owed = await settlement.charge(conn, run, reckoning.bill.total_cost_cents)
+    settlement.report(run_id, owed)
+    log.info("run_billed", run_id=str(run_id), total_cost_cents=reckoning.bill.total_cost_cents)
     return True
-
-
-async def _charge(conn: Connection, run: runs.RunRow, total_cents: int) -> Debit:
-    """Take what the balance covers. A run charged before (unreachable while its lock is held)
-    raises AlreadyCharged, which rolls the whole transaction back."""
-    taken = await ledger.charge_run(
-        conn, entry_id=new_id(), company_id=run.company_id, run_id=run.id, total_cents=total_cents
-    )
-    return Debit(taken, total_cents - taken)
 
 
 class Biller:
@@ -86,7 +50,8 @@ class Biller:
         self._pool = pool
 
     async def handle(self, event: Event) -> None:
-        if event.type in BILLING_EVENTS and event.run_id is not None:
+        # A run the executor settled says so in its own events: nothing to read, nothing to do.
+        if event.type in BILLING_EVENTS and event.run_id is not None and not settled_when_announced(event):
             await bill_run(self._pool, event.run_id)
 
 

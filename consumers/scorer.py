@@ -3,6 +3,9 @@
 The event is only a trigger: the run row decides. A run already scored (a redelivered event, a
 second scorer) is left alone and nothing is emitted twice. Judge calls happen outside any
 transaction; the result is written with a guard (`scored_at IS NULL`) under the run's lock.
+A run needing no judge is scored by the executor as its conversation ends (see
+`consumers.executor.persistence`); its `run.completed` already says it is done and is skipped
+unread.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from service.core.settings import Settings
 from service.db import results, runs, turns
 from service.db.postgres import Pool, connection
 from service.domain import pricing
-from service.domain.lifecycle import SCORING_EVENTS, needs_scoring
+from service.domain.lifecycle import SCORING_EVENTS, needs_scoring, settled_when_announced
 from service.domain.scoring import evaluate
 
 log = get_logger("consumers.scorer")
@@ -35,7 +38,8 @@ class Scorer:
         self._judge = judge
 
     async def handle(self, event: Event) -> None:
-        if event.type in SCORING_EVENTS and event.run_id is not None:
+        # A run the executor settled says so in its own events: nothing to read, nothing to do.
+        if event.type in SCORING_EVENTS and event.run_id is not None and not settled_when_announced(event):
             await self.score(event.run_id)
 
     async def score(self, run_id: UUID) -> None:

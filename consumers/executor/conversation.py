@@ -8,7 +8,9 @@ persisted, a run resumed by another executor continues at the next turn boundary
 in flight at a crash is simply made again, and its lost tokens are never billed.
 
 A run whose cancel flag is set when it ends (at a turn commit, or at any other end) ends
-`cancelled`. The wall-clock budget counts only time an executor owned the run (`active_ms`).
+`cancelled`. A conversation that completes is judged here when no criterion needs the LLM judge,
+so its end also scores and bills it (`consumers.executor.persistence`). The wall-clock budget
+counts only time an executor owned the run (`active_ms`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from consumers.executor.persistence import Draft, RunWriter
 from consumers.executor.setup import setup_of
 from consumers.executor.tools import ToolCaller
 from consumers.llm.providers import CompletionRequest, Providers
+from schemas.evaluation import Evaluation
 from service.core.clock import Clock
 from service.core.errors import BudgetSpent, LeaseLost, ProviderError
 from service.core.logging import get_logger
@@ -32,8 +35,9 @@ from service.db.claims import Lease, Tenure
 from service.db.runs import RunRow
 from service.domain.conversation import AnswerTools, Finish, Speak
 from service.domain.flow_runtime import Evaluate, Fire, FlowStep, Instructed
-from service.domain.lifecycle import Ending
+from service.domain.lifecycle import Ending, needs_scoring
 from service.domain.prompts import agent_tools, agent_view, persona_tools, persona_view
+from service.domain.scoring import evaluate_without_judge
 from service.domain.transcript import TranscriptTurn
 
 log = get_logger("consumers.executor.conversation")
@@ -95,11 +99,14 @@ class Conversation:
         while True:
             step = self._setup.decide(transcript, self._active_ms(), agent_passed=passed)
             if isinstance(step, Finish):
-                await writer.end(self._lease, _ending(step), self._active_ms())
+                finished = _ending(step)
+                await writer.end(
+                    self._lease, finished, self._active_ms(), self._verdict(finished, transcript)
+                )
                 return
             ending, drafts, passed = await self._round(step, transcript)
             if ending is not None and not drafts:
-                await writer.end(self._lease, ending, self._active_ms())
+                await writer.end(self._lease, ending, self._active_ms(), self._verdict(ending, transcript))
                 return
             if drafts:
                 persisted = await self._persist(transcript, self._folded(transcript, drafts), ending)
@@ -163,8 +170,29 @@ class Conversation:
         if ending is None:
             after = self._setup.decide(extended, self._active_ms())
             ending = _ending(after) if isinstance(after, Finish) else None
-        ended = await self._engine.writer.persist(self._lease, first, drafts, ending, self._active_ms())
+        verdict = None if ending is None else self._verdict(ending, extended)
+        ended = await self._engine.writer.persist(
+            self._lease, first, drafts, ending, self._active_ms(), verdict=verdict
+        )
         return None if ended else extended
+
+    def _verdict(self, ending: Ending, transcript: Sequence[TranscriptTurn]) -> Evaluation | None:
+        """The verdict on `transcript` if the run completes with it and no judge is needed (the
+        writer then settles the run in place); None leaves it to the scorer role, where a verdict
+        that cannot be reached goes to the dead-letter topic instead of failing the conversation."""
+        if not needs_scoring(ending.status, False):
+            return None
+        case = self._setup.config.case
+        try:
+            return evaluate_without_judge(
+                case.success_criteria,
+                transcript,
+                pass_threshold=case.pass_threshold,
+                flow_agent=case.agent.type == "flow",
+            )
+        except Exception:
+            log.exception("verdict_deferred")
+            return None
 
     async def _within_budget(self, work: Awaitable[T]) -> T:
         remaining_s = max(0.0, (self._setup.rules.budget_ms - self._active_ms()) / 1000)

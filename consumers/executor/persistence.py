@@ -7,6 +7,13 @@ under that lock, so the first commit after a cancel request ends the run `cancel
 round (the conversation goes on, no cancel requested) is a single statement that makes the same
 writes under the same fence (`service.db.rounds`), shared with the other conversations' rounds
 that are ready at the same moment (`consumers.executor.batching`: group commit).
+
+A run whose verdict needs no judge is *settled* in the transaction that ends it: ended, scored,
+billed and done in one statement (`service.db.results.settle_run`), then charged, with the
+company row locked last as the biller does. That spares the run the scorer's and the biller's
+reads, writes and commits; the events are the same, in the same order, and each says the run is
+done, so those roles skip them unread. A run whose verdict needs the judge only ends here, and
+the scorer and the biller finish it.
 """
 
 from __future__ import annotations
@@ -20,20 +27,24 @@ from pydantic import JsonValue
 from consumers.executor.batching import RoundBatcher
 from consumers.llm.providers import Completion
 from schemas.api import TurnRole
+from schemas.evaluation import Evaluation
 from schemas.rates import RateCard
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.errors import DatabaseError, LeaseLost
 from service.core.ids import new_id
 from service.core.logging import get_logger
 from service.core.metrics import RUNS_ENDED, TURNS_PERSISTED
-from service.db import claims, rounds, turns
+from service.db import claims, results, rounds, turns
 from service.db.claims import Lease, Tenure
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.db.runs import RunRow
 from service.domain import pricing
-from service.domain.lifecycle import Ending
+from service.domain.ledger import Debit
+from service.domain.lifecycle import Ending, needs_scoring, settles_in_place
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
+from service.runs import settlement
 from service.runs.endings import fill_slots
+from service.runs.suite_completion import count_run_done
 
 log = get_logger("consumers.executor.persistence")
 
@@ -98,6 +109,13 @@ class Draft:
         )
 
 
+_Ended = tuple[RunRow, Debit | None]  # the ended run, and its charge if it was settled
+
+
+def _stored(verdict: Evaluation) -> results.Verdict:
+    return results.Verdict(verdict.model_dump(mode="json"), verdict.score, verdict.pass_fail)
+
+
 @dataclass(frozen=True)
 class WriterSettings:
     rate_card: RateCard
@@ -134,10 +152,19 @@ class RunWriter:
             return turns.transcript_of(await turns.list_turns(conn, run_id))
 
     async def persist(
-        self, lease: Lease, first: int, drafts: Sequence[Draft], ending: Ending | None, active_ms: int
+        self,
+        lease: Lease,
+        first: int,
+        drafts: Sequence[Draft],
+        ending: Ending | None,
+        active_ms: int,
+        *,
+        verdict: Evaluation | None = None,
     ) -> bool:
         """Write a round's rows (numbered from `first`) and their events; end the run if it ends
-        with them or a cancel was requested. True when the run ended."""
+        with them or a cancel was requested, settling it in place if it can (`verdict`: the
+        evaluation of the transcript with these rows, when no judge is needed). True when the
+        run ended."""
         card = self._settings.rate_card
         new = [d.priced(lease.run_id, first + i, lease.attempt, card) for i, d in enumerate(drafts)]
         if ending is None:  # the common round: batched with others, unless the lease or a cancel says no
@@ -146,7 +173,7 @@ class RunWriter:
             if written is not None:
                 self._count(written.rows)
                 return False
-        ended: RunRow | None = None
+        ended: _Ended | None = None
         async with transaction(self._pool) as conn:
             now = self._clock.now()
             round_ = await rounds.persist_round(
@@ -157,10 +184,10 @@ class RunWriter:
             if round_.cancel_requested:
                 ending = Ending("cancelled")
             if ending is not None:
-                ended = await self._end(conn, lease, ending, active_ms)
+                ended = await self._end(conn, lease, ending, active_ms, verdict)
         self._count(round_.rows)
         if ended is not None:
-            await self._ended(ended)
+            await self._ended(*ended)
         return ended is not None
 
     @staticmethod
@@ -168,14 +195,17 @@ class RunWriter:
         for row in rows:
             TURNS_PERSISTED.labels(row.role).inc()
 
-    async def end(self, lease: Lease, ending: Ending, active_ms: int) -> None:
-        """End the run without new rows (a cancel requested before still makes it `cancelled`)."""
+    async def end(
+        self, lease: Lease, ending: Ending, active_ms: int, verdict: Evaluation | None = None
+    ) -> None:
+        """End the run without new rows (a cancel requested before still makes it `cancelled`),
+        settling it in place if it can (`verdict` as for `persist`)."""
         async with transaction(self._pool) as conn:
             run = await self._advance(conn, lease, 0, active_ms)
             if run.cancel_requested_at is not None:
                 ending = Ending("cancelled")
-            ended = await self._end(conn, lease, ending, active_ms)
-        await self._ended(ended)
+            ended = await self._end(conn, lease, ending, active_ms, verdict)
+        await self._ended(*ended)
 
     async def _advance(self, conn: Connection, lease: Lease, events: int, active_ms: int) -> claims.Advance:
         run = await claims.advance_run(conn, lease, events=events, active_ms=active_ms)
@@ -183,13 +213,26 @@ class RunWriter:
             raise LeaseLost()
         return run
 
-    async def _end(self, conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> RunRow:
-        ended = await claims.finish_run(conn, lease, ending, active_ms)  # with its end event
-        if ended is None:
+    async def _end(
+        self, conn: Connection, lease: Lease, ending: Ending, active_ms: int, verdict: Evaluation | None
+    ) -> _Ended:
+        """End the run, and settle it if it can be (then the charge is the last write)."""
+        if not settles_in_place(ending.status, verdict is not None):
+            ended = await claims.finish_run(conn, lease, ending, active_ms)  # with its end event
+            if ended is None:
+                raise LeaseLost()
+            return ended, None
+        reckoning = await settlement.reckon(conn, lease.run_id, judge_cost_microcents=0)
+        stored = _stored(verdict) if verdict is not None and needs_scoring(ending.status, False) else None
+        settled = await results.settle_run(
+            conn, lease, ending, active_ms=active_ms, verdict=stored, usage=reckoning.billed()
+        )
+        if settled is None:
             raise LeaseLost()
-        return ended
+        await count_run_done(conn, settled)  # the last run of a suite run announces the suite run
+        return settled, await settlement.charge(conn, settled, reckoning.bill.total_cost_cents)
 
-    async def _ended(self, run: RunRow) -> None:
+    async def _ended(self, run: RunRow, owed: Debit | None) -> None:
         """After the end committed: say so, and hand the freed slot on. The run has ended, so a
         failure here must not reach the conversation (it would play the ended run again): the
         maintenance job releases what fits within seconds."""
@@ -200,7 +243,11 @@ class RunWriter:
             status=run.status,
             termination_reason=run.termination_reason,
             error_code=run.error_code,
+            settled=owed is not None,
+            total_cost_cents=run.total_cost_cents if owed is not None else None,
         )
+        if owed is not None:
+            settlement.report(run.id, owed)
         try:
             await fill_slots(self._pool, run.company_id, self._settings.inflight_cap, after_end=True)
         except DatabaseError as exc:

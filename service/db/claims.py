@@ -62,13 +62,13 @@ SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + $5, u
 WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING}
 RETURNING company_id, last_event_seq - $5 + 1 AS first_sequence, cancel_requested_at, now() AS now
 """
-_FINISH = transition_sql(
+# The end of a conversation ($4..$8: `ending_args`), under the lease's fence ($2, $3).
+FINISH_SET = (
     "status = $4, termination_reason = $5, error = $6, error_code = $7, active_ms = greatest(active_ms, $8),"
-    " ended_at = now(), duration_ms = greatest(0, (extract(epoch FROM now() - started_at) * 1000)::int),"
-    " updated_at = now()",
-    f"claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING}",
-    params=8,
+    " ended_at = now(), duration_ms = greatest(0, (extract(epoch FROM now() - started_at) * 1000)::int)"
 )
+FENCED_RUNNING = f"claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING}"
+_FINISH = transition_sql(f"{FINISH_SET}, updated_at = now()", FENCED_RUNNING, params=8)
 # Every row still under the lease is updated (only a running one gets a new expiry), so a row
 # whose ending commits while this statement waits for its lock is re-read after that commit
 # (READ COMMITTED re-evaluates an UPDATE on the latest row version) and reported as it is then.
@@ -132,7 +132,13 @@ async def advance_run(conn: Connection, lease: Lease, *, events: int, active_ms:
 async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: int) -> RunRow | None:
     """End the conversation (status terminal, reason, ended_at, duration) and announce it;
     None if the lease was lost."""
-    args = [
+    args = ending_args(lease, ending, active_ms)
+    return await transition(conn, _FINISH, lease.run_id, args, [end_event(ending.status)])
+
+
+def ending_args(lease: Lease, ending: Ending, active_ms: int) -> list[object]:
+    """Parameters $2..$8 of a statement built on `FENCED_RUNNING` and `FINISH_SET`."""
+    return [
         lease.executor,
         lease.attempt,
         ending.status,
@@ -141,7 +147,6 @@ async def finish_run(conn: Connection, lease: Lease, ending: Ending, active_ms: 
         ending.error_code,
         active_ms,
     ]
-    return await transition(conn, _FINISH, lease.run_id, args, [end_event(ending.status)])
 
 
 async def extend_leases(

@@ -8,11 +8,11 @@ from uuid import UUID
 
 from pydantic import JsonValue
 
-from service.db import states
+from service.db import claims, states
 from service.db.postgres import Connection
 from service.db.runs import DONE_CHANNEL, RunRow
 from service.db.transitions import transition, transition_sql
-from service.domain.lifecycle import TRANSITIONS, Step
+from service.domain.lifecycle import TRANSITIONS, Ending, Step, settled_events
 from service.domain.pricing import Usage
 
 
@@ -37,14 +37,27 @@ _RECORD_EVALUATION = transition_sql(
     f"scored_at IS NULL AND status IN {states.SCORED}",
     params=8,
 )
+
+
+def _bill_set(first: int) -> str:
+    """The SET clause finalising a run with `BilledUsage` in `$first`..`$first+8`."""
+    columns = [
+        "agent_input_tokens", "agent_output_tokens", "persona_input_tokens", "persona_output_tokens",
+        "agent_cost_cents", "persona_cost_cents", "judge_cost_cents", "total_cost_cents", "uncollected_cents",
+    ]  # fmt: skip
+    assigned = ", ".join(f"{column} = ${first + i}" for i, column in enumerate(columns))
+    return f"{assigned}, queue_status = {states.DONE}, done_at = now(), updated_at = now()"
+
+
 # Every statement that makes a run done also wakes its waiters (NOTIFY is delivered on commit).
-_RECORD_BILL = transition_sql(
-    "agent_input_tokens = $2, agent_output_tokens = $3, persona_input_tokens = $4,"
-    " persona_output_tokens = $5, agent_cost_cents = $6, persona_cost_cents = $7, judge_cost_cents = $8,"
-    " total_cost_cents = $9,"
-    f" uncollected_cents = $10, queue_status = {states.DONE}, done_at = now(), updated_at = now()",
-    f"queue_status <> {states.DONE}",
-    params=10,
+_RECORD_BILL = transition_sql(_bill_set(2), f"queue_status <> {states.DONE}", params=10, notify=DONE_CHANNEL)
+# The executor's shortcut: end the conversation ($2..$8), store its verdict ($9..$12) and its
+# bill ($13..$21) in one statement, with every event carrying the final summary.
+_SETTLE = transition_sql(
+    f"{claims.FINISH_SET}, evaluation = $9, score = $10, pass_fail = $11,"
+    f" scored_at = CASE WHEN $12::boolean THEN now() END, {_bill_set(13)}",
+    claims.FENCED_RUNNING,
+    params=21,
     notify=DONE_CHANNEL,
 )
 
@@ -72,11 +85,45 @@ async def record_evaluation(
     return await transition(conn, _RECORD_EVALUATION, run_id, args, TRANSITIONS[Step.SCORED].events)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A completed run's evaluation (`service.domain.scoring.Evaluation` as stored)."""
+
+    evaluation: dict[str, JsonValue]
+    score: float | None
+    pass_fail: bool | None
+
+
+async def settle_run(
+    conn: Connection,
+    lease: claims.Lease,
+    ending: Ending,
+    *,
+    active_ms: int,
+    verdict: Verdict | None,
+    usage: BilledUsage,
+) -> RunRow | None:
+    """End the conversation under `lease`, store its verdict (completed runs; None for the others)
+    and its bill, make it done and announce every step at once (`settled_events`), waking its
+    waiters; None if the lease was lost. The caller charges the ledger in the same transaction."""
+    scoring = (
+        [None, None, None, False]
+        if verdict is None
+        else [verdict.evaluation, verdict.score, verdict.pass_fail, True]
+    )
+    args = [*claims.ending_args(lease, ending, active_ms), *scoring, *_bill_args(usage)]
+    return await transition(conn, _SETTLE, lease.run_id, args, settled_events(ending.status))
+
+
 async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> RunRow | None:
     """Finalise the run (queue_status done) with its costs, announce `run.billed` and `run.done`,
     and wake its waiters; None if it was done already. `uncollected_cents` is what the balance
     will not cover: the caller charges the ledger in the same transaction."""
-    args = [
+    return await transition(conn, _RECORD_BILL, run_id, _bill_args(usage), TRANSITIONS[Step.BILLED].events)
+
+
+def _bill_args(usage: BilledUsage) -> list[object]:
+    return [
         usage.agent_input_tokens,
         usage.agent_output_tokens,
         usage.persona_input_tokens,
@@ -87,7 +134,6 @@ async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> Run
         usage.total_cost_cents,
         usage.uncollected_cents,
     ]
-    return await transition(conn, _RECORD_BILL, run_id, args, TRANSITIONS[Step.BILLED].events)
 
 
 _RECORD_UNCOLLECTED = "UPDATE eval_runs SET uncollected_cents = $2 WHERE id = $1"

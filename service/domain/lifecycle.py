@@ -15,6 +15,12 @@ is final when billing sets `queue_status = 'done'`:
 | scored                  | (unchanged)  | claimed      | run.scored                  |
 | billed                  | (unchanged)  | done         | run.billed, run.done        |
 | cancelled before claim  | cancelled    | done         | run.cancelled, run.done     |
+| settled at the end      | terminal     | done         | end event, run.scored if    |
+|                         |              |              | scored, run.billed, run.done|
+
+The last row is the executor's shortcut (`settled_events`): a conversation whose verdict needs no
+judge is ended, scored and billed in one transaction, and every one of its events carries the
+final summary, so the scorer and the biller see from the event alone that nothing is left.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from schemas.api import QueueStatus, RunStatus, TerminationReason
-from schemas.events import EventType
+from schemas.api import QueueStatus, RunStatus, RunSummary, TerminationReason
+from schemas.events import Event, EventType
 
 FINALISE_AFTER_S = 120.0  # a terminal run not done by then gets its last stage event again
 
@@ -174,3 +180,22 @@ def last_stage_event(status: RunStatus, scored: bool) -> EventType | None:
     if rule.scored and scored:
         return EventType.RUN_SCORED
     return rule.end_event
+
+
+def settles_in_place(status: RunStatus, has_verdict: bool) -> bool:
+    """True when the run ending in `status` can be scored and billed in the transaction that ends
+    it: its ending is not scored, or its verdict is known without a judge."""
+    return has_verdict or not STATUSES[status].scored
+
+
+def settled_events(status: RunStatus) -> tuple[EventType, ...]:
+    """The events of a run ended, scored and billed at once, in order: the end event, `run.scored`
+    if the ending is scored, then the billing step's."""
+    scored = (EventType.RUN_SCORED,) if STATUSES[status].scored else ()
+    return (end_event(status), *scored, *TRANSITIONS[Step.BILLED].events)
+
+
+def settled_when_announced(event: Event) -> bool:
+    """True when a run event's own summary says the run is done: `done` never changes back, so
+    nothing is left for a stage that this event would trigger."""
+    return isinstance(event.data, RunSummary) and is_final(event.data.queue_status)

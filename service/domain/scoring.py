@@ -117,6 +117,20 @@ def evaluate(
     return summarise(results, pass_threshold)
 
 
+def evaluate_without_judge(
+    criteria: Sequence[Assertion],
+    transcript: Sequence[TranscriptTurn],
+    *,
+    pass_threshold: float,
+    flow_agent: bool,
+) -> Evaluation | None:
+    """The evaluation when no criterion needs the LLM judge (it is then known the moment the
+    conversation ends); None when one does."""
+    if any(isinstance(a, CustomLlmJudge) for a in criteria):
+        return None
+    return evaluate(criteria, transcript, {}, pass_threshold=pass_threshold, flow_agent=flow_agent)
+
+
 def summarise(results: Sequence[AssertionResult], pass_threshold: float) -> Evaluation:
     conclusive = [r for r in results if r.outcome != "inconclusive"]
     any_inconclusive = len(conclusive) < len(results)

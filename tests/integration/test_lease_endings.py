@@ -19,7 +19,7 @@ from consumers.executor.worker import Executor
 from service.core.errors import DatabaseUnavailable
 from service.core.logging import bound_context
 from service.core.settings import Settings
-from service.db import claims, dispatch
+from service.db import claims, dispatch, results
 from service.db.claims import Lease, Tenure
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.domain.lifecycle import Ending
@@ -129,17 +129,17 @@ async def test_renewing_while_waiting_on_the_ending_statement_reports_nothing(
     executor = Executor(pool, settings, engine, name="first")
     run_id = await new_run(pool, settings, persona=SHORT_TALK)
     renewals: list[asyncio.Task[None]] = []
-    finish_run = claims.finish_run
+    settle_run = results.settle_run  # the run needs no judge: its end settles it
 
-    async def finish_then_renew(conn: Connection, *args: Any) -> Any:
-        ended = await finish_run(conn, *args)
+    async def finish_then_renew(conn: Connection, *args: Any, **kwargs: Any) -> Any:
+        ended = await settle_run(conn, *args, **kwargs)
         # The renewal starts before the end commits and waits on the run's row lock, so the row
         # it reads when the lock is granted is no longer the one its statement started with.
         renewals.append(asyncio.create_task(executor.extend_leases()))
         await eventually(lambda: lock_waiters(pool), what="the renewal waiting on the run's row lock")
         return ended
 
-    monkeypatch.setattr(claims, "finish_run", finish_then_renew)
+    monkeypatch.setattr(results, "settle_run", finish_then_renew)
     with captured_logs() as logs:
         await played_to_the_end(executor, pool, run_id)
         await asyncio.gather(*renewals)

@@ -23,6 +23,8 @@ from service.domain.lifecycle import (
     is_terminal,
     is_unclaimed,
     needs_scoring,
+    settled_events,
+    settles_in_place,
 )
 
 
@@ -125,3 +127,24 @@ def test_the_sql_literals_name_the_same_statuses() -> None:
 
 def test_sql_literals_escape_quotes() -> None:
     assert states.literal("it's") == "'it''s'"
+
+
+def test_a_run_settles_where_it_ends_unless_its_completed_verdict_needs_the_judge() -> None:
+    assert settles_in_place("completed", has_verdict=True)
+    assert not settles_in_place("completed", has_verdict=False)
+    assert settles_in_place("failed", has_verdict=False)
+    assert settles_in_place("cancelled", has_verdict=False)
+
+
+def test_a_settled_run_announces_every_step_it_took_in_the_pipeline_order() -> None:
+    run = "agent_eval.run."
+    assert [e.value.removeprefix(run) for e in settled_events("completed")] == [
+        "completed",
+        "scored",
+        "billed",
+        "done",
+    ]
+    assert [e.value.removeprefix(run) for e in settled_events("failed")] == ["failed", "billed", "done"]
+    assert [e.value.removeprefix(run) for e in settled_events("cancelled")] == ["cancelled", "billed", "done"]
+    with pytest.raises(ValueError, match="not a terminal status"):
+        settled_events("running")

@@ -10,7 +10,15 @@ from pydantic import JsonValue
 from schemas.assertions import Assertion, CustomLlmJudge, MustCallTool, MustNotSay, MustReachNode, MustSay
 from schemas.evaluation import AssertionResult
 from service.domain.matching import json_equal, mismatches
-from service.domain.scoring import check, evaluate, failed, inconclusive, passed, summarise
+from service.domain.scoring import (
+    check,
+    evaluate,
+    evaluate_without_judge,
+    failed,
+    inconclusive,
+    passed,
+    summarise,
+)
 from service.domain.transcript import ToolCallRecord, TranscriptTurn
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -727,3 +735,15 @@ def test_evaluation_is_deterministic_and_the_score_stays_within_0_and_100(
     assert first.inconclusive is False
     assert first.pass_fail is (first.score >= threshold)
     assert [r.assertion for r in first.results] == criteria
+
+
+def test_without_a_judge_criterion_the_verdict_is_known_when_the_conversation_ends() -> None:
+    transcript = [persona(1, "hi"), agent(2, "Your refund is on its way")]
+    criteria: list[Assertion] = [must_say("refund"), must_not_say("sorry")]
+    found = evaluate_without_judge(criteria, transcript, pass_threshold=80, flow_agent=False)
+    assert found == evaluate(criteria, transcript, {}, pass_threshold=80, flow_agent=False)
+    assert found is not None
+    assert (found.score, found.pass_fail) == (100.0, True)
+    assert (
+        evaluate_without_judge([*criteria, judge()], transcript, pass_threshold=80, flow_agent=False) is None
+    )
