@@ -65,6 +65,8 @@ class Conversation:
         self._setup = setup_of(run, engine.settings)
         self._claimed_at = engine.clock.monotonic()
         self._flow = self._flow_actor()
+        # Only a claim lets turns be written, so the first play of a first claim starts empty.
+        self._may_have_turns = run.attempt > 1
 
     def _flow_actor(self) -> FlowActor | None:
         setup = self._setup
@@ -94,7 +96,8 @@ class Conversation:
             failed = Ending("error", self._setup.flow_problem, "FLOW_INVALID")
             await writer.end(self._lease, failed, self._active_ms())
             return
-        transcript = await writer.transcript(self._run.id)
+        transcript = await writer.transcript(self._run.id) if self._may_have_turns else []
+        self._may_have_turns = True  # played again (after an outage): read what did commit
         passed = False
         while True:
             step = self._setup.decide(transcript, self._active_ms(), agent_passed=passed)

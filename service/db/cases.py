@@ -30,6 +30,11 @@ JOIN agents a ON a.id = c.agent_id
 JOIN eval_personas p ON p.id = c.persona_id
 """
 _SELECT_ONE = f"{_SELECT_JOINED} WHERE c.id = $1 AND c.company_id = $2 AND c.deleted_at IS NULL"
+# The case and what its company can pay, read together for a trigger (one round trip).
+_SELECT_FOR_RUN = f"""
+SELECT joined.*, co.balance_cents AS co__balance_cents, co.is_suspended AS co__is_suspended
+FROM ({_SELECT_ONE}) AS joined JOIN companies co ON co.id = $2
+"""
 _LOCK_ONE = "SELECT id FROM eval_cases WHERE id = $1 AND company_id = $2 AND deleted_at IS NULL FOR UPDATE"
 
 
@@ -79,6 +84,22 @@ async def fetch_case(conn: Connection, company_id: UUID, case_id: UUID) -> Case 
     """The company's live case with its agent and persona (even if those were deleted since)."""
     record = await conn.fetchrow(_SELECT_ONE, case_id, company_id)
     return None if record is None else case_from_record(record)
+
+
+@dataclass(frozen=True)
+class Funds:
+    """What the trigger-time money check reads of the company (DESIGN.md §7)."""
+
+    balance_cents: int
+    is_suspended: bool
+
+
+async def get_case_for_run(conn: Connection, company_id: UUID, case_id: UUID) -> tuple[Case, Funds]:
+    """The company's live case (as `get_case`) and its company's funds, or NotFound."""
+    record = await conn.fetchrow(_SELECT_FOR_RUN, case_id, company_id)
+    if record is None:
+        raise NotFound(f"Case {case_id} not found")
+    return case_from_record(record), Funds(record["co__balance_cents"], record["co__is_suspended"])
 
 
 async def get_case(conn: Connection, company_id: UUID, case_id: UUID) -> Case:

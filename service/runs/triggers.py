@@ -42,7 +42,7 @@ from service.domain.model_providers import (
 )
 from service.domain.snapshot import Snapshot, snapshot
 from service.runs.endings import fill_slots
-from service.runs.funds import ensure_can_pay
+from service.runs.funds import ensure_funded
 
 KEY_WAIT_S = 5.0
 CASE_RUN = "eval_run"
@@ -110,9 +110,9 @@ async def _create(
     body: RunTrigger,
     key: IdempotencyRequest | None,
 ) -> Triggered:
-    case = await cases.get_case(conn, company_id, case_id)
+    case, funds = await cases.get_case_for_run(conn, company_id, case_id)
     taken = planned_run(case, body, settings)
-    await ensure_can_pay(conn, company_id, 1, settings.min_run_balance_cents)
+    ensure_funded(funds, 1, settings.min_run_balance_cents)
     run_id = new_id()
     if key is not None:
         await idempotency.set_lock_timeout(conn, KEY_WAIT_S)
