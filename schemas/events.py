@@ -125,7 +125,8 @@ class RunCancelRequested(_RunEvent):
 
 
 class RunCompleted(_RunEvent):
-    """The conversation ended normally; the run waits to be scored."""
+    """The conversation ended normally; the run waits to be scored, unless its summary already
+    says `done` (no judge was needed: the executor scored and billed it at once)."""
 
     type: Literal[EventType.RUN_COMPLETED]
 

@@ -18,6 +18,7 @@ the scorer and the biller finish it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -109,6 +110,12 @@ class Draft:
         )
 
 
+# Ending transactions in flight per process. A settled end locks its company's row last and
+# holds it until its commit is flushed, so the endings of one company take turns there; a turn
+# waited for inside PostgreSQL holds the run's row (which the lease keeper then waits on, and
+# every lease it holds behind it) and a connection, while one waited for here holds nothing.
+ENDINGS_AT_ONCE = 1
+
 _Ended = tuple[RunRow, Debit | None]  # the ended run, and its charge if it was settled
 
 
@@ -130,6 +137,7 @@ class RunWriter:
         self._pool = pool
         self._settings = settings
         self._batcher = RoundBatcher(pool)
+        self._ending = asyncio.Semaphore(ENDINGS_AT_ONCE)
 
     async def claim(self, run_id: UUID, executor: str) -> RunRow | None:
         """Claim the run, announcing `run.started` (one statement); None if it is not claimable,
@@ -174,7 +182,7 @@ class RunWriter:
                 self._count(written.rows)
                 return False
         ended: _Ended | None = None
-        async with transaction(self._pool) as conn:
+        async with self._ending, transaction(self._pool) as conn:
             now = self._clock.now()
             round_ = await rounds.persist_round(
                 conn, lease, new, active_ms=active_ms, now=now, unless_cancelled=False
@@ -200,7 +208,7 @@ class RunWriter:
     ) -> None:
         """End the run without new rows (a cancel requested before still makes it `cancelled`),
         settling it in place if it can (`verdict` as for `persist`)."""
-        async with transaction(self._pool) as conn:
+        async with self._ending, transaction(self._pool) as conn:
             run = await self._advance(conn, lease, 0, active_ms)
             if run.cancel_requested_at is not None:
                 ending = Ending("cancelled")

@@ -16,6 +16,7 @@ import pytest
 
 from consumers.biller import Biller
 from consumers.executor.conversation import Engine
+from consumers.executor.persistence import ENDINGS_AT_ONCE
 from consumers.executor.worker import Executor
 from consumers.judge import Judge
 from consumers.llm.providers import Providers
@@ -81,6 +82,16 @@ async def played(pool: Pool, settings: Settings, engine: Engine, run_id: UUID) -
     await executor.close()
     async with connection(pool) as conn:
         return await runs.get_run(conn, run_id)
+
+
+async def waiting_to_charge(pool: Pool) -> int:
+    """Sessions waiting inside PostgreSQL for a lock while charging a run."""
+    async with connection(pool) as conn:
+        waiting: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE '%charge_run%'"
+        )
+    return waiting
 
 
 async def final_events(pool: Pool, run_id: UUID) -> list[tuple[str, dict[str, Any], int]]:
@@ -241,3 +252,28 @@ async def test_the_scorer_and_the_biller_skip_unread_an_event_that_says_its_run_
         assert (await runs.get_run(conn, completed.id)).scored_at is not None
         assert (await runs.get_run(conn, failed.id)).queue_status == "done"
     await providers.close()
+
+
+async def test_a_process_endings_queue_in_the_process_not_on_the_company_row(
+    pool: Pool, settings: Settings, engine: Engine
+) -> None:
+    company = await make_company(pool, balance_cents=10_000)
+    case_id = await make_case(pool, company.id, agent=ECHO_AGENT, persona=TALK, success_criteria=NO_JUDGE)
+    run_ids = [await trigger(pool, settings, company.id, case_id) for _ in range(ENDINGS_AT_ONCE + 2)]
+    executor = Executor(pool, settings, engine, name="only")
+    async with connection(pool) as holder, holder.transaction():
+        # Someone else holds the company's row (as another process's ending does until its commit).
+        await holder.execute("SELECT 1 FROM companies WHERE id = $1 FOR NO KEY UPDATE", company.id)
+        for run_id in run_ids:
+            await executor.handle(await run_request(pool, run_id))
+        await eventually(
+            lambda: waiting_to_charge(pool), until=lambda n: n == ENDINGS_AT_ONCE, what="endings"
+        )
+        await asyncio.sleep(0.5)  # the other endings are ready by now, and wait in the process
+        assert await waiting_to_charge(pool) == ENDINGS_AT_ONCE
+    await eventually(lambda: asyncio.sleep(0, executor.playing()), until=lambda p: not p, what="the ends")
+    await executor.close()
+    for run_id in run_ids:
+        async with connection(pool) as conn:
+            assert (await runs.get_run(conn, run_id)).queue_status == "done"
+        assert len(await charges(pool, run_id)) == 1
