@@ -5,7 +5,6 @@ persisted transcript."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from uuid import UUID
 
 import pytest
@@ -22,14 +21,6 @@ from service.domain.lifecycle import Ending
 from tests.support.executor_runs import make_engine, new_run, run_request
 from tests.support.scenarios import event_types, read_run, turn_rows
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-async def engine(settings: Settings, pool: Pool) -> AsyncIterator[Engine]:
-    built = make_engine(settings, pool)
-    yield built
-    await built.tools.close()
-    await built.providers.close()
 
 
 async def slow_executor_on_a_new_run(

@@ -24,35 +24,12 @@ from service.db.claims import Lease, Tenure
 from service.db.postgres import Connection, Pool, connection, transaction
 from service.domain.lifecycle import Ending
 from service.runs.endings import fill_slots
-from tests.support.executor_runs import make_engine, new_run, run_request
+from tests.support.executor_runs import lock_waiters, make_engine, new_run, played_to_the_end, run_request
 from tests.support.logs import captured_logs
 from tests.support.scenarios import event_types, read_run, scripted_persona, turn_rows
 from tests.support.waiting import eventually
 
 SHORT_TALK = scripted_persona(["hello", "bye"])
-
-
-@pytest.fixture
-async def engine(settings: Settings, pool: Pool) -> AsyncIterator[Engine]:
-    built = make_engine(settings, pool)
-    yield built
-    await built.tools.close()
-    await built.providers.close()
-
-
-async def played_to_the_end(executor: Executor, pool: Pool, run_id: UUID) -> None:
-    await executor.handle(await run_request(pool, run_id))
-    await eventually(lambda: asyncio.sleep(0, executor.playing()), until=lambda p: not p, what="the end")
-    await executor.close()
-
-
-async def lock_waiters(pool: Pool) -> int:
-    async with connection(pool) as conn:
-        waiting: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-    return waiting
 
 
 async def claimed(pool: Pool, settings: Settings, executor: str = "first") -> Lease:

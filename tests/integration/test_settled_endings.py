@@ -6,7 +6,6 @@ that already says its run is done."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +29,7 @@ from service.core.settings import ProviderConfig, Settings
 from service.db import companies, dispatch, rounds, runs, turns
 from service.db.postgres import Connection, Pool, connection
 from service.domain.scoring import evaluate
-from tests.support.executor_runs import ECHO_AGENT, make_engine, run_request
+from tests.support.executor_runs import ECHO_AGENT, engine_of, lock_waiters, played_to_the_end, run_request
 from tests.support.factories import make_company, make_finished_run
 from tests.support.scenarios import (
     charges,
@@ -60,14 +59,6 @@ EXPENSIVE = DEFAULT_RATE_CARD.model_copy(
 )
 
 
-@pytest.fixture
-async def engine(settings: Settings, pool: Pool) -> AsyncIterator[Engine]:
-    built = make_engine(settings, pool)
-    yield built
-    await built.tools.close()
-    await built.providers.close()
-
-
 async def run_of(pool: Pool, settings: Settings, *, balance_cents: int = 10_000, **case: Any) -> UUID:
     company = await make_company(pool, balance_cents=balance_cents)
     case_id = await make_case(pool, company.id, agent=ECHO_AGENT, persona=TALK, max_turns=100, **case)
@@ -76,22 +67,14 @@ async def run_of(pool: Pool, settings: Settings, *, balance_cents: int = 10_000,
 
 async def played(pool: Pool, settings: Settings, engine: Engine, run_id: UUID) -> runs.RunRow:
     """The run after an executor alone (no scorer, no biller) played it to its end."""
-    executor = Executor(pool, settings, engine, name="only")
-    await executor.handle(await run_request(pool, run_id))
-    await eventually(lambda: asyncio.sleep(0, executor.playing()), until=lambda p: not p, what="the end")
-    await executor.close()
+    await played_to_the_end(Executor(pool, settings, engine, name="only"), pool, run_id)
     async with connection(pool) as conn:
         return await runs.get_run(conn, run_id)
 
 
 async def waiting_to_charge(pool: Pool) -> int:
     """Sessions waiting inside PostgreSQL for a lock while charging a run."""
-    async with connection(pool) as conn:
-        waiting: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND query LIKE '%charge_run%'"
-        )
-    return waiting
+    return await lock_waiters(pool, "%charge_run%")
 
 
 async def final_events(pool: Pool, run_id: UUID) -> list[tuple[str, dict[str, Any], int]]:
@@ -200,13 +183,9 @@ async def test_a_short_balance_at_a_settled_end_is_taken_whole_and_the_rest_is_u
     pool: Pool, settings: Settings
 ) -> None:
     expensive = settings.model_copy(update={"rate_card": EXPENSIVE})
-    built = make_engine(expensive, pool)
-    try:
+    async with engine_of(expensive, pool) as built:
         run_id = await run_of(pool, expensive, balance_cents=3, success_criteria=NO_JUDGE)
         run = await played(pool, expensive, built, run_id)
-    finally:
-        await built.tools.close()
-        await built.providers.close()
     assert run.queue_status == "done"
     assert run.total_cost_cents > 3
     assert (run.uncollected_cents, await charges(pool, run_id)) == (run.total_cost_cents - 3, [-3])
