@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from consumers.executor.drafts import Draft
 from consumers.executor.flow import FlowActor, FlowRun
 from consumers.executor.http_agent import HttpAgentCaller
-from consumers.executor.persistence import Draft, RunWriter
+from consumers.executor.persistence import RunWriter
 from consumers.executor.setup import setup_of
 from consumers.executor.tools import ToolCaller
 from consumers.llm.providers import CompletionRequest, Providers

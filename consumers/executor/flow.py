@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import JsonValue
 
-from consumers.executor.persistence import Draft
+from consumers.executor.drafts import Draft
 from consumers.executor.tools import ToolCaller
 from consumers.llm.providers import Completion, CompletionRequest, Providers
 from schemas.cases import Case

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consumers.executor.persistence import Draft
+from consumers.executor.drafts import Draft
 from schemas.runs import RunConfig
 from service.core.errors import FlowUnreadable
 from service.core.settings import Settings

@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 
 from consumers.executor.conversation import Engine
-from consumers.executor.persistence import Draft
+from consumers.executor.drafts import Draft
 from consumers.executor.worker import Executor
 from consumers.maintenance import maintenance_jobs
 from service.core.errors import LeaseLost

@@ -193,6 +193,18 @@ async def test_without_retry_after_the_first_retry_waits_about_half_a_second() -
     assert 0.37 <= gap < 2.0  # 0.5 s less up to 25 % jitter
 
 
+async def test_retries_double_their_wait_and_stop_after_max_retries() -> None:
+    failing = [status(500)] * 3
+    async with model_server(*failing) as server, provider(server.base_url, max_retries=2) as client:
+        error = await failure(client)
+
+    assert error.code == "PROVIDER_UNAVAILABLE"
+    assert len(server.seen) == 3  # the first try and two retries, no more
+    first, second = server.gaps()
+    assert 0.37 <= first < 0.6  # 0.5 s less up to 25 % jitter
+    assert 0.75 <= second < 1.2  # then 1 s
+
+
 @pytest.mark.parametrize("code", [408, 409, 502])
 async def test_request_timeout_conflict_and_bad_gateway_are_retried(code: int) -> None:
     retry_soon = {"retry-after-ms": "10"}

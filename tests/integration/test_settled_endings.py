@@ -15,7 +15,6 @@ import pytest
 
 from consumers.biller import Biller
 from consumers.executor.conversation import Engine
-from consumers.executor.persistence import ENDINGS_AT_ONCE
 from consumers.executor.worker import Executor
 from consumers.judge import Judge
 from consumers.llm.providers import Providers
@@ -233,25 +232,28 @@ async def test_the_scorer_and_the_biller_skip_unread_an_event_that_says_its_run_
     await providers.close()
 
 
-async def test_a_process_endings_queue_in_the_process_not_on_the_company_row(
+async def test_endings_ready_together_wait_in_the_process_and_commit_as_one_transaction(
     pool: Pool, settings: Settings, engine: Engine
 ) -> None:
     company = await make_company(pool, balance_cents=10_000)
     case_id = await make_case(pool, company.id, agent=ECHO_AGENT, persona=TALK, success_criteria=NO_JUDGE)
-    run_ids = [await trigger(pool, settings, company.id, case_id) for _ in range(ENDINGS_AT_ONCE + 2)]
+    run_ids = [await trigger(pool, settings, company.id, case_id) for _ in range(6)]
     executor = Executor(pool, settings, engine, name="only")
     async with connection(pool) as holder, holder.transaction():
         # Someone else holds the company's row (as another process's ending does until its commit).
         await holder.execute("SELECT 1 FROM companies WHERE id = $1 FOR NO KEY UPDATE", company.id)
         for run_id in run_ids:
             await executor.handle(await run_request(pool, run_id))
-        await eventually(
-            lambda: waiting_to_charge(pool), until=lambda n: n == ENDINGS_AT_ONCE, what="endings"
-        )
+        await eventually(lambda: waiting_to_charge(pool), until=lambda n: n == 1, what="an ending")
         await asyncio.sleep(0.5)  # the other endings are ready by now, and wait in the process
-        assert await waiting_to_charge(pool) == ENDINGS_AT_ONCE
+        assert await waiting_to_charge(pool) == 1
     await eventually(lambda: asyncio.sleep(0, executor.playing()), until=lambda p: not p, what="the ends")
     await executor.close()
+    async with connection(pool) as conn:
+        transactions = await conn.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM credit_ledger WHERE run_id = ANY($1::uuid[])", run_ids
+        )
+    assert transactions == 2  # the first ending alone, then the five that waited meanwhile together
     for run_id in run_ids:
         async with connection(pool) as conn:
             assert (await runs.get_run(conn, run_id)).queue_status == "done"

@@ -1,0 +1,137 @@
+"""Group commit of run endings (issue 16), against real PostgreSQL: endings handed over together
+commit in one transaction, each run settled and charged once as if it ended alone; a run whose
+lease was lost is answered LeaseLost and left unwritten without stopping the others; a cancel
+requested meanwhile ends its run cancelled; one run's failure rolls the batch back and each
+ending is then tried alone, so only that run fails."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from uuid import UUID
+
+from consumers.executor.endings import Closed, PendingEnding, end_all
+from schemas.evaluation import Evaluation
+from service.core.errors import DatabaseError, LeaseLost
+from service.core.ids import new_id
+from service.core.settings import Settings
+from service.db import claims, runs, turns
+from service.db.claims import Lease
+from service.db.postgres import Pool, connection
+from service.domain.lifecycle import Ending
+from tests.support.executor_runs import new_run
+from tests.support.scenarios import event_types, turn_rows
+
+PASSED = Evaluation(score=100.0, pass_fail=True, inconclusive=False, results=[])
+DONE = Ending("persona_goodbye")
+
+
+async def claimed(pool: Pool, settings: Settings) -> Lease:
+    run_id = await new_run(pool, settings)
+    async with connection(pool) as conn:
+        run = await claims.claim_run(conn, run_id, "ender", 60, 3)
+    assert run is not None
+    return Lease(run_id, "ender", run.attempt)
+
+
+def last_round(lease: Lease, ending: Ending | None, verdict: Evaluation | None = PASSED) -> PendingEnding:
+    """Two priced rows (3 cents) and the ending."""
+    said = [
+        turns.NewTurn(new_id(), lease.run_id, 1, "persona", "bye", cost_microcents=1_000_000),
+        turns.NewTurn(new_id(), lease.run_id, 2, "agent", "Goodbye.", cost_microcents=2_000_000),
+    ]
+    return PendingEnding(lease, said, ending, 20, datetime.now(UTC), verdict)
+
+
+async def charge_transactions(pool: Pool, run_ids: list[UUID]) -> list[str]:
+    """The id of the transaction that wrote each run's charge, in the order of `run_ids`."""
+    async with connection(pool) as conn:
+        rows = await conn.fetch(
+            "SELECT run_id, xmin::text AS xid FROM credit_ledger WHERE run_id = ANY($1::uuid[])", run_ids
+        )
+    by_run = {r["run_id"]: r["xid"] for r in rows}
+    assert len(rows) == len(by_run)  # one charge per run
+    return [by_run[run_id] for run_id in run_ids]
+
+
+async def test_endings_handed_over_together_are_settled_and_charged_in_one_transaction(
+    pool: Pool, settings: Settings
+) -> None:
+    leases = [await claimed(pool, settings) for _ in range(4)]
+    outcomes = await end_all(pool, [last_round(lease, DONE) for lease in leases])
+
+    ids = [lease.run_id for lease in leases]
+    assert len(set(await charge_transactions(pool, ids))) == 1
+    for lease in leases:
+        closed = outcomes[lease.run_id]
+        assert isinstance(closed, Closed)
+        assert closed.ended is not None
+        _, owed = closed.ended
+        assert owed is not None
+        assert (owed.taken_cents, owed.uncollected_cents) == (3, 0)
+        async with connection(pool) as conn:
+            stored = await runs.get_run(conn, lease.run_id)
+        assert (stored.status, stored.queue_status, stored.score, stored.total_cost_cents) == (
+            "completed",
+            "done",
+            100.0,
+            3,
+        )
+        assert await event_types(pool, lease.run_id) == [
+            *("queued", "started", "turn", "turn"),
+            *("completed", "scored", "billed", "done"),
+        ]
+
+
+async def test_a_lost_lease_is_answered_alone_and_a_cancel_ends_its_run_cancelled(
+    pool: Pool, settings: Settings
+) -> None:
+    ending, taken, cancelled, going_on = [await claimed(pool, settings) for _ in range(4)]
+    async with connection(pool) as conn:
+        await conn.execute("UPDATE eval_runs SET claimed_by = 'another' WHERE id = $1", taken.run_id)
+        await conn.execute("UPDATE eval_runs SET cancel_requested_at = now() WHERE id = $1", cancelled.run_id)
+    batch = [
+        last_round(ending, DONE),
+        last_round(taken, DONE),
+        last_round(cancelled, None),  # a common round refused for the cancel
+        last_round(going_on, None),  # no ending and no cancel: its round is written, it goes on
+    ]
+    outcomes = await end_all(pool, batch)
+
+    assert isinstance(outcomes[taken.run_id], LeaseLost)
+    assert await turn_rows(pool, taken.run_id) == []
+    assert await event_types(pool, taken.run_id) == ["queued", "started"]
+    going = outcomes[going_on.run_id]
+    assert isinstance(going, Closed)
+    assert going.ended is None
+    assert len(going.rows) == 2
+    async with connection(pool) as conn:
+        assert (await runs.get_run(conn, going_on.run_id)).status == "running"
+        assert (await runs.get_run(conn, cancelled.run_id)).status == "cancelled"
+        assert (await runs.get_run(conn, ending.run_id)).queue_status == "done"
+    assert await event_types(pool, cancelled.run_id) == [
+        *("queued", "started", "turn", "turn"),
+        *("cancelled", "billed", "done"),
+    ]
+
+
+async def test_one_failing_ending_rolls_the_batch_back_and_the_others_end_alone(
+    pool: Pool, settings: Settings
+) -> None:
+    first, broken, last = [await claimed(pool, settings) for _ in range(3)]
+    bad = last_round(broken, DONE)
+    twice = [bad.new[0], dataclasses.replace(bad.new[1], id=bad.new[0].id)]  # one row id twice
+    outcomes = await end_all(
+        pool, [last_round(first, DONE), dataclasses.replace(bad, new=twice), last_round(last, DONE)]
+    )
+
+    assert isinstance(outcomes[broken.run_id], DatabaseError)
+    assert await turn_rows(pool, broken.run_id) == []
+    async with connection(pool) as conn:
+        assert (await runs.get_run(conn, broken.run_id)).status == "running"
+    for lease in (first, last):
+        closed = outcomes[lease.run_id]
+        assert isinstance(closed, Closed)
+        assert closed.ended is not None
+    xids = await charge_transactions(pool, [first.run_id, last.run_id])
+    assert xids[0] != xids[1]  # tried again one by one, after the batch failed
