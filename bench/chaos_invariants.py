@@ -119,6 +119,15 @@ WHERE r.id = ANY($1::uuid[]) AND NOT (
     AND e.done_events = 1 AND e.done_sequence = e.last)
 """
 _UNSENT = "SELECT count(*) FROM outbox_pending"
+# Migration 0018's counts of runs in flight against the count they replace, for every company.
+_MISCOUNTED_INFLIGHT = """
+SELECT c.id AS company_id, inflight_runs(c.id) AS counted,
+       (SELECT count(*) FROM eval_runs AS r WHERE r.company_id = c.id AND r.released_at IS NOT NULL
+          AND r.status IN ('queued', 'running')) AS runs
+FROM companies AS c
+WHERE inflight_runs(c.id) <> (SELECT count(*) FROM eval_runs AS r WHERE r.company_id = c.id
+                                AND r.released_at IS NOT NULL AND r.status IN ('queued', 'running'))
+"""
 
 
 async def check_database(
@@ -140,6 +149,7 @@ async def check_database(
         await _charges(conn, company_id),
         await _books(conn, company_id),
         await _events(conn, ids),
+        await _inflight_counts(conn),
         verdict("every event published by the relay", 1, [n for n in [await _unsent(conn)] if n]),
     ]
 
@@ -199,6 +209,13 @@ async def _books(conn: asyncpg.Connection, company_id: str) -> Verdict:
 async def _events(conn: asyncpg.Connection, ids: list[UUID]) -> Verdict:
     rows = await conn.fetch(_EVENT_GAPS, ids)
     return verdict("event sequence dense, one run.done, last", len(ids), [dict(r) for r in rows])
+
+
+async def _inflight_counts(conn: asyncpg.Connection) -> Verdict:
+    rows = await conn.fetch(_MISCOUNTED_INFLIGHT)
+    companies = int(await conn.fetchval("SELECT count(*) FROM companies"))
+    bad = [dict(r) for r in rows]
+    return verdict("runs in flight counted right (entered - left = released, unfinished)", companies, bad)
 
 
 async def _unsent(conn: asyncpg.Connection) -> int:

@@ -5,7 +5,8 @@ each company's row for all of them, instead of one each.
 A batch takes its locks in the order every writer takes them, so two batches (or a batch and
 the lease keeper, or the biller) never wait on each other in a cycle: the runs in id order (as
 the batched rounds and the lease keeper lock them), then the suite runs counting them, then the
-companies charged, in id order, last (DESIGN.md §7: the hottest lock is held shortest).
+companies charged, in id order (DESIGN.md §7: the hottest lock is held shortest), then, at the
+commit, each company's count of runs out of flight, in the order the runs ended: company order.
 
 For each run, under its lease's fence: the last round's rows (if any), then the end — settled in
 place when no judge is needed (`service.db.results.settle_run`), else only ended for the scorer.
@@ -57,6 +58,16 @@ class Closed:
 
 
 @dataclass(frozen=True)
+class _Opened:
+    """A run of the batch whose last round is written (its row locked until the commit)."""
+
+    pending: PendingEnding
+    rows: list[turns.TurnRow]
+    cancelled: bool  # a cancel was requested: the run ends `cancelled`, whatever else it said
+    company_id: UUID
+
+
+@dataclass(frozen=True)
 class _Settled:
     rows: list[turns.TurnRow]
     run: RunRow
@@ -83,32 +94,54 @@ async def end_all(pool: Pool, batch: Sequence[PendingEnding]) -> dict[UUID, Clos
 
 async def _end_together(conn: Connection, batch: Sequence[PendingEnding]) -> dict[UUID, Closed | Exception]:
     outcomes: dict[UUID, Closed | Exception] = {}
-    settled: list[_Settled] = []
-    for pending in sorted(batch, key=lambda p: p.lease.run_id):
+    opened: list[_Opened] = []
+    for pending in sorted(batch, key=lambda p: p.lease.run_id):  # the run rows, in id order
         try:
-            closed = await _close(conn, pending)
+            opened.append(await _last_round(conn, pending))
         except LeaseLost as lost:  # its fenced statement matched no row: nothing of it was written
             outcomes[pending.lease.run_id] = lost
-            continue
+    settled: list[_Settled] = []
+    # Ended in company order: the commit then counts them out of flight (migration 0018) company
+    # by company, in the order every batch uses.
+    for each in sorted(opened, key=lambda o: (o.company_id, o.pending.lease.run_id)):
+        closed = await _close(conn, each)
         if isinstance(closed, _Settled):
             settled.append(closed)
         else:
-            outcomes[pending.lease.run_id] = closed
+            outcomes[each.pending.lease.run_id] = closed
     in_suites = sorted((s.run for s in settled if s.run.suite_run_id is not None), key=_by_suite_run)
     for run in in_suites:
         await count_run_done(conn, run)  # the last run of a suite run announces the suite run
-    for each in sorted(settled, key=lambda s: (s.run.company_id, s.run.id)):
-        owed = await settlement.charge(conn, each.run, each.total_cents)
-        outcomes[each.run.id] = Closed(each.rows, (each.run, owed))
+    for done in sorted(settled, key=lambda s: (s.run.company_id, s.run.id)):
+        owed = await settlement.charge(conn, done.run, done.total_cents)
+        outcomes[done.run.id] = Closed(done.rows, (done.run, owed))
     return outcomes
 
 
-async def _close(conn: Connection, pending: PendingEnding) -> Closed | _Settled:
-    """The run's rows and end, its run row locked by the first statement; a settled run's charge
-    is left to the caller, which takes the company rows last."""
+async def _last_round(conn: Connection, pending: PendingEnding) -> _Opened:
+    """Write the round's rows (or only advance the run) under the fence, which locks the run row;
+    whether a cancel was requested. LeaseLost when the fence matched nothing (then nothing was
+    written)."""
     lease = pending.lease
-    rows, cancelled = await _last_round(conn, pending)
-    ending = Ending("cancelled") if cancelled else pending.ending
+    if not pending.new:
+        run = await claims.advance_run(conn, lease, events=0, active_ms=pending.active_ms)
+        if run is None:
+            raise LeaseLost()
+        return _Opened(pending, [], run.cancel_requested_at is not None, run.company_id)
+    round_ = await rounds.persist_round(
+        conn, lease, pending.new, active_ms=pending.active_ms, now=pending.now, unless_cancelled=False
+    )
+    if round_ is None:
+        raise LeaseLost()
+    return _Opened(pending, round_.rows, round_.cancel_requested, round_.company_id)
+
+
+async def _close(conn: Connection, opened: _Opened) -> Closed | _Settled:
+    """End the run (locked by its last round); a settled run's charge is left to the caller,
+    which takes the company rows last."""
+    pending = opened.pending
+    lease, rows = pending.lease, opened.rows
+    ending = Ending("cancelled") if opened.cancelled else pending.ending
     if ending is None:
         return Closed(rows, None)
     verdict = pending.verdict
@@ -125,23 +158,6 @@ async def _close(conn: Connection, pending: PendingEnding) -> Closed | _Settled:
     if run is None:
         raise LeaseLost()
     return _Settled(rows, run, reckoning.bill.total_cost_cents)
-
-
-async def _last_round(conn: Connection, pending: PendingEnding) -> tuple[list[turns.TurnRow], bool]:
-    """Write the round's rows (or only advance the run) under the fence; whether a cancel was
-    requested. LeaseLost when the fence matched nothing (then nothing was written)."""
-    lease = pending.lease
-    if not pending.new:
-        run = await claims.advance_run(conn, lease, events=0, active_ms=pending.active_ms)
-        if run is None:
-            raise LeaseLost()
-        return [], run.cancel_requested_at is not None
-    round_ = await rounds.persist_round(
-        conn, lease, pending.new, active_ms=pending.active_ms, now=pending.now, unless_cancelled=False
-    )
-    if round_ is None:
-        raise LeaseLost()
-    return round_.rows, round_.cancel_requested
 
 
 def _by_suite_run(run: RunRow) -> tuple[str, UUID]:

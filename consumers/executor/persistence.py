@@ -1,12 +1,13 @@
 """The executor's transactions (DESIGN.md §3): claim, persist a round of rows, end the run.
 
-Each is one transaction on the run row (endings share one per batch). After the claim, every one starts by locking the run
-*fenced* by the lease (`claimed_by`, `attempt`); no row means another executor owns the run now
-(or it ended) and `LeaseLost` is raised before anything is written. The cancel flag is read
-under that lock, so the first commit after a cancel request ends the run `cancelled`. The common
-round (the conversation goes on, no cancel requested) is a single statement that makes the same
-writes under the same fence (`service.db.rounds`), shared with the other conversations' rounds
-that are ready at the same moment (`consumers.executor.batching`: group commit).
+Each is one transaction on the run row (endings: one for a batch of runs). After the claim,
+every one starts by locking the run *fenced* by the lease (`claimed_by`, `attempt`); no row
+means another executor owns the run now (or it ended) and `LeaseLost` is raised before anything
+is written. The cancel flag is read under that lock, so the first commit after a cancel request
+ends the run `cancelled`. The common round (the conversation goes on, no cancel requested) is a
+single statement that makes the same writes under the same fence (`service.db.rounds`), shared
+with the other conversations' rounds that are ready at the same moment
+(`consumers.executor.batching`: group commit).
 
 A run whose verdict needs no judge is *settled* in the transaction that ends it: ended, scored,
 billed and done in one statement (`service.db.results.settle_run`), then charged, with the
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from uuid import UUID
 
 from consumers.executor.batching import Batcher, RoundBatcher
@@ -64,7 +64,7 @@ class RunWriter:
         self._settings = settings
         self._batcher = RoundBatcher(pool)
         self._endings: Batcher[PendingEnding, Closed] = Batcher(
-            partial(end_all, pool), max_batch=MAX_ENDINGS, name="ending-batcher"
+            self._end_batch, max_batch=MAX_ENDINGS, name="ending-batcher"
         )
 
     async def claim(self, run_id: UUID, executor: str) -> RunRow | None:
@@ -118,6 +118,22 @@ class RunWriter:
         settling it in place if it can (`verdict` as for `persist`)."""
         await self._close(PendingEnding(lease, [], ending, active_ms, self._clock.now(), verdict))
 
+    async def _end_batch(self, batch: list[PendingEnding]) -> dict[UUID, Closed | Exception]:
+        outcomes = await end_all(self._pool, batch)
+        freed = {o.ended[0].company_id for o in outcomes.values() if isinstance(o, Closed) and o.ended}
+        for company_id in sorted(freed):
+            await self._fill_slots(company_id)
+        return outcomes
+
+    async def _fill_slots(self, company_id: UUID) -> None:
+        """After a batch committed, once per company whose runs it ended: hand the freed slots
+        on. The runs have ended, so a failure here must not reach their conversations (they
+        would play them again): the maintenance job releases what fits within seconds."""
+        try:
+            await fill_slots(self._pool, company_id, self._settings.inflight_cap, after_end=True)
+        except DatabaseError as exc:
+            log.warning("slot_release_deferred", company_id=str(company_id), error=str(exc))
+
     async def _close(self, pending: PendingEnding) -> bool:
         """Hand the ending to the next batch; True when the run ended. LeaseLost when the lease no
         longer held (nothing of it was written)."""
@@ -126,7 +142,7 @@ class RunWriter:
             raise LeaseLost()
         self._count(closed.rows)
         if closed.ended is not None:
-            await self._ended(*closed.ended)
+            self._ended(*closed.ended)
         return closed.ended is not None
 
     @staticmethod
@@ -134,10 +150,9 @@ class RunWriter:
         for row in rows:
             TURNS_PERSISTED.labels(row.role).inc()
 
-    async def _ended(self, run: RunRow, owed: Debit | None) -> None:
-        """After the end committed: say so, and hand the freed slot on. The run has ended, so a
-        failure here must not reach the conversation (it would play the ended run again): the
-        maintenance job releases what fits within seconds."""
+    @staticmethod
+    def _ended(run: RunRow, owed: Debit | None) -> None:
+        """After the end committed (and its batch handed the freed slots on): say so."""
         RUNS_ENDED.labels(run.status, run.termination_reason or "").inc()
         log.info(
             "run_ended",
@@ -150,7 +165,3 @@ class RunWriter:
         )
         if owed is not None:
             settlement.report(run.id, owed)
-        try:
-            await fill_slots(self._pool, run.company_id, self._settings.inflight_cap, after_end=True)
-        except DatabaseError as exc:
-            log.warning("slot_release_deferred", run_id=str(run.id), error=str(exc))

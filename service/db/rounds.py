@@ -57,7 +57,8 @@ WITH run AS (
     {_insert_turns(11)}    WHERE EXISTS (SELECT 1 FROM run)
 )
 {outbox.events_for_run_sql(5)}
-RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
+RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested,
+          (SELECT company_id FROM run) AS company_id
 """
 
 
@@ -69,6 +70,7 @@ _ROUND = _round_sql("")
 class Round:
     rows: list[turns.TurnRow]
     cancel_requested: bool
+    company_id: UUID  # the run's
 
 
 async def persist_round(
@@ -96,7 +98,9 @@ async def persist_round(
         *outbox.run_event_columns(events),
         *turns.turn_columns(rows),
     )
-    return Round(rows, bool(written[0]["cancel_requested"])) if written else None
+    if not written:
+        return None
+    return Round(rows, bool(written[0]["cancel_requested"]), written[0]["company_id"])
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ WITH input AS (
          AS e (run_id, ord, event_id, topic, type, payload, traceparent, created_at)
     JOIN run ON run.id = e.run_id
 )
-SELECT id FROM run
+SELECT id, company_id FROM run
 """
 
 
@@ -173,7 +177,7 @@ async def persist_rounds(conn: Connection, pending: Sequence[PendingRound]) -> d
         *outbox.run_event_columns(every_event),
         *turns.turn_columns(every_row),
     )
-    return {r["id"]: Round(rows[r["id"]], cancel_requested=False) for r in written}
+    return {r["id"]: Round(rows[r["id"]], False, r["company_id"]) for r in written}
 
 
 def _turn_events(run_id: UUID, rows: Sequence[turns.TurnRow], now: datetime) -> list[Event]:

@@ -2,15 +2,17 @@
 commit in one transaction, each run settled and charged once as if it ended alone; a run whose
 lease was lost is answered LeaseLost and left unwritten without stopping the others; a cancel
 requested meanwhile ends its run cancelled; one run's failure rolls the batch back and each
-ending is then tried alone, so only that run fails."""
+ending is then tried alone, so only that run fails; the slots a batch frees go to held runs."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime
 from uuid import UUID
 
 from consumers.executor.endings import Closed, PendingEnding, end_all
+from consumers.executor.persistence import RunWriter, WriterSettings
 from schemas.evaluation import Evaluation
 from service.core.errors import DatabaseError, LeaseLost
 from service.core.ids import new_id
@@ -20,7 +22,8 @@ from service.db.claims import Lease
 from service.db.postgres import Pool, connection
 from service.domain.lifecycle import Ending
 from tests.support.executor_runs import new_run
-from tests.support.scenarios import event_types, turn_rows
+from tests.support.factories import make_company
+from tests.support.scenarios import event_types, make_case, read_run, trigger, turn_rows
 
 PASSED = Evaluation(score=100.0, pass_fail=True, inconclusive=False, results=[])
 DONE = Ending("persona_goodbye")
@@ -135,3 +138,26 @@ async def test_one_failing_ending_rolls_the_batch_back_and_the_others_end_alone(
         assert closed.ended is not None
     xids = await charge_transactions(pool, [first.run_id, last.run_id])
     assert xids[0] != xids[1]  # tried again one by one, after the batch failed
+
+
+async def test_runs_ended_together_hand_their_freed_slots_on_to_held_runs(
+    pool: Pool, settings: Settings
+) -> None:
+    tight = settings.model_copy(update={"max_inflight_runs_per_company": 2})
+    company = await make_company(pool, balance_cents=10_000)
+    case_id = await make_case(pool, company.id)
+    run_ids = [await trigger(pool, tight, company.id, case_id) for _ in range(4)]
+    assert [(await read_run(pool, r)).released_at is not None for r in run_ids] == [True, True, False, False]
+    leases = []
+    for run_id in run_ids[:2]:
+        async with connection(pool) as conn:
+            run = await claims.claim_run(conn, run_id, "ender", 60, 3)
+        assert run is not None
+        leases.append(Lease(run_id, "ender", run.attempt))
+    writer = RunWriter(pool, WriterSettings(tight.rate_card, 60, 3, inflight_cap=2))
+
+    await asyncio.gather(*(writer.end(lease, DONE, 10, PASSED) for lease in leases))
+
+    after = [await read_run(pool, r) for r in run_ids]
+    assert [r.status for r in after] == ["completed", "completed", "queued", "queued"]
+    assert all(r.released_at is not None for r in after)  # the two held runs took the freed slots

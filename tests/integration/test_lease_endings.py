@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from consumers.executor import persistence
+from consumers.executor import endings, persistence
 from consumers.executor.conversation import Engine
 from consumers.executor.worker import Executor
 from service.core.errors import DatabaseUnavailable
@@ -141,7 +141,7 @@ async def test_an_end_whose_commit_was_not_acknowledged_is_not_reported_lost(
             unacknowledged.append(run_id)
             raise DatabaseUnavailable("connection lost after COMMIT")
 
-    monkeypatch.setattr(persistence, "transaction", commit_then_lose_the_connection)
+    monkeypatch.setattr(endings, "transaction", commit_then_lose_the_connection)
     with captured_logs() as logs:
         await played_to_the_end(executor, pool, run_id)
     assert unacknowledged == [run_id]
@@ -166,7 +166,8 @@ async def test_a_failure_to_hand_the_slot_on_does_not_replay_the_ended_run(
     assert logs.named("lease_lost") == []
     assert logs.named("conversation_interrupted") == []  # the ended run is not played again
     assert [line["run_id"] for line in logs.named("run_ended")] == [str(run_id)]
-    assert [line["run_id"] for line in logs.named("slot_release_deferred")] == [str(run_id)]
+    company_id = (await read_run(pool, run_id)).company_id
+    assert [line["company_id"] for line in logs.named("slot_release_deferred")] == [str(company_id)]
 
 
 async def test_a_run_another_executor_took_is_reported_lost_once_and_its_conversation_stops(

@@ -31,6 +31,8 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "idempotency_keys",
+    "inflight_entered",
+    "inflight_left",
     "schema_migrations",
 }
 
@@ -230,7 +232,7 @@ async def test_the_check_domains_upgrade_keeps_every_rule_and_rewrites_nothing(
         )
         files = await _relfiles(conn)
         rows = [dict(r) for r in await conn.fetch("SELECT * FROM eval_runs JOIN eval_run_turns ON true")]
-        assert [m.version for m in await apply_migrations(conn)] == [16, 17]
+        assert [m.version for m in await apply_migrations(conn)][:2] == [16, 17]  # then any later ones
         assert await _relfiles(conn) == files
         assert [
             dict(r) for r in await conn.fetch("SELECT * FROM eval_runs JOIN eval_run_turns ON true")

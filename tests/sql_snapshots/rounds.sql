@@ -26,7 +26,8 @@ FROM run, unnest($5::uuid[], $6::text[], $7::text[], $8::jsonb[], $9::text[],
                  $10::timestamptz[])
           WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
 
-RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
+RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested,
+          (SELECT company_id FROM run) AS company_id
 
 -- _ROUNDS
 WITH input AS (
@@ -69,7 +70,7 @@ WITH input AS (
          AS e (run_id, ord, event_id, topic, type, payload, traceparent, created_at)
     JOIN run ON run.id = e.run_id
 )
-SELECT id FROM run
+SELECT id, company_id FROM run
 
 -- _ROUND_UNLESS_CANCELLED
 WITH run AS (
@@ -99,4 +100,5 @@ FROM run, unnest($5::uuid[], $6::text[], $7::text[], $8::jsonb[], $9::text[],
                  $10::timestamptz[])
           WITH ORDINALITY AS e (event_id, topic, type, payload, traceparent, created_at, ord)
 
-RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested
+RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested,
+          (SELECT company_id FROM run) AS company_id
