@@ -159,7 +159,10 @@ async def sweep_expired_leases(
         gone = _ids(await _lost(conn, again, executors, committed, clock))
         waiting = _ids(again) - gone
         retry = [r for r in expired if r.id not in _ids(lost) and r.id not in waiting]
-        ended = [run for run in [await _end_lost(conn, r, cap) for r in lost] if run is not None]
+        # Ended in company order: their commit counts them out of flight company by company
+        # (migration 0018), in the order the executors' ending batches take those rows.
+        in_order = sorted(lost, key=lambda r: (r.company_id, r.id))
+        ended = [run for run in [await _end_lost(conn, r, cap) for r in in_order] if run is not None]
         await dispatch.redispatch(conn, retry)
         await dispatch.mark_dispatched(conn, waiting)
     for company_id in {run.company_id for run in ended}:
