@@ -2,7 +2,8 @@
 commit in one transaction, each run settled and charged once as if it ended alone; a run whose
 lease was lost is answered LeaseLost and left unwritten without stopping the others; a cancel
 requested meanwhile ends its run cancelled; one run's failure rolls the batch back and each
-ending is then tried alone, so only that run fails; the slots a batch frees go to held runs."""
+ending is then tried alone, so only that run fails; the slots a batch frees go to held runs, and
+the last runs of a suite run ended together announce it done once."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from service.domain.lifecycle import Ending
 from tests.support.executor_runs import new_run
 from tests.support.factories import make_company
 from tests.support.scenarios import event_types, make_case, read_run, trigger, turn_rows
+from tests.support.suites import make_suite, start_in_process
 
 PASSED = Evaluation(score=100.0, pass_fail=True, inconclusive=False, results=[])
 DONE = Ending("persona_goodbye")
@@ -161,3 +163,32 @@ async def test_runs_ended_together_hand_their_freed_slots_on_to_held_runs(
     after = [await read_run(pool, r) for r in run_ids]
     assert [r.status for r in after] == ["completed", "completed", "queued", "queued"]
     assert all(r.released_at is not None for r in after)  # the two held runs took the freed slots
+
+
+async def test_the_last_runs_of_a_suite_run_ended_together_announce_it_done_once(
+    pool: Pool, settings: Settings
+) -> None:
+    company = await make_company(pool, balance_cents=10_000)
+    suite_id = await make_suite(pool, company.id, cases=2, parallelism=2)
+    started = await start_in_process(pool, settings, company.id, suite_id)
+    leases = []
+    for run_id in started.run_ids:
+        async with connection(pool) as conn:
+            run = await claims.claim_run(conn, run_id, "ender", 60, 3)
+        assert run is not None
+        leases.append(Lease(run_id, "ender", run.attempt))
+
+    await end_all(pool, [last_round(lease, DONE) for lease in leases])
+
+    async with connection(pool) as conn:
+        announced = await conn.fetch(
+            "SELECT payload -> 'data' AS data FROM outbox"
+            " WHERE type = 'agent_eval.suite_run.done' AND payload -> 'data' ->> 'suite_run_id' = $1",
+            str(started.suite_run_id),
+        )
+        numbered = await conn.fetch(
+            "SELECT suite_seq FROM eval_runs WHERE suite_run_id = $1 ORDER BY suite_seq", started.suite_run_id
+        )
+    assert len(announced) == 1
+    assert (announced[0]["data"]["completed"], announced[0]["data"]["done"]) == (2, True)
+    assert [r["suite_seq"] for r in numbered] == [1, 2]
