@@ -18,11 +18,11 @@ from schemas.evaluation import Evaluation
 from service.core.errors import DatabaseError, LeaseLost
 from service.core.ids import new_id
 from service.core.settings import Settings
-from service.db import claims, runs, turns
+from service.db import runs, turns
 from service.db.claims import Lease
 from service.db.postgres import Pool, connection
 from service.domain.lifecycle import Ending
-from tests.support.executor_runs import new_run
+from tests.support.executor_runs import claimed_by, new_run
 from tests.support.factories import make_company
 from tests.support.scenarios import event_types, make_case, read_run, trigger, turn_rows
 from tests.support.suites import make_suite, start_in_process
@@ -32,11 +32,7 @@ DONE = Ending("persona_goodbye")
 
 
 async def claimed(pool: Pool, settings: Settings) -> Lease:
-    run_id = await new_run(pool, settings)
-    async with connection(pool) as conn:
-        run = await claims.claim_run(conn, run_id, "ender", 60, 3)
-    assert run is not None
-    return Lease(run_id, "ender", run.attempt)
+    return await claimed_by(pool, await new_run(pool, settings), "ender")
 
 
 def last_round(lease: Lease, ending: Ending | None, verdict: Evaluation | None = PASSED) -> PendingEnding:
@@ -150,12 +146,7 @@ async def test_runs_ended_together_hand_their_freed_slots_on_to_held_runs(
     case_id = await make_case(pool, company.id)
     run_ids = [await trigger(pool, tight, company.id, case_id) for _ in range(4)]
     assert [(await read_run(pool, r)).released_at is not None for r in run_ids] == [True, True, False, False]
-    leases = []
-    for run_id in run_ids[:2]:
-        async with connection(pool) as conn:
-            run = await claims.claim_run(conn, run_id, "ender", 60, 3)
-        assert run is not None
-        leases.append(Lease(run_id, "ender", run.attempt))
+    leases = [await claimed_by(pool, run_id, "ender") for run_id in run_ids[:2]]
     writer = RunWriter(pool, WriterSettings(tight.rate_card, 60, 3, inflight_cap=2))
 
     await asyncio.gather(*(writer.end(lease, DONE, 10, PASSED) for lease in leases))
@@ -171,12 +162,7 @@ async def test_the_last_runs_of_a_suite_run_ended_together_announce_it_done_once
     company = await make_company(pool, balance_cents=10_000)
     suite_id = await make_suite(pool, company.id, cases=2, parallelism=2)
     started = await start_in_process(pool, settings, company.id, suite_id)
-    leases = []
-    for run_id in started.run_ids:
-        async with connection(pool) as conn:
-            run = await claims.claim_run(conn, run_id, "ender", 60, 3)
-        assert run is not None
-        leases.append(Lease(run_id, "ender", run.attempt))
+    leases = [await claimed_by(pool, run_id, "ender") for run_id in started.run_ids]
 
     await end_all(pool, [last_round(lease, DONE) for lease in leases])
 

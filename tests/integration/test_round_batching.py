@@ -15,19 +15,15 @@ from schemas.api import TurnRole
 from service.core.errors import DatabaseError
 from service.core.ids import new_id
 from service.core.settings import Settings
-from service.db import claims, rounds, turns
+from service.db import rounds, turns
 from service.db.claims import Lease
 from service.db.postgres import Pool, connection
-from tests.support.executor_runs import new_run
+from tests.support.executor_runs import claimed_by, new_run
 from tests.support.scenarios import event_types, turn_rows
 
 
 async def claimed(pool: Pool, settings: Settings) -> Lease:
-    run_id = await new_run(pool, settings)
-    async with connection(pool) as conn:
-        run = await claims.claim_run(conn, run_id, "batcher", 60, 3)
-    assert run is not None
-    return Lease(run_id, "batcher", run.attempt)
+    return await claimed_by(pool, await new_run(pool, settings), "batcher")
 
 
 HELLO = ("hello", "Right.")

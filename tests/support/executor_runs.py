@@ -15,6 +15,8 @@ from consumers.role import RoleContext
 from schemas.events import Event, decode_event
 from service.bus.memory import InProcessBus
 from service.core.settings import Settings
+from service.db import claims
+from service.db.claims import Lease
 from service.db.postgres import Pool, connection
 from tests.support.factories import make_company
 from tests.support.scenarios import make_case, scripted_agent, scripted_persona, trigger
@@ -22,6 +24,14 @@ from tests.support.waiting import eventually
 
 LONG_TALK = scripted_persona([f"line {i}" for i in range(12)])
 ECHO_AGENT = scripted_agent(greeting_message=None, rules=[{"when": ".", "say": "Right."}], tools=[])
+
+
+async def claimed_by(pool: Pool, run_id: UUID, executor: str) -> Lease:
+    """Claim the run for `executor` (as its run request would), and the lease it holds."""
+    async with connection(pool) as conn:
+        run = await claims.claim_run(conn, run_id, executor, 60, 3)
+    assert run is not None
+    return Lease(run_id, executor, run.attempt)
 
 
 def make_engine(settings: Settings, pool: Pool) -> Engine:
