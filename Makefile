@@ -6,6 +6,9 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test files run side by side in this many pytest-xdist workers (each test has its own cloned
+# database and topic prefix): the CPU count, at most four, so one broker and one PostgreSQL keep up.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 ARGS ?=
 
 .PHONY: install run test lint lint-chart format services-up services-down clean image-test chaos chaos-short bench-smoke
@@ -24,7 +27,7 @@ run: install
 # The services stay up, so the next `make test` starts at once; the last line says how to stop them.
 test: install
 	scripts/services up
-	source .services/env && $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	source .services/env && $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); status=$$?; \
 	echo "make test: PostgreSQL and Kafka keep running for the next run; stop them with scripts/services down"; \
 	exit $$status
 

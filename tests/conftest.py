@@ -28,6 +28,16 @@ hypothesis_settings.register_profile("thorough", max_examples=500, deadline=None
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the controller collects nothing, so a mistyped path would end as "no
+    tests ran" (exit 5): check the paths here, as plain pytest does (a usage error, exit 4)."""
+    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        for arg in config.args:
+            path = config.invocation_params.dir / arg.split("::", 1)[0]
+            if not path.exists():
+                raise pytest.UsageError(f"file or directory not found: {arg}")
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name)
     if not value:

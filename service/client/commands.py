@@ -65,7 +65,7 @@ def add_test_commands(sub: Subcommands) -> None:
 def run_test(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
     """Run `agent-eval test …` to an exit code."""
     env = os.environ if env is None else env
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # a message line is never cut: paths stay whole
     if not console.is_terminal and "COLUMNS" not in env:
         console.width = LOG_WIDTH  # a CI log: do not wrap the summary table at 80 columns
     try:

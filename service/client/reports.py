@@ -163,7 +163,8 @@ def json_report(report: Report, result: Verdict) -> str:
 def summary_table(report: Report) -> Table:
     table = Table(title=f"{report.suite_name}: suite run {report.view.suite_run_id}")
     for column in ("case", "passed", "pass rate [95 %]", "errored", "vs baseline", "cost"):
-        table.add_column(column)
+        # On a narrow terminal the case name wraps; a verdict or a figure split over lines is misread.
+        table.add_column(column, no_wrap=column != "case")
     costs: dict[UUID | None, int] = {}
     for run in report.view.runs:
         costs[run.case_id] = costs.get(run.case_id, 0) + run.total_cost_cents

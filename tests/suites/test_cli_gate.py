@@ -52,6 +52,7 @@ def base_env(tenant: Tenant | None, client: Client | None) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("AGENT_EVAL_", "GITHUB_", "GITLAB_", "JENKINS_"))
     }
+    env["COLUMNS"] = "80"  # the report must read right on a common terminal, whatever runs the tests
     if tenant is not None:
         env["AGENT_EVAL_API_KEY"] = tenant.key
     if client is not None:
