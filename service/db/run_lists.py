@@ -32,7 +32,7 @@ def _where(company_id: UUID, filters: RunFilters) -> tuple[str, list[object]]:
             where += f" AND {column} = ${len(args)}"
     if filters.labels:
         args.append(filters.labels)
-        where += f" AND labels @> ${len(args)}::jsonb"
+        where += f" AND labels @> ${len(args)}::jsonb AND labels <> '{{}}'::jsonb"  # the sparse GIN index
     if filters.created_after is not None:
         args.append(filters.created_after)
         where += f" AND created_at > ${len(args)}"
