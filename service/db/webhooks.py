@@ -86,16 +86,22 @@ ORDER BY id DESC LIMIT $2 OFFSET $3
 """
 _COUNT = "SELECT count(*) FROM webhook_endpoints WHERE company_id = $1 AND deleted_at IS NULL"
 # Who receives each of a batch of events, and (for run events) the run as it is now.
+# The run is read only for an event some endpoint subscribes to: most events of most runs go to
+# no endpoint (webhooks default to `run.done`), and the run's row is its largest read.
 _SUBSCRIBERS_AND_RUNS = f"""
-SELECT array(
-           SELECT w.id FROM webhook_endpoints w
-           WHERE w.company_id = e.company_id AND w.is_enabled AND w.deleted_at IS NULL
-             AND e.type = ANY (w.event_types)
-           ORDER BY w.id
-       ) AS endpoint_ids,
-       run.*
+SELECT s.endpoint_ids, run.*
 FROM unnest($1::uuid[], $2::text[], $3::uuid[]) WITH ORDINALITY AS e (company_id, type, run_id, ord)
-LEFT JOIN (SELECT {RUN_COLUMNS} FROM eval_runs) AS run ON run.id = e.run_id
+CROSS JOIN LATERAL (
+    SELECT array(
+               SELECT w.id FROM webhook_endpoints w
+               WHERE w.company_id = e.company_id AND w.is_enabled AND w.deleted_at IS NULL
+                 AND e.type = ANY (w.event_types)
+               ORDER BY w.id
+           ) AS endpoint_ids
+) AS s
+LEFT JOIN LATERAL (
+    SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = e.run_id AND cardinality(s.endpoint_ids) > 0
+) AS run ON true
 ORDER BY e.ord
 """
 _DISABLE = f"""
@@ -183,7 +189,8 @@ class Audience:
 
 async def audiences(conn: Connection, events: Sequence[tuple[UUID, str, UUID | None]]) -> list[Audience]:
     """For each (company id, event type, run id or None): the company's enabled endpoints
-    subscribed to the type, and the run (None when not asked for or missing); in order."""
+    subscribed to the type, and the run (None when not asked for, missing, or when no endpoint
+    subscribes); in order."""
     rows = await conn.fetch(
         _SUBSCRIBERS_AND_RUNS, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events]
     )
