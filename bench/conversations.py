@@ -1,7 +1,7 @@
 """Peers-shaped conversations benchmark (issue 16): ten-message conversations whose agent and
 persona both talk to an OpenAI-compatible model server (`bench.model_server`, its own process,
 answering after `--model-latency`), on the full stack (`--mode stack`: gateway, relay,
-executor(s), scorer, biller as processes on a PostgreSQL server and a Kafka broker of the
+executor(s), scorer, biller, notifier as processes on a PostgreSQL server and a Kafka broker of the
 benchmark's own) or on `agent-eval dev` (`--mode dev`: one process, embedded PostgreSQL,
 in-process bus). `--runs` runs, `--concurrency` in flight, triggered through the HTTP API
 (`bench.overload_load`: a blocking POST with `Prefer: wait=60`, then polls until done).

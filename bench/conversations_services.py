@@ -1,7 +1,7 @@
 """What the conversations benchmark (`bench.conversations`) runs against, every part its own: the
 model server (`bench.model_server`, its own process), and either the full stack — a PostgreSQL
 server in a temporary directory (durable unless `--fast-database`), a Kafka broker
-(`scripts/localkafka.py`), the gateway, relay, executor(s), scorer and biller as processes — or
+(`scripts/localkafka.py`), the gateway, relay, executor(s), scorer, biller and notifier as processes — or
 `agent-eval dev` on a data directory of its own (its embedded PostgreSQL is durable). Each comes
 with its process groups for the CPU accounting (`bench.conversations_cpu`)."""
 
@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.fernet import Fernet
 
 from bench import statements
 from bench.chaos import durability_settings
@@ -66,9 +68,12 @@ def pids_of(processes: Processes, *names: str) -> Roots:
 
 
 def provider_env(model_port: int, args: argparse.Namespace) -> dict[str, str]:
+    """Every role's environment: the model server as provider `bench`, the in-flight cap, JSON
+    logs, and a key to seal webhook secrets with (the notifier will not start without one)."""
     provider = {"base_url": f"http://127.0.0.1:{model_port}/v1", "timeout_s": 60}
     return {
         "AGENT_EVAL_PROVIDERS": json.dumps({"bench": provider}),
+        "AGENT_EVAL_WEBHOOK_SECRET_KEYS": Fernet.generate_key().decode(),
         "AGENT_EVAL_MAX_INFLIGHT_RUNS_PER_COMPANY": str(args.max_inflight),
         "AGENT_EVAL_LOG_FORMAT": "json",
     }
@@ -128,13 +133,16 @@ def full_stack(args: argparse.Namespace, folder: Path, logs: Path) -> Iterator[R
 
 
 def start_roles(stack: Stack, args: argparse.Namespace) -> None:
-    """The gateway, the relay, `--executors` executors, a scorer and a biller; until all are ready."""
+    """The gateway, the relay, `--executors` executors, a scorer, a biller and a notifier (it reads
+    every run event, as in production, though the benchmark's company has no webhook endpoint);
+    until all are ready."""
     stack.processes.start("gateway", "serve")
     stack.start_role("relay", "relay")
     for i in range(args.executors):
         stack.start_role(f"executor-{i + 1}", *executor_argv(args))
     stack.start_role("scorer-1", "consume", "scorer")
     stack.start_role("biller-1", "consume", "biller")
+    stack.start_role("notifier-1", "consume", "notifier")
     wait_ready(f"{stack.base}/readyz", START_TIMEOUT_S)
     for port in stack.health.values():
         wait_ready(f"http://127.0.0.1:{port}/readyz", START_TIMEOUT_S)
