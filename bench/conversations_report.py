@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bench.conversations_services import SYSTEM
+from bench.conversations_services import MODEL_SERVER, SYSTEM
 from bench.overload_figures import Sampler, Stored
 from bench.overload_load import Driven
 from bench.stack import percentile
@@ -61,8 +61,13 @@ def cpu_figures(m: Measured) -> dict[str, object]:
     done = max(1, m.done())
     system = {g: ms(max(0.0, s) / done) for g, s in m.cpu_s.items() if m.kinds.get(g) == SYSTEM}
     apart = {g: ms(max(0.0, s) / done) for g, s in m.cpu_s.items() if g in m.kinds and g not in system}
+    total = round(sum(system.values()), 1)
+    model = apart.get(MODEL_SERVER, 0.0)
     return {
-        "cpu_ms_per_conversation": round(sum(system.values()), 1),
+        "cpu_ms_per_conversation": total,
+        # The model server does the same work for every conversation, so this ratio moves with
+        # the system's cost and not with the machine's speed, which drifts by a fifth here.
+        "cpu_per_model_server_cpu": round(total / model, 2) if model > 0 else None,
         "cpu_ms_per_conversation_by_group": system,
         "cpu_ms_per_conversation_apart": apart,
         "machine_cpu_ms_per_conversation": ms(max(0.0, m.cpu_s.get(MACHINE, 0.0)) / done),
@@ -151,6 +156,11 @@ def report(args: argparse.Namespace, m: Measured, *, total_s: float) -> None:
         (
             "  whole machine",
             f"{f['machine_cpu_ms_per_conversation']} ms   (all its processes, ours or not; no baseline)",
+        ),
+        (
+            "  model-server units",
+            f"{f['cpu_per_model_server_cpu']} x the model server's CPU   (the same work every time: "
+            "compare this across sittings)",
         ),
         ("  idle baseline", f"{per_group(f['idle_cpu_percent'], ' %')} of a core"),
         ("peak RSS", per_group(f["peak_rss_mb"], " MB")),

@@ -42,6 +42,7 @@ START_TIMEOUT_S = 120.0
 
 # What each group counts as: the system measured, or the load's own parts, reported apart.
 SYSTEM, APART = "system", "apart"
+MODEL_SERVER = "model server"
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def start_model(processes: Processes, port: int, latency_s: float) -> str:
 
 def apart_groups(processes: Processes) -> dict[str, Roots]:
     """The model server and this process (the clients and the samplers), reported apart."""
-    return {"model server": pids_of(processes, "model-server"), "bench client": lambda: [os.getpid()]}
+    return {MODEL_SERVER: pids_of(processes, "model-server"), "bench client": lambda: [os.getpid()]}
 
 
 def executor_argv(args: argparse.Namespace) -> tuple[str, ...]:
