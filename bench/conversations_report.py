@@ -158,7 +158,7 @@ def report(args: argparse.Namespace, m: Measured, *, total_s: float) -> None:
             f"{f['machine_cpu_ms_per_conversation']} ms   (all its processes, ours or not; no baseline)",
         ),
         (
-            "  model-server units",
+            "  in model units",
             f"{f['cpu_per_model_server_cpu']} x the model server's CPU   (the same work every time: "
             "compare this across sittings)",
         ),
