@@ -68,7 +68,7 @@ def pids_of(processes: Processes, *names: str) -> Roots:
     return lambda: [p.pid for n, p in processes.started.items() if n in names and p.poll() is None]
 
 
-def provider_env(model_port: int, args: argparse.Namespace) -> dict[str, str]:
+def role_env(model_port: int, args: argparse.Namespace) -> dict[str, str]:
     """Every role's environment: the model server as provider `bench`, the in-flight cap, JSON
     logs, and a key to seal webhook secrets with (the notifier will not start without one)."""
     provider = {"base_url": f"http://127.0.0.1:{model_port}/v1", "timeout_s": 60}
@@ -110,7 +110,7 @@ def full_stack(args: argparse.Namespace, folder: Path, logs: Path) -> Iterator[R
         broker = Broker.start(folder, say)
         exits.callback(broker.stop)
         model_port = free_port()
-        stack = Stack(database.url(), broker.bootstrap, logs, provider_env(model_port, args))
+        stack = Stack(database.url(), broker.bootstrap, logs, role_env(model_port, args))
         exits.callback(stack.close)
         model_url = start_model(stack.processes, model_port, args.model_latency)
         start_roles(stack, args)
@@ -154,7 +154,7 @@ def dev_stack(args: argparse.Namespace, folder: Path, logs: Path) -> Iterator[Ru
     """`agent-eval dev` on a data directory under `folder` and the model server, ready; a company
     of the benchmark's own seeded in its database. Both stopped on the way out."""
     model_port, port = free_port(), free_port()
-    processes = Processes(provider_env(model_port, args), logs)
+    processes = Processes(role_env(model_port, args), logs)
     with contextlib.ExitStack() as exits:
         exits.callback(processes.stop_all)
         model_url = start_model(processes, model_port, args.model_latency)
