@@ -31,10 +31,13 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from bench import statements
 from bench.agent_kinds import KINDS, make_case, start_agent_server
 from bench.holding import capacity, waiters
 from bench.pipeline_stack import Stack
 from bench.stack import bench_database_server, machine_cpu, percentile
+from bench.statements import PerRun
+from bench.statements import lines as statement_lines
 from bench.stragglers import straggler_report
 
 INFRASTRUCTURE = ("postgres", "kafka", "http-agent")
@@ -75,6 +78,7 @@ class Measured:
     cpu_s: dict[str, float]
     stages: dict[str, list[float]]
     stragglers: list[str]
+    statements: PerRun | None  # with `--statements N`
 
     def runs_per_s(self) -> float:
         return len(self.results) / self.wall_s
@@ -91,6 +95,8 @@ def measure(stack: Stack, args: argparse.Namespace, kind: str, agent_url: str | 
     key = stack.seeded.key
     case_id = make_case(stack.base, key, max_turns=10, lines=5, kind=kind, agent_url=agent_url)
     asyncio.run(drive(stack.base, key, case_id, min(50, args.runs), args.clients))  # warm-up
+    if args.statements:
+        asyncio.run(statements.reset(stack.seeded.database_url))
     since = datetime.now().astimezone()
     cpu_before = {**stack.processes.cpu_seconds(), **machine_cpu()}
     started = time.monotonic()
@@ -100,7 +106,12 @@ def measure(stack: Stack, args: argparse.Namespace, kind: str, agent_url: str | 
     cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
     stages = asyncio.run(stage_latencies(stack.seeded.database_url, since))
     stragglers = asyncio.run(straggler_report(stack.seeded.database_url, since))
-    return Measured(kind, results, wall, cpu, stages, stragglers)
+    per_run = (
+        asyncio.run(statements.per_run(stack.seeded.database_url, args.runs, args.statements))
+        if args.statements
+        else None
+    )
+    return Measured(kind, results, wall, cpu, stages, stragglers, per_run)
 
 
 def throughput(args: argparse.Namespace, server_url: str, bootstrap: str, logs: Path) -> None:
@@ -163,6 +174,8 @@ def report(args: argparse.Namespace, m: Measured) -> None:
     for name, seconds_used in sorted(m.cpu_s.items()):
         label = name if name.startswith("machine") else f"{name} of a core"
         print(f"  {'CPU ' + label:<34} {seconds_used / m.wall_s:.0%}")
+    if m.statements is not None:
+        print("\n".join(statement_lines(m.statements)))
 
 
 def compare(measured: list[Measured]) -> None:
@@ -227,6 +240,9 @@ def main() -> int:
     load.add_argument("--latency", type=float, default=0.0, help="simulated seconds per model call")
     load.add_argument("--agent", default="prompt", help=f"agent kinds, comma-separated: {', '.join(KINDS)}")
     load.add_argument("--keep", action="store_true", help="keep the database and the processes' logs")
+    load.add_argument(
+        "--statements", type=int, default=0, help="print the N statements costing most (with --durable)"
+    )
     held = sub.add_parser("capacity", help="conversations one executor holds at 1 s model latency")
     held.add_argument("--conversations", type=int, default=1000)
     blocked = sub.add_parser("waiters", help="blocked POSTs one gateway holds")
@@ -244,7 +260,10 @@ def main() -> int:
         print("run `scripts/services up` and `source .services/env` first")
         return 2
     modes = {"throughput": throughput, "capacity": capacity, "waiters": waiters}
-    with bench_database_server(args.durable) as server_url:
+    if getattr(args, "statements", 0) and not args.durable:
+        parser.error("--statements needs --durable: the test server is shared and has no pg_stat_statements")
+    preload = statements.PRELOAD if getattr(args, "statements", 0) else None
+    with bench_database_server(args.durable, preload) as server_url:
         if server_url is None:
             return 2
         kind = "durable (fsync, synchronous_commit on)" if args.durable else "test server (durability off)"

@@ -344,16 +344,16 @@ DURABLE_SETTINGS: Mapping[str, str] = {**pgserver.DEV_SETTINGS, "max_connections
 
 
 @contextlib.contextmanager
-def bench_database_server(durable: bool) -> Iterator[str | None]:
+def bench_database_server(durable: bool, extra: Mapping[str, str] | None = None) -> Iterator[str | None]:
     """The PostgreSQL server a benchmark uses: with `durable`, a server of its own with production
-    settings (fsync and synchronous commits on) in a temporary directory, stopped at the end;
-    otherwise the test server from `AGENT_EVAL_DATABASE_URL` (durability off: faster, not
+    settings (fsync and synchronous commits on, plus `extra`) in a temporary directory, stopped at
+    the end; otherwise the test server from `AGENT_EVAL_DATABASE_URL` (durability off: faster, not
     production-like). None when neither is available (after saying why)."""
     if not durable:
         yield database_server()
         return
     with tempfile.TemporaryDirectory(prefix="agent-eval-bench-pg-") as folder:
-        server = pgserver.start(Path(folder), settings=DURABLE_SETTINGS)
+        server = pgserver.start(Path(folder), settings={**DURABLE_SETTINGS, **(extra or {})})
         try:
             yield server.url()
         finally:

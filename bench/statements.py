@@ -15,13 +15,14 @@ import asyncpg
 PRELOAD: Mapping[str, str] = {
     "shared_preload_libraries": "pg_stat_statements",
     "pg_stat_statements.track": "all",  # statements inside functions too (the release function's)
+    "pg_stat_statements.track_planning": "on",  # a custom plan is made again at every execution
 }
 
 _RESET = """
 SELECT pg_stat_statements_reset(), pg_stat_reset(), pg_stat_reset_shared('wal'), pg_stat_reset_shared('io')
 """
 _TOP = """
-SELECT query, calls, total_exec_time, rows, wal_bytes, wal_fpi, shared_blks_dirtied
+SELECT query, calls, total_exec_time, total_plan_time, rows, wal_bytes, wal_fpi, shared_blks_dirtied
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ORDER BY {order} DESC LIMIT $1
@@ -35,6 +36,7 @@ WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_ins + n_tup_upd + n_t
 _TOTALS = """
 SELECT (SELECT sum(calls) FROM pg_stat_statements) AS statements,
        (SELECT sum(total_exec_time) FROM pg_stat_statements) AS exec_ms,
+       (SELECT sum(total_plan_time) FROM pg_stat_statements) AS plan_ms,
        (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits,
        (SELECT wal_bytes FROM pg_stat_wal) AS wal_bytes,
        (SELECT sum(fsyncs) FROM pg_stat_io WHERE object = 'wal' AND context = 'normal') AS wal_syncs
@@ -46,6 +48,7 @@ class Statement:
     query: str
     calls: float  # per run, as all the figures here
     exec_ms: float
+    plan_ms: float
     rows: float
     wal_bytes: float
 
@@ -64,6 +67,7 @@ class Table:
 class PerRun:
     statements: float
     exec_ms: float
+    plan_ms: float
     commits: float
     wal_bytes: float
     wal_syncs: float
@@ -95,6 +99,7 @@ async def per_run(url: str, runs: int, top: int) -> PerRun:
     return PerRun(
         statements=float(totals["statements"] or 0) / n,
         exec_ms=float(totals["exec_ms"] or 0) / n,
+        plan_ms=float(totals["plan_ms"] or 0) / n,
         commits=float(totals["commits"] or 0) / n,
         wal_bytes=float(totals["wal_bytes"] or 0) / n,
         wal_syncs=float(totals["wal_syncs"] or 0) / n,
@@ -119,6 +124,7 @@ def _statement(record: asyncpg.Record, runs: int) -> Statement:
         query=" ".join(str(record["query"]).split()),
         calls=record["calls"] / runs,
         exec_ms=record["total_exec_time"] / runs,
+        plan_ms=record["total_plan_time"] / runs,
         rows=record["rows"] / runs,
         wal_bytes=float(record["wal_bytes"]) / runs,
     )
@@ -128,14 +134,15 @@ def lines(figures: PerRun, width: int = 150) -> list[str]:
     """The figures as the benchmark prints them."""
     head = (
         f"  database per run    {figures.statements:.1f} statements, {figures.commits:.1f} commits, "
-        f"{figures.exec_ms:.2f} ms executing, {figures.wal_bytes / 1024:.1f} KiB WAL, "
+        f"{figures.exec_ms:.2f} ms executing, {figures.plan_ms:.2f} ms planning, "
+        f"{figures.wal_bytes / 1024:.1f} KiB WAL, "
         f"{figures.wal_syncs:.2f} WAL flushes"
     )
 
     def row(s: Statement) -> str:
         return (
-            f"    {s.exec_ms:6.2f} ms {s.calls:5.1f} calls {s.rows:6.1f} rows {s.wal_bytes / 1024:6.1f} KiB  "
-            f"{s.query[: width - 60]}"
+            f"    {s.exec_ms:6.2f} ms {s.plan_ms:5.2f} ms {s.calls:5.1f} calls {s.rows:6.1f} rows "
+            f"{s.wal_bytes / 1024:6.1f} KiB  {s.query[: width - 70]}"
         )
 
     written = [
@@ -147,7 +154,7 @@ def lines(figures: PerRun, width: int = 150) -> list[str]:
         head,
         "  rows written per run (an update that is not HOT adds an entry to every index):",
         *written,
-        "  top statements per run by execution time (calls, rows, WAL):",
+        "  top statements per run by execution time (planning, calls, rows, WAL):",
         *map(row, figures.top),
         "  most called statements per run:",
         *map(row, figures.most_called),

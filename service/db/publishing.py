@@ -31,10 +31,17 @@ class OutboxRow:
     created_at: datetime
 
 
+# The pending ids first, then each row by its key: a `LIMIT` in the lateral subquery keeps the
+# planner from flattening it into a join. As a plain join it chose a merge join that read
+# `outbox` by id from its first row (every published row kept as the event store) up to the
+# pending ones, since it expected pending ids spread over the whole table: its cost grew with
+# retention (13 ms per poll after 2,000 runs, 3 ms of PostgreSQL per run).
 _SELECT_UNSENT = """
 SELECT o.id, o.event_id, o.topic, o.key, o.type, o.run_id, o.sequence, o.payload::text AS payload,
        o.traceparent, o.created_at
-FROM outbox_pending AS p JOIN outbox AS o ON o.id = p.id ORDER BY p.id LIMIT $1
+FROM (SELECT id FROM outbox_pending ORDER BY id LIMIT $1) AS p
+CROSS JOIN LATERAL (SELECT * FROM outbox WHERE outbox.id = p.id LIMIT 1) AS o
+ORDER BY p.id
 """
 # Published rows leave the pending list; only run requests keep where the bus put them (the
 # stale-pending sweep compares that with the executors' offsets); no indexed column changes, so
@@ -58,7 +65,8 @@ DELETE FROM outbox WHERE id IN (
     LIMIT $2)
 """
 _UNSENT_STATS = """
-SELECT count(*) AS n, min(o.created_at) AS oldest FROM outbox_pending AS p JOIN outbox AS o ON o.id = p.id
+SELECT count(*) AS n, min(o.created_at) AS oldest FROM outbox_pending AS p
+CROSS JOIN LATERAL (SELECT created_at FROM outbox WHERE outbox.id = p.id LIMIT 1) AS o
 """
 
 

@@ -114,24 +114,28 @@ class PendingRound:
 
 
 # Rows are locked in id order (as the lease keeper locks them), so a batch never deadlocks with
-# another batch or with the keeper; a run whose fence fails (lease lost, cancel requested, ended)
-# is skipped and its rows are not written.
+# another batch or with the keeper: `persist_rounds` passes the runs sorted, and each is looked up
+# and locked by its key in that order (the `LIMIT` keeps the look-up a subquery; as a join, the
+# planner could read every running run, or the whole table, to find the batch's). A run whose
+# fence fails (lease lost, cancel requested, ended) is skipped and its rows are not written.
 _ROUNDS = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[])
         AS i (run_id, executor, attempt, active_ms, events)
 ), locked AS MATERIALIZED (
-    SELECT r.id FROM eval_runs AS r JOIN input AS i ON r.id = i.run_id
-    WHERE r.claimed_by = i.executor AND r.attempt = i.attempt AND r.status = {states.RUNNING}
-      AND r.cancel_requested_at IS NULL
-    ORDER BY r.id FOR NO KEY UPDATE OF r
+    SELECT r.id FROM input AS i
+    CROSS JOIN LATERAL (
+        SELECT id FROM eval_runs
+        WHERE id = i.run_id AND claimed_by = i.executor AND attempt = i.attempt
+          AND status = {states.RUNNING} AND cancel_requested_at IS NULL
+        LIMIT 1 FOR NO KEY UPDATE
+    ) AS r
 ), run AS (
     UPDATE eval_runs AS r
     SET active_ms = greatest(r.active_ms, i.active_ms), last_event_seq = r.last_event_seq + i.events,
         updated_at = now()
     FROM input AS i, locked AS l
-    WHERE r.id = i.run_id AND l.id = r.id AND r.claimed_by = i.executor AND r.attempt = i.attempt
-      AND r.status = {states.RUNNING} AND r.cancel_requested_at IS NULL
+    WHERE r.id = i.run_id AND l.id = r.id  -- locked under the fence in this statement: it still holds
     RETURNING r.id, r.company_id, r.last_event_seq, i.events
 ), written AS (
     {_insert_turns(14)}    WHERE t.run_id IN (SELECT id FROM run)
@@ -156,6 +160,7 @@ async def persist_rounds(conn: Connection, pending: Sequence[PendingRound]) -> d
     """Write several runs' common rounds in one statement (autocommit: one commit for all); the
     result has a Round for each run whose lease held and had no cancel requested, none for the
     others (nothing of theirs was written). Each run appears at most once in `pending`."""
+    pending = sorted(pending, key=lambda p: p.lease.run_id)  # the order its rows are locked in
     rows = {p.lease.run_id: turns.stamped(p.new, p.now) for p in pending}
     events = {p.lease.run_id: _turn_events(p.lease.run_id, rows[p.lease.run_id], p.now) for p in pending}
     runs = [

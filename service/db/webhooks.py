@@ -88,6 +88,10 @@ _COUNT = "SELECT count(*) FROM webhook_endpoints WHERE company_id = $1 AND delet
 # Who receives each of a batch of events, and (for run events) the run as it is now.
 # The run is read only for an event some endpoint subscribes to: most events of most runs go to
 # no endpoint (webhooks default to `run.done`), and the run's row is its largest read.
+# `OFFSET 0` and `LIMIT 1` keep the planner from flattening the two subqueries into joins: as
+# joins, the endpoint list was computed twice per event and the run was read for every event (by
+# index, or by a hash join over the whole table) and only then dropped when nobody subscribed.
+# As subqueries, the run's look-up runs only when the list is not empty (a one-time filter).
 _SUBSCRIBERS_AND_RUNS = f"""
 SELECT s.endpoint_ids, run.*
 FROM unnest($1::uuid[], $2::text[], $3::uuid[]) WITH ORDINALITY AS e (company_id, type, run_id, ord)
@@ -98,9 +102,10 @@ CROSS JOIN LATERAL (
                  AND e.type = ANY (w.event_types)
                ORDER BY w.id
            ) AS endpoint_ids
+    OFFSET 0
 ) AS s
 LEFT JOIN LATERAL (
-    SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = e.run_id AND cardinality(s.endpoint_ids) > 0
+    SELECT {RUN_COLUMNS} FROM eval_runs WHERE id = e.run_id AND cardinality(s.endpoint_ids) > 0 LIMIT 1
 ) AS run ON true
 ORDER BY e.ord
 """

@@ -146,3 +146,32 @@ async def _statements_that_wrote(pool: Pool, run_ids: list[UUID]) -> int:
             "SELECT count(DISTINCT updated_at) FROM eval_runs WHERE id = ANY($1::uuid[])", run_ids
         )
     return count
+
+
+_RUNS_READ = """
+SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables
+WHERE relid = 'eval_runs'::regclass
+"""
+
+
+async def test_a_batch_reads_only_its_own_runs_however_many_others_are_running(
+    pool: Pool, settings: Settings
+) -> None:
+    mine = [await claimed(pool, settings) for _ in range(10)]
+    async with connection(pool) as conn:
+        await conn.execute(
+            "INSERT INTO eval_runs (id, company_id, config, status, queue_status)"
+            " SELECT gen_random_uuid(), company_id, config, 'queued', 'pending'"
+            " FROM eval_runs, generate_series(1, 2000) WHERE id = $1",
+            mine[0].run_id,
+        )
+        await conn.execute("ANALYZE eval_runs")  # the statistics say: hardly anything runs
+        await conn.execute("UPDATE eval_runs SET status = 'running' WHERE status = 'queued'")
+        async with conn.transaction():  # the counts are the backend's not yet reported: take a difference
+            before = await conn.fetchval(_RUNS_READ)
+            written = await rounds.persist_rounds(conn, [pending(lease, 1, *HELLO) for lease in mine])
+            read = await conn.fetchval(_RUNS_READ) - before
+    assert set(written) == {lease.run_id for lease in mine}
+    # Per run about four: a look-up to lock it, one to update it, one per turn (its foreign key).
+    # As a join it read every running run: 2,042 here.
+    assert read <= 5 * len(mine)

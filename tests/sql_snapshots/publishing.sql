@@ -19,7 +19,10 @@ DELETE FROM outbox WHERE id IN (
 -- _SELECT_UNSENT
 SELECT o.id, o.event_id, o.topic, o.key, o.type, o.run_id, o.sequence, o.payload::text AS payload,
        o.traceparent, o.created_at
-FROM outbox_pending AS p JOIN outbox AS o ON o.id = p.id ORDER BY p.id LIMIT $1
+FROM (SELECT id FROM outbox_pending ORDER BY id LIMIT $1) AS p
+CROSS JOIN LATERAL (SELECT * FROM outbox WHERE outbox.id = p.id LIMIT 1) AS o
+ORDER BY p.id
 
 -- _UNSENT_STATS
-SELECT count(*) AS n, min(o.created_at) AS oldest FROM outbox_pending AS p JOIN outbox AS o ON o.id = p.id
+SELECT count(*) AS n, min(o.created_at) AS oldest FROM outbox_pending AS p
+CROSS JOIN LATERAL (SELECT created_at FROM outbox WHERE outbox.id = p.id LIMIT 1) AS o

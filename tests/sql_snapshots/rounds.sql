@@ -34,17 +34,19 @@ WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[])
         AS i (run_id, executor, attempt, active_ms, events)
 ), locked AS MATERIALIZED (
-    SELECT r.id FROM eval_runs AS r JOIN input AS i ON r.id = i.run_id
-    WHERE r.claimed_by = i.executor AND r.attempt = i.attempt AND r.status = 'running'
-      AND r.cancel_requested_at IS NULL
-    ORDER BY r.id FOR NO KEY UPDATE OF r
+    SELECT r.id FROM input AS i
+    CROSS JOIN LATERAL (
+        SELECT id FROM eval_runs
+        WHERE id = i.run_id AND claimed_by = i.executor AND attempt = i.attempt
+          AND status = 'running' AND cancel_requested_at IS NULL
+        LIMIT 1 FOR NO KEY UPDATE
+    ) AS r
 ), run AS (
     UPDATE eval_runs AS r
     SET active_ms = greatest(r.active_ms, i.active_ms), last_event_seq = r.last_event_seq + i.events,
         updated_at = now()
     FROM input AS i, locked AS l
-    WHERE r.id = i.run_id AND l.id = r.id AND r.claimed_by = i.executor AND r.attempt = i.attempt
-      AND r.status = 'running' AND r.cancel_requested_at IS NULL
+    WHERE r.id = i.run_id AND l.id = r.id  -- locked under the fence in this statement: it still holds
     RETURNING r.id, r.company_id, r.last_event_seq, i.events
 ), written AS (
     INSERT INTO eval_run_turns (id, run_id, turn_number, role, text, tool_calls, tool_result,

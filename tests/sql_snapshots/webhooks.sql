@@ -44,9 +44,10 @@ CROSS JOIN LATERAL (
                  AND e.type = ANY (w.event_types)
                ORDER BY w.id
            ) AS endpoint_ids
+    OFFSET 0
 ) AS s
 LEFT JOIN LATERAL (
-    SELECT id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, mode, config, agent_overrides, labels, status, queue_status, termination_reason, released_at, position, claimed_by, lease_expires_at, attempt, cancel_requested_at, last_event_seq, started_at, ended_at, duration_ms, done_at, score, pass_fail, evaluation, agent_model, persona_model, agent_input_tokens, agent_output_tokens, persona_input_tokens, persona_output_tokens, judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents, judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at, updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at, dispatched_at, active_ms, handed_back, iteration, suite_seq FROM eval_runs WHERE id = e.run_id AND cardinality(s.endpoint_ids) > 0
+    SELECT id, company_id, case_id, suite_id, suite_run_id, agent_id, persona_id, mode, config, agent_overrides, labels, status, queue_status, termination_reason, released_at, position, claimed_by, lease_expires_at, attempt, cancel_requested_at, last_event_seq, started_at, ended_at, duration_ms, done_at, score, pass_fail, evaluation, agent_model, persona_model, agent_input_tokens, agent_output_tokens, persona_input_tokens, persona_output_tokens, judge_input_tokens, judge_output_tokens, agent_cost_cents, persona_cost_cents, judge_cost_cents, total_cost_cents, uncollected_cents, error, error_code, created_at, updated_at, judge_cost_microcents, judge_rate_card_version, scored_at, last_swept_at, dispatched_at, active_ms, handed_back, iteration, suite_seq FROM eval_runs WHERE id = e.run_id AND cardinality(s.endpoint_ids) > 0 LIMIT 1
 ) AS run ON true
 ORDER BY e.ord
 
