@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from consumers.processing import Handler
 from consumers.runner import Gate
 from schemas.events import EventType, Topic
-from service.bus.interface import Bus
+from service.bus.interface import Bus, FetchPolicy
 from service.core.clock import SYSTEM_CLOCK, Clock
 from service.core.settings import Settings
 from service.db.postgres import Pool
@@ -43,6 +43,9 @@ class Role:
     types: frozenset[EventType]
     build: Callable[[RoleContext], BuiltRole]
     chunk: int = 1  # records of a partition handled at once (see RunnerConfig.chunk)
+    fetch: FetchPolicy | None = (
+        None  # its own fetch policy; None: the settings' (AGENT_EVAL_CONSUMER_FETCH_*)
+    )
 
     def group(self, prefix: str) -> str:
         """The consumer group every replica of this role joins."""

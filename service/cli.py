@@ -87,7 +87,11 @@ async def cmd_consume(settings: Settings, args: argparse.Namespace) -> int:
         return 0 if await serve_processes(settings, role.name, processes, stop_on_signals()) else 1
     stop = await stop_on_end_of_input() if args.supervised else stop_on_signals()
     await serve_role(
-        settings, role.name, lambda pool, bus, beat: running_role(role, settings, pool, bus, beat), stop
+        settings,
+        role.name,
+        lambda pool, bus, beat: running_role(role, settings, pool, bus, beat),
+        stop,
+        role.fetch,
     )
     return 0
 

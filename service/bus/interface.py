@@ -59,6 +59,17 @@ class Published:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchPolicy:
+    """When the broker answers a group member's fetch: once it holds `min_bytes` (bytes) of records
+    for it, or after `max_wait_ms` (milliseconds), whichever comes first. Bigger batches mean fewer
+    round trips and wake-ups per record, for up to `max_wait_ms` more latency per hop. The
+    in-process buses hand records over at once and ignore it."""
+
+    min_bytes: int = 1
+    max_wait_ms: int = 500
+
+
+@dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
     partitions: int

@@ -28,6 +28,7 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from service.bus.interface import (
+    FetchPolicy,
     Message,
     OutgoingRecord,
     PartitionsCallback,
@@ -39,6 +40,7 @@ from service.core.clock import SYSTEM_CLOCK
 from service.core.errors import BusError, CommitFailed
 
 METADATA_WAIT_S = 30.0
+DEFAULT_FETCH = FetchPolicy()  # aiokafka's own defaults: answer at once, long-poll 500 ms when idle
 
 
 def _ours(tp: KafkaTP) -> TopicPartition:
@@ -89,16 +91,14 @@ class KafkaBus:
         client_id: str = "agent-eval",
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
-        fetch_max_wait_ms: int = 500,
-        fetch_min_bytes: int = 1,
+        fetch: FetchPolicy = DEFAULT_FETCH,
     ) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._security = (security or KafkaSecurity()).client_options()
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
-        self._fetch_max_wait_ms = fetch_max_wait_ms
-        self._fetch_min_bytes = fetch_min_bytes
+        self._fetch = fetch
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -213,8 +213,8 @@ class KafkaBus:
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=self._heartbeat_interval_ms,
             max_poll_interval_ms=300_000,
-            fetch_max_wait_ms=self._fetch_max_wait_ms,
-            fetch_min_bytes=self._fetch_min_bytes,
+            fetch_max_wait_ms=self._fetch.max_wait_ms,
+            fetch_min_bytes=self._fetch.min_bytes,
         )
         return KafkaSubscription(consumer, tuple(topics), _Listener(on_assigned, on_revoked))
 

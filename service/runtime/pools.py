@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
+from service.bus.interface import FetchPolicy
 from service.bus.kafka import KafkaBus, KafkaSecurity
 from service.core.errors import BusError, DatabaseUnavailable
 from service.core.logging import get_logger
@@ -51,15 +52,24 @@ async def pool_from(settings: Settings) -> AsyncIterator[Pool]:
         await pool.close()
 
 
-def new_bus(settings: Settings, client_id: str) -> KafkaBus:
+FETCH_SETTINGS = frozenset({"consumer_fetch_min_bytes", "consumer_fetch_max_wait_ms"})
+
+
+def fetch_policy(settings: Settings, preferred: FetchPolicy | None) -> FetchPolicy:
+    """The role's own fetch policy, unless the operator set either fetch setting: then theirs."""
+    if preferred is None or FETCH_SETTINGS & settings.model_fields_set:
+        return FetchPolicy(settings.consumer_fetch_min_bytes, settings.consumer_fetch_max_wait_ms)
+    return preferred
+
+
+def new_bus(settings: Settings, client_id: str, preferred: FetchPolicy | None = None) -> KafkaBus:
     return KafkaBus(
         settings.require_kafka_bootstrap(),
         security=kafka_security(settings),
         client_id=client_id,
         session_timeout_ms=settings.consumer_session_timeout_ms,
         heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-        fetch_min_bytes=settings.consumer_fetch_min_bytes,
+        fetch=fetch_policy(settings, preferred),
     )
 
 

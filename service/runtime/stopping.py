@@ -16,7 +16,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from service.bus.interface import Bus
+from service.bus.interface import Bus, FetchPolicy
 from service.core.logging import get_logger
 from service.core.settings import Settings
 from service.db.postgres import Pool
@@ -74,10 +74,13 @@ class Dependencies:
 RoleFactory = Callable[[Pool, Bus, Heartbeat], RoleRunner]
 
 
-async def serve_role(settings: Settings, name: str, build: RoleFactory, stop: asyncio.Event) -> None:
+async def serve_role(
+    settings: Settings, name: str, build: RoleFactory, stop: asyncio.Event, fetch: FetchPolicy | None = None
+) -> None:
     """Run one role beside its health server until a signal (or until the role itself ends),
     then drain it. The health server comes first: while PostgreSQL or Kafka is still out of
-    reach the process is alive and not ready, and it becomes ready when they answer."""
+    reach the process is alive and not ready, and it becomes ready when they answer. `fetch`
+    is the role's own fetch policy (None: the settings')."""
     dsn = None if settings.database_url is None else settings.database_url.get_secret_value()
     heartbeat, drain, deps = Heartbeat(), Drain(), Dependencies(dsn=dsn)
     beats = {name: heartbeat}
@@ -85,7 +88,7 @@ async def serve_role(settings: Settings, name: str, build: RoleFactory, stop: as
     try:
         async with pool_from(settings) as pool:
             deps.pool = pool
-            bus = new_bus(settings, f"agent-eval-{name}")
+            bus = new_bus(settings, f"agent-eval-{name}", fetch)
             if not await start_patiently(bus, stop, heartbeat):
                 return
             deps.bus = bus
