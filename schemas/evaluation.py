@@ -20,6 +20,9 @@ class AssertionResult(BaseModel):
     reason: str | None
     outcome: Outcome
     agreement: str | None = Field(default=None, description="Judge votes for the outcome, e.g. `2/3`.")
+    turn: int | None = Field(
+        default=None, description="The turn the reason names (where the phrase matched, the tool fired, ...)."
+    )
 
 
 class Evaluation(BaseModel):

@@ -14,8 +14,10 @@ AgentEvalError
 │   │   ├── MissingKey               401 MISSING_KEY
 │   │   ├── InvalidKey               401 INVALID_KEY
 │   │   ├── ExpiredKey               401 EXPIRED_KEY
-│   │   └── InsufficientScope        401 INSUFFICIENT_SCOPE
+│   │   ├── InsufficientScope        401 INSUFFICIENT_SCOPE
+│   │   └── SignInRequired           401 SIGN_IN_REQUIRED   (the dashboard redirects to sign-in)
 │   ├── BillingError                 402 BILLING_ERROR
+│   ├── CsrfRejected                 403 CSRF_REJECTED      (a dashboard form without its token)
 │   ├── NotFound                     404 NOT_FOUND
 │   ├── MethodNotAllowed             405 METHOD_NOT_ALLOWED
 │   ├── IdempotencyKeyInUse          409 IDEMPOTENCY_KEY_IN_USE
@@ -186,6 +188,23 @@ class InsufficientScope(Unauthorized):
 
     code = "INSUFFICIENT_SCOPE"
     default_message = "API key lacks the required scope"
+
+
+class SignInRequired(Unauthorized):
+    """A dashboard page without a valid session: the dashboard answers with its sign-in page."""
+
+    code = "SIGN_IN_REQUIRED"
+    default_message = "Sign in with an API key"
+
+
+class CsrfRejected(ServiceError):
+    """A dashboard form arrived without the token its page carried (or from another site)."""
+
+    status = 403
+    code = "CSRF_REJECTED"
+    default_message = (
+        "This form has expired or did not come from this dashboard; reload the page and try again"
+    )
 
 
 class BillingError(ServiceError):

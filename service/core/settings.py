@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     consumer_fetch_min_bytes: int = Field(default=1, ge=1)
     consumer_fetch_max_wait_ms: int = Field(default=500, ge=0)
 
+    # The dashboard (/ui/): its session cookies are signed with this secret (every gateway replica
+    # needs the same one); unset, the dashboard answers 503 UI_DISABLED. `agent-eval dev` makes one.
+    ui_session_secret: SecretStr | None = None
+    ui_session_hours: float = Field(default=12.0, gt=0)  # a sign-in lasts this long
+
     # Model providers (DESIGN.md §6): `openai` always exists; AGENT_EVAL_PROVIDERS adds more (JSON).
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     openai_base_url: str = "https://api.openai.com/v1"

@@ -68,6 +68,10 @@ _SELECT_KEY_AUTH = """
 SELECT id, company_id, scopes, rate_limit_per_minute, expires_at, revoked_at
 FROM api_keys WHERE key_sha256 = $1
 """
+_SELECT_KEY_AUTH_BY_ID = """
+SELECT id, company_id, scopes, rate_limit_per_minute, expires_at, revoked_at
+FROM api_keys WHERE id = $1
+"""
 _REVOKE_KEY = f"""
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
 WHERE id = $1 AND company_id = $2 RETURNING {API_KEY_COLUMNS}
@@ -161,7 +165,15 @@ async def update_company(
 
 async def fetch_key_auth(conn: Connection, key_sha256: bytes) -> KeyAuth | None:
     """The key with this hash, revoked and expired ones included (the caller tells them apart)."""
-    record = await conn.fetchrow(_SELECT_KEY_AUTH, key_sha256)
+    return _key_auth(await conn.fetchrow(_SELECT_KEY_AUTH, key_sha256))
+
+
+async def fetch_key_auth_by_id(conn: Connection, key_id: UUID) -> KeyAuth | None:
+    """The key with this id (a dashboard session names its key by id), revoked and expired ones included."""
+    return _key_auth(await conn.fetchrow(_SELECT_KEY_AUTH_BY_ID, key_id))
+
+
+def _key_auth(record: Record | None) -> KeyAuth | None:
     if record is None:
         return None
     return KeyAuth(

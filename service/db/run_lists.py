@@ -55,3 +55,19 @@ async def list_runs(
         return [], 0
     total = await conn.fetchval(f"SELECT count(*) FROM eval_runs WHERE {where}", *args)
     return [run_from_record(r) for r in rows], int(total)
+
+
+async def list_runs_before(
+    conn: Connection, company_id: UUID, filters: RunFilters, *, before: UUID | None, limit: int
+) -> list[RunRow]:
+    """Up to `limit` of the company's runs matching `filters`, newest first, older than the run
+    `before` (keyset pagination: the page costs the same however deep it is; no count)."""
+    where, args = _where(company_id, filters)
+    if before is not None:
+        args.append(before)
+        where += f" AND id < ${len(args)}"
+    args.append(limit)
+    rows = await conn.fetch(
+        f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE {where} ORDER BY id DESC LIMIT ${len(args)}", *args
+    )
+    return [run_from_record(r) for r in rows]

@@ -17,15 +17,15 @@ from service.domain.patterns import transcript_pattern
 from service.domain.transcript import TranscriptTurn, agent_transcript
 
 
-def passed(assertion: Assertion, reason: str | None) -> AssertionResult:
+def passed(assertion: Assertion, reason: str | None, turn: int | None = None) -> AssertionResult:
     return AssertionResult(
-        assertion=assertion, passed=True, weight=assertion.weight, reason=reason, outcome="passed"
+        assertion=assertion, passed=True, weight=assertion.weight, reason=reason, outcome="passed", turn=turn
     )
 
 
-def failed(assertion: Assertion, reason: str) -> AssertionResult:
+def failed(assertion: Assertion, reason: str, turn: int | None = None) -> AssertionResult:
     return AssertionResult(
-        assertion=assertion, passed=False, weight=assertion.weight, reason=reason, outcome="failed"
+        assertion=assertion, passed=False, weight=assertion.weight, reason=reason, outcome="failed", turn=turn
     )
 
 
@@ -45,10 +45,10 @@ def check_must_say(assertion: MustSay | MustNotSay, transcript: Sequence[Transcr
     if isinstance(assertion, MustSay):
         if hit is None:
             return failed(assertion, "no agent message matches")
-        return passed(assertion, f"matched at turn {hit}")
+        return passed(assertion, f"matched at turn {hit}", hit)
     if hit is None:
         return passed(assertion, None)
-    return failed(assertion, f"said at turn {hit}")
+    return failed(assertion, f"said at turn {hit}", hit)
 
 
 def first_match_turn(pattern: str, transcript: Sequence[TranscriptTurn]) -> int | None:
@@ -66,13 +66,13 @@ def check_must_call_tool(assertion: MustCallTool, transcript: Sequence[Transcrip
     if not named:
         return failed(assertion, f"{assertion.tool_name} was never called")
     if not assertion.args_match:
-        return passed(assertion, f"fired at turn {named[0][0]}")
+        return passed(assertion, f"fired at turn {named[0][0]}", named[0][0])
     for turn, call in named:
         if not mismatches(assertion.args_match, call.arguments):
-            return passed(assertion, f"fired at turn {turn}")
+            return passed(assertion, f"fired at turn {turn}", turn)
     turn, call = named[0]
     problems = "; ".join(mismatches(assertion.args_match, call.arguments))
-    return failed(assertion, f"called at turn {turn} but the arguments did not match: {problems}")
+    return failed(assertion, f"called at turn {turn} but the arguments did not match: {problems}", turn)
 
 
 def check_must_reach_node(
@@ -86,7 +86,7 @@ def check_must_reach_node(
     for turn in transcript:
         event = turn.flow_event or {}
         if event.get("type") == "flow_node_entered" and event.get("step_id") == assertion.node_id:
-            return passed(assertion, f"reached at turn {turn.turn_number}")
+            return passed(assertion, f"reached at turn {turn.turn_number}", turn.turn_number)
     return failed(assertion, f"node {assertion.node_id} was never entered")
 
 

@@ -14,6 +14,8 @@ from service.gateway.auth import KeyCache
 from service.gateway.middlewares import access_control, body_limit, errors, request_context
 from service.gateway.routes import setup_routes
 from service.gateway.streams import run_streams, suite_run_streams
+from service.gateway.ui import setup_ui
+from service.gateway.ui.access import ui_pages
 from service.gateway.waiters import RunWaiters
 from service.runtime.health import Drain
 from service.runtime.pools import open_pool
@@ -24,7 +26,7 @@ def create_app(
 ) -> web.Application:
     """The gateway. Given a pool (dev mode shares one), the app uses it and leaves it open."""
     app = web.Application(
-        middlewares=[request_context, errors, body_limit, access_control],
+        middlewares=[request_context, errors, ui_pages, body_limit, access_control],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -39,6 +41,7 @@ def create_app(
     app.cleanup_ctx.append(_streams_context)
     app.on_shutdown.append(_answer_waiters)
     setup_routes(app)
+    setup_ui(app, settings)
     return app
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -57,6 +58,8 @@ async def run_dev(
     updates: dict[str, object] = {"database_url": SecretStr(server.url(DATABASE))}
     if settings.webhook_secret_keys is None or not settings.webhook_secret_keys.get_secret_value().strip():
         updates["webhook_secret_keys"] = SecretStr(await asyncio.to_thread(local_secret_key, data_dir))
+    if settings.ui_session_secret is None or not settings.ui_session_secret.get_secret_value().strip():
+        updates["ui_session_secret"] = SecretStr(await asyncio.to_thread(local_session_secret, data_dir))
     settings = settings.model_copy(update=updates)
     stop = stop_on_signals()
     try:
@@ -85,12 +88,21 @@ def _resolved(path: Path) -> Path:
 def local_secret_key(data_dir: Path) -> str:
     """The key sealing webhook secrets in this data directory, made on first use (mode 0600):
     production gives AGENT_EVAL_WEBHOOK_SECRET_KEYS instead."""
-    path = data_dir / "webhook-secret.key"
+    return _local_secret(data_dir / "webhook-secret.key", lambda: Fernet.generate_key().decode())
+
+
+def local_session_secret(data_dir: Path) -> str:
+    """The secret signing dashboard sessions in this data directory, made on first use (mode 0600),
+    so a restart keeps people signed in: production gives AGENT_EVAL_UI_SESSION_SECRET instead."""
+    return _local_secret(data_dir / "ui-session.key", lambda: secrets.token_urlsafe(32))
+
+
+def _local_secret(path: Path, make: Callable[[], str]) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as file:
-            file.write(Fernet.generate_key().decode())
+            file.write(make())
     return path.read_text().strip()
 
 
@@ -143,6 +155,7 @@ async def _run_roles(
         served = serving(app, settings.host, port, port_hint=PORT_HINT, backlog=settings.listen_backlog)
         async with served as url:
             say(f"serving {url}  (Ctrl-C to stop)")
+            say(f"dashboard: {url}/ui/  (sign in with the API key)")
             await _until_stopped_or_crashed(stop, tasks, say)
     finally:
         stop.set()

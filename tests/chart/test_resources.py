@@ -111,7 +111,8 @@ def test_each_pod_gets_only_the_secrets_its_role_needs(all_features_manifests: l
 
     db, kafka = "AGENT_EVAL_DATABASE_URL", "AGENT_EVAL_KAFKA_SASL_PASSWORD"
     models = {"AGENT_EVAL_OPENAI_API_KEY", "AGENT_EVAL_LOCAL_API_KEY"}
-    assert secret_env("gateway") == {db, "AGENT_EVAL_ADMIN_TOKEN", "AGENT_EVAL_WEBHOOK_SECRET_KEYS"}
+    ui = "AGENT_EVAL_UI_SESSION_SECRET"
+    assert secret_env("gateway") == {db, "AGENT_EVAL_ADMIN_TOKEN", "AGENT_EVAL_WEBHOOK_SECRET_KEYS", ui}
     assert secret_env("relay") == {db, kafka}
     assert secret_env("executor") == {db, kafka, *models}
     assert secret_env("scorer") == {db, kafka, *models}

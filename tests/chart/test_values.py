@@ -32,7 +32,7 @@ pytestmark = pytest.mark.chart
 
 # Settings the chart sets through values of their own rather than `config`.
 SET_ELSEWHERE = {
-    "DATABASE_URL", "ADMIN_TOKEN", "WEBHOOK_SECRET_KEYS", "OPENAI_API_KEY",  # secrets.*
+    "DATABASE_URL", "ADMIN_TOKEN", "WEBHOOK_SECRET_KEYS", "OPENAI_API_KEY", "UI_SESSION_SECRET",  # secrets.*
     "HOST", "PORT", "HEALTH_PORT",  # fixed 0.0.0.0, ports.*
     "KAFKA_BOOTSTRAP", "TOPIC_PREFIX", "TOPIC_PARTITIONS", "TOPIC_REPLICATION_FACTOR",  # kafka.*
     "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,34 +18,13 @@ import aiohttp
 
 from service.local import pgserver
 from service.local.pgserver import free_port
+from tests.support.dev_process import base_url as _base_url
+from tests.support.dev_process import bash as _bash
+from tests.support.dev_process import readme_sh as _readme_sh
 from tests.support.junit_schema import junit_errors
 from tests.support.processes import AGENT_EVAL, ROOT, Spawned, spawned
 from tests.support.receiver import running_receiver
 from tests.support.waiting import eventually_sync
-
-START_TIMEOUT_S = 90.0
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def _readme_sh(marker: str) -> str:
-    """The shell block (`sh`, or `bash` when it needs bash) after `<!-- marker -->` in the README."""
-    match = re.search(rf"<!-- {marker} -->\n```(?:sh|bash)\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match, f"README.md has no {marker} block"
-    return match.group(1)
-
-
-def _bash(script: str, env: dict[str, str], *, cwd: Path | None = None, expect: int = 0) -> str:
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        cwd=cwd,
-    )
-    assert done.returncode == expect, done.stdout + done.stderr
-    return done.stdout
 
 
 def _ci_demo(url: str, key: str, workdir: Path) -> tuple[str, str]:
@@ -108,17 +86,6 @@ def _stream(url: str, key: str, run_id: object) -> str:
         f'curl -sN --max-time 30 "$API/agent-eval/runs/{run_id}/events" -H "Authorization: Bearer $KEY"',
         {"API": url, "KEY": key},
     )
-
-
-def _base_url(child: Spawned) -> str:
-    line = eventually_sync(
-        lambda: child.find("serving http://") or (None if child.proc.poll() is None else "exited"),
-        timeout_s=START_TIMEOUT_S,
-        what="dev to serve",
-    )
-    match = re.search(r"serving (http://\S+)", line or "")
-    assert match, child.output()
-    return match.group(1)
 
 
 async def _get(url: str, key: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -198,7 +165,7 @@ async def test_dev_starts_from_nothing_runs_the_readme_quickstart_and_keeps_its_
         url = await asyncio.to_thread(_base_url, second)
         assert (await _get(f"{url}/healthz"))[0] == 200
         assert second.find("reusing the existing data") is not None
-        assert second.find("API key") is None  # nothing is seeded twice, no key printed again
+        assert second.find("API key (shown once") is None  # nothing is seeded twice, no key printed again
         status, kept = await _get(f"{url}/agent-eval/runs/{run['id']}", key.group(0))
         assert (status, kept["queue_status"], kept["total_cost_cents"]) == (
             200,

@@ -23,6 +23,10 @@ SELECT id, name, balance_cents, currency, is_suspended, billing_email, has_payme
 SELECT id, company_id, scopes, rate_limit_per_minute, expires_at, revoked_at
 FROM api_keys WHERE key_sha256 = $1
 
+-- _SELECT_KEY_AUTH_BY_ID
+SELECT id, company_id, scopes, rate_limit_per_minute, expires_at, revoked_at
+FROM api_keys WHERE id = $1
+
 -- _UPDATE_COMPANY
 UPDATE companies SET name = $2, is_suspended = $3, billing_email = $4, updated_at = now()
 WHERE id = $1 RETURNING id, name, balance_cents, currency, is_suspended, billing_email, has_payment_method, auto_topup_enabled, auto_topup_amount_cents, low_balance_threshold_cents, created_at

@@ -89,6 +89,7 @@ def test_must_say_passes_naming_the_first_agent_turn_that_matches() -> None:
     assert result.passed is True
     assert result.outcome == "passed"
     assert result.reason == "matched at turn 7"
+    assert result.turn == 7  # the dashboard links the verdict to this turn
 
 
 def test_must_say_fails_when_no_agent_message_matches() -> None:
@@ -97,6 +98,7 @@ def test_must_say_fails_when_no_agent_message_matches() -> None:
     assert result.passed is False
     assert result.outcome == "failed"
     assert result.reason == "no agent message matches"
+    assert result.turn is None
 
 
 def test_must_say_fails_on_an_empty_transcript() -> None:
@@ -119,6 +121,7 @@ def test_must_not_say_fails_naming_the_first_turn_that_said_it() -> None:
     assert result.passed is False
     assert result.outcome == "failed"
     assert result.reason == "said at turn 4"
+    assert result.turn == 4
 
 
 @pytest.mark.parametrize(
@@ -270,6 +273,7 @@ def test_must_call_tool_passes_at_the_first_call_with_that_name() -> None:
     assert result.passed is True
     assert result.outcome == "passed"
     assert result.reason == "fired at turn 4"
+    assert result.turn == 4
 
 
 def test_a_later_call_in_the_same_turn_is_found() -> None:

@@ -136,6 +136,14 @@ The secret keys a pod gets, from its needs (see roles in values.yaml). (dict "ro
       key: {{ $v.secrets.keys.adminToken }}
       optional: true
 {{- end }}
+{{- if has "uiSession" .needs }}
+- name: AGENT_EVAL_UI_SESSION_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $v.secrets.keys.uiSessionSecret }}
+      optional: true
+{{- end }}
 {{- if has "webhookKeys" .needs }}
 - name: AGENT_EVAL_WEBHOOK_SECRET_KEYS
   valueFrom:

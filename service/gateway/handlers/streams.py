@@ -62,7 +62,7 @@ async def stream_run_events(request: web.Request) -> web.StreamResponse:
     async def send_new(response: EventSourceResponse, after: int) -> tuple[int, bool]:
         return await _send_run_events(request, response, run_id, after)
 
-    return await _stream(request, request.app[STREAMS], run_id, after, send_new)
+    return await stream_progress(request, request.app[STREAMS], run_id, after, send_new)
 
 
 async def stream_suite_run_events(request: web.Request) -> web.StreamResponse:
@@ -77,10 +77,10 @@ async def stream_suite_run_events(request: web.Request) -> web.StreamResponse:
     async def send_new(response: EventSourceResponse, after: int) -> tuple[int, bool]:
         return await _send_suite_events(request, response, suite_run_id, after)
 
-    return await _stream(request, request.app[SUITE_STREAMS], suite_run_id, after, send_new)
+    return await stream_progress(request, request.app[SUITE_STREAMS], suite_run_id, after, send_new)
 
 
-async def _stream(
+async def stream_progress(
     request: web.Request, streams: ProgressStreams, subject: UUID, after: int, send_new: SendNew
 ) -> web.StreamResponse:
     response = EventSourceResponse(ping_interval=request.app[SETTINGS].stream_keepalive_s)
