@@ -22,6 +22,7 @@ from service.gateway.ui.sessions import SessionSigner
 from service.gateway.ui.views import money, outcome_of, when
 
 STATIC_DIR = Path(__file__).parent / "static"
+PAGES = (signin, runs, live)  # each module adds its own routes (`add_routes`)
 
 
 async def _home(_: web.Request) -> web.StreamResponse:
@@ -46,12 +47,6 @@ def setup_ui(app: web.Application, settings: Settings) -> None:
     router = app.router
     router.add_get("/ui", _home)
     router.add_get("/ui/", _home)
-    router.add_get("/ui/signin", signin.signin_page)
-    router.add_post("/ui/signin", signin.signin)
-    router.add_post("/ui/signout", signin.signout)
-    router.add_get("/ui/runs", runs.runs_page)
-    router.add_get("/ui/runs/{id}", runs.run_page)
-    router.add_get("/ui/runs/{id}/live", live.run_live)
-    router.add_post("/ui/runs/{id}/cancel", runs.cancel)
-    router.add_post("/ui/runs/{id}/rerun", runs.rerun)
+    for pages in PAGES:
+        pages.add_routes(router)
     router.add_static("/ui/static/", STATIC_DIR, append_version=True)

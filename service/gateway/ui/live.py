@@ -76,3 +76,7 @@ async def _send_summary(
     context = {"run": run, "verdicts": verdicts(run), "costs": cost_rows(run)}
     await response.send(fragment(request, "_run_summary.html", context), id=str(after), event="run")
     return is_final(row.queue_status) and row.last_event_seq <= after
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/ui/runs/{id}/live", run_live)

@@ -147,3 +147,10 @@ async def rerun(request: web.Request) -> web.StreamResponse:
         key=None,
     )
     return web.Response(status=303, headers={"Location": f"/ui/runs/{triggered.run_id}"})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/ui/runs", runs_page)
+    router.add_get("/ui/runs/{id}", run_page)
+    router.add_post("/ui/runs/{id}/cancel", cancel)
+    router.add_post("/ui/runs/{id}/rerun", rerun)

@@ -65,3 +65,9 @@ def _form(request: web.Request, target: str | None, *, error: str | None, status
     response = render(request, "signin.html", context, status=status)
     set_session(request, response, session)  # the form's CSRF token is tied to this session
     return response
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/ui/signin", signin_page)
+    router.add_post("/ui/signin", signin)
+    router.add_post("/ui/signout", signout)
