@@ -71,3 +71,37 @@ async def list_runs_before(
         f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE {where} ORDER BY id DESC LIMIT ${len(args)}", *args
     )
     return [run_from_record(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a pass/fail strip shows of a run."""
+
+    id: UUID
+    case_id: UUID
+    status: str
+    queue_status: str
+    pass_fail: bool | None
+    score: float | None
+    created_at: datetime
+
+
+_RECENT_OUTCOMES = """
+SELECT r.id, c.case_id, r.status, r.queue_status, r.pass_fail, r.score, r.created_at
+FROM unnest($2::uuid[]) AS c (case_id)
+CROSS JOIN LATERAL (
+    SELECT id, status, queue_status, pass_fail, score, created_at FROM eval_runs
+    WHERE case_id = c.case_id AND company_id = $1 ORDER BY id DESC LIMIT $3
+) AS r
+ORDER BY c.case_id, r.id DESC
+"""
+
+
+async def list_recent_outcomes(
+    conn: Connection, company_id: UUID, case_ids: list[UUID], per_case: int
+) -> dict[UUID, list[RunOutcome]]:
+    """The newest `per_case` runs of each case, newest first (one index range per case)."""
+    found: dict[UUID, list[RunOutcome]] = {case_id: [] for case_id in case_ids}
+    for r in await conn.fetch(_RECENT_OUTCOMES, company_id, case_ids, per_case):
+        found[r["case_id"]].append(RunOutcome(**dict(r)))
+    return found

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import time
 
+import httpx
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.browser.conftest import Dev, screenshot
 
 WAIT_S = 30
+REFUND = {"type": "must_say", "pattern": "refund"}
 
 
 def sign_in(driver: webdriver.Chrome, dev: Dev, key: str | None = None) -> None:
@@ -177,3 +179,69 @@ def _slow_run(dev: Dev) -> str:
         assert run.status_code == 202, run.text
         assert time.monotonic() - started < 5
         return str(run.json()["id"])
+
+
+def test_cases_show_their_recent_runs_and_run_now_opens_a_new_run(
+    browser: webdriver.Chrome, dev: Dev
+) -> None:
+    sign_in(browser, dev)
+    browser.get(f"{dev.url}/ui/cases")
+    assert browser.find_elements(By.CSS_SELECTOR, "ol.strip a.tick.passed")
+    screenshot(browser, "cases")
+    browser.find_element(By.LINK_TEXT, "Refund").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Refund"
+    screenshot(browser, "case")
+    browser.find_element(By.XPATH, "//button[text()='Run now']").click()
+    WebDriverWait(browser, WAIT_S).until(ec.url_matches(r"/ui/runs/[0-9a-f-]{36}$"))
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.ID, "run-outcome").text == "passed")
+
+
+def test_a_suite_diff_highlights_the_case_that_flipped(browser: webdriver.Chrome, dev: Dev) -> None:
+    suite_id, first, second = _suite_with_a_fix(dev)
+    sign_in(browser, dev)
+    browser.get(f"{dev.url}/ui/suites/{suite_id}")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#trend circle.pass-dot")) == 2
+    screenshot(browser, "suite")
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-suite-run-id="{second}"] a').click()
+    Select(browser.find_element(By.NAME, "baseline")).select_by_value(first)
+    browser.find_element(By.XPATH, "//button[text()='Compare']").click()
+    WebDriverWait(browser, WAIT_S).until(ec.presence_of_element_located((By.ID, "diff")))
+    flipped = browser.find_element(By.CSS_SELECTOR, "#diff tr.flip-fail_to_pass")
+    assert "Strict" in flipped.text
+    assert "fail to pass" in flipped.text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#diff tr.flip-stable")) == 1
+    screenshot(browser, "suite-diff")
+
+
+def _suite_with_a_fix(dev: Dev) -> tuple[str, str, str]:
+    """A suite of two cases run twice; between the runs the failing case's assertion is fixed."""
+    with dev.client() as client:
+        agent = client.get("/agents").json()["data"][0]
+        persona = client.get("/agent-eval/personas").json()["data"][0]
+        suite = client.post("/agent-eval/suites", json={"name": "Refunds", "parallelism": 2}).json()
+        people = {"agent_id": agent["id"], "persona_id": persona["id"], "suite_id": suite["id"]}
+        polite = {**people, "name": "Polite", "scenario": "Refund.", "success_criteria": [REFUND]}
+        assert client.post("/agent-eval/cases", json=polite).status_code == 201
+        never = [{"type": "must_say", "pattern": "never said"}]
+        strict = client.post(
+            "/agent-eval/cases", json={**polite, "name": "Strict", "success_criteria": never}
+        ).json()
+        first = _finished_suite_run(client, suite["id"])
+        fixed = [{"type": "must_say", "pattern": "goodbye"}]
+        assert (
+            client.patch(f"/agent-eval/cases/{strict['id']}", json={"success_criteria": fixed}).status_code
+            == 200
+        )
+        second = _finished_suite_run(client, suite["id"])
+    return str(suite["id"]), first, second
+
+
+def _finished_suite_run(client: httpx.Client, suite_id: str) -> str:
+    started = client.post(f"/agent-eval/suites/{suite_id}/run", json={})
+    assert started.status_code == 202, started.text
+    suite_run_id = str(started.json()["suite_run_id"])
+    deadline = time.monotonic() + WAIT_S
+    while not client.get(f"/agent-eval/suites/{suite_id}/runs/{suite_run_id}").json()["done"]:
+        assert time.monotonic() < deadline, "the suite run did not finish"
+        time.sleep(0.2)
+    return suite_run_id

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import re
 
+from pydantic import SecretStr
+from pytest_aiohttp.plugin import AiohttpClient
+
+from service.core.settings import Settings
+from service.db.postgres import Pool
+from service.gateway.app import create_app
 from tests.support.api import Client
 
 TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]*)"')
@@ -33,3 +39,9 @@ async def post_form(
     token = csrf_of(await page.text())
     response = await client.post(action, data={"csrf_token": token, **(fields or {})}, allow_redirects=False)
     return response.status, response.headers.get("Location", "")
+
+
+async def dashboard_client(aiohttp_client: AiohttpClient, settings: Settings, pool: Pool) -> Client:
+    """The gateway with the dashboard on (a session secret), in aiohttp's test client."""
+    on = settings.model_copy(update={"ui_session_secret": SecretStr(UI_SECRET)})
+    return await aiohttp_client(create_app(on, pool=pool))
