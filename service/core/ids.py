@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from uuid import UUID
 
 IdFactory = Callable[[], UUID]
@@ -55,3 +56,10 @@ def new_id() -> UUID:
         state.last_ms, state.counter = state.last_ms + 1, 0
     value = (state.last_ms << 80) | (0x7 << 76) | (state.counter << 64) | (0b10 << 62)
     return UUID(int=value | (state.take(8) >> 2))
+
+
+def first_id_at(moment: datetime) -> UUID:
+    """The smallest UUIDv7 of `moment`'s millisecond: ids are time-ordered, so a range of creation
+    times is a range of ids (an index range on the primary key)."""
+    ms = int(moment.timestamp() * 1000)
+    return UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62))

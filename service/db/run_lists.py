@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
+from service.core.ids import first_id_at
 from service.db.postgres import Connection
 from service.db.runs import RUN_COLUMNS, RunRow, run_from_record
 
 _EQUAL_FILTERS = ("case_id", "suite_id", "suite_run_id", "status")
+# A run's id (UUIDv7) is made by the service and its created_at by the database a moment later:
+# a creation-time range is also an id range widened by this much, which the primary key serves
+# (without it, "runs of a month ago" walked every newer run to find them).
+ID_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,11 @@ def _where(company_id: UUID, filters: RunFilters) -> tuple[str, list[object]]:
         args.append(filters.labels)
         where += f" AND labels @> ${len(args)}::jsonb AND labels <> '{{}}'::jsonb"  # the sparse GIN index
     if filters.created_after is not None:
-        args.append(filters.created_after)
-        where += f" AND created_at > ${len(args)}"
+        args.extend((filters.created_after, first_id_at(filters.created_after - ID_SKEW)))
+        where += f" AND created_at > ${len(args) - 1} AND id >= ${len(args)}"
     if filters.created_before is not None:
-        args.append(filters.created_before)
-        where += f" AND created_at < ${len(args)}"
+        args.extend((filters.created_before, first_id_at(filters.created_before + ID_SKEW)))
+        where += f" AND created_at < ${len(args) - 1} AND id < ${len(args)}"
     return where, args
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from service.core.ids import new_id
+from service.core.ids import first_id_at, new_id
 
 
 def test_ids_are_version_7_with_the_current_millisecond() -> None:
@@ -41,3 +42,14 @@ def test_a_forked_child_does_not_reuse_its_parents_random_bits() -> None:
     parent = [new_id() for _ in range(10)]
     assert len(child) == 10
     assert not {c.int & ((1 << 62) - 1) for c in child} & {p.int & ((1 << 62) - 1) for p in parent}
+
+
+def test_the_first_id_of_a_moment_sorts_before_every_id_made_from_then_on() -> None:
+    moment = datetime.now(UTC)
+    first = first_id_at(moment)
+    made = new_id()
+    later = first_id_at(moment + timedelta(milliseconds=50))
+
+    assert first.version == 7
+    assert first <= made < later
+    assert first_id_at(moment - timedelta(milliseconds=1)) < first
