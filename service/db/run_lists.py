@@ -62,9 +62,32 @@ async def list_runs(
     return [run_from_record(r) for r in rows], int(total)
 
 
+@dataclass(frozen=True)
+class RunItem:
+    """What a list of runs shows of each: no config snapshot (~2 kB of JSON each), only its case's name."""
+
+    id: UUID
+    case_id: UUID | None
+    case_name: str
+    status: str
+    queue_status: str
+    termination_reason: str | None
+    pass_fail: bool | None
+    score: float | None
+    total_cost_cents: int
+    labels: dict[str, str]
+    created_at: datetime
+
+
+_ITEM_COLUMNS = (
+    "id, case_id, coalesce(config -> 'case' ->> 'name', '') AS case_name, status, queue_status, "
+    "termination_reason, pass_fail, score, total_cost_cents, labels, created_at"
+)
+
+
 async def list_runs_before(
     conn: Connection, company_id: UUID, filters: RunFilters, *, before: UUID | None, limit: int
-) -> list[RunRow]:
+) -> list[RunItem]:
     """Up to `limit` of the company's runs matching `filters`, newest first, older than the run
     `before` (keyset pagination: the page costs the same however deep it is; no count)."""
     where, args = _where(company_id, filters)
@@ -72,10 +95,8 @@ async def list_runs_before(
         args.append(before)
         where += f" AND id < ${len(args)}"
     args.append(limit)
-    rows = await conn.fetch(
-        f"SELECT {RUN_COLUMNS} FROM eval_runs WHERE {where} ORDER BY id DESC LIMIT ${len(args)}", *args
-    )
-    return [run_from_record(r) for r in rows]
+    sql = f"SELECT {_ITEM_COLUMNS} FROM eval_runs WHERE {where} ORDER BY id DESC LIMIT ${len(args)}"
+    return [RunItem(**dict(r)) for r in await conn.fetch(sql, *args)]
 
 
 @dataclass(frozen=True)

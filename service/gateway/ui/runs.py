@@ -85,7 +85,7 @@ async def runs_page(request: web.Request) -> web.StreamResponse:
         )
         case_list, _ = await cases.list_cases(conn, viewer.company_id, CaseFilters(), limit=100, offset=0)
         suite_list, _ = await suites.list_suites(conn, viewer.company_id, limit=100, offset=0)
-    shown = [run_view(row) for row in rows[:PAGE]]
+    shown = rows[:PAGE]
     older = f"/ui/runs?{urlencode(query.as_query(before=shown[-1].id))}" if len(rows) > PAGE else None
     context = {
         "runs": shown,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from schemas.api import Turn
 from schemas.assertions import Assertion, MustCallTool, MustNotSay, MustReachNode, MustSay
@@ -136,11 +137,20 @@ def cost_rows(run: Run) -> list[CostRow]:
     ]
 
 
-def outcome_of(run: Run) -> str:
+class Outcome(Protocol):
+    """What decides a run's badge (a run, or a run in a list)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def queue_status(self) -> str: ...
+    @property
+    def pass_fail(self) -> bool | None: ...
+
+
+def outcome_of(run: Outcome) -> str:
     """One word for a run's badge: passed, failed, inconclusive, or its status until it is done."""
-    if run.queue_status != "done":
-        return run.status
-    if run.status != "completed":
+    if run.queue_status != "done" or run.status != "completed":
         return run.status
     if run.pass_fail is None:
         return "inconclusive"
