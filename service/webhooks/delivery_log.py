@@ -35,6 +35,16 @@ async def queue_ping(conn: Connection, company_id: UUID, endpoint_id: UUID, now:
     return delivery_view(row)
 
 
+async def queue_resend(
+    conn: Connection, company_id: UUID, endpoint_id: UUID, delivery_id: UUID, now: datetime
+) -> WebhookDelivery:
+    """Send one delivery of the company's endpoint again (whatever its status), its schedule
+    starting afresh at `now`; NotFound for another company's endpoint or delivery."""
+    await webhooks.get_endpoint(conn, company_id, endpoint_id)
+    row = await delivery_log.requeue_delivery(conn, company_id, endpoint_id, delivery_id, now)
+    return delivery_view(row)
+
+
 def delivery_view(row: deliveries.DeliveryRow) -> WebhookDelivery:
     return WebhookDelivery(
         id=row.id,

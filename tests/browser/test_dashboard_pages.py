@@ -17,6 +17,21 @@ from tests.browser.conftest import Dev, screenshot
 
 WAIT_S = 30
 REFUND = {"type": "must_say", "pattern": "refund"}
+HELPFUL = {
+    "name": "Helpful",
+    "model": "scripted",
+    "system_prompt": "You help.",
+    "rules": [
+        {"when": "refund", "say": "I have started your refund."},
+        {"when": "bye", "say": "Goodbye!", "end": True},
+    ],
+}
+CALLER = {
+    "name": "Caller",
+    "model": "scripted",
+    "identity_prompt": "You want a refund.",
+    "script": ["A refund, please", "Thanks, bye"],
+}
 
 
 def sign_in(driver: webdriver.Chrome, dev: Dev, key: str | None = None) -> None:
@@ -216,8 +231,8 @@ def test_a_suite_diff_highlights_the_case_that_flipped(browser: webdriver.Chrome
 def _suite_with_a_fix(dev: Dev) -> tuple[str, str, str]:
     """A suite of two cases run twice; between the runs the failing case's assertion is fixed."""
     with dev.client() as client:
-        agent = client.get("/agents").json()["data"][0]
-        persona = client.get("/agent-eval/personas").json()["data"][0]
+        agent = client.post("/agents", json=HELPFUL).json()
+        persona = client.post("/agent-eval/personas", json=CALLER).json()
         suite = client.post("/agent-eval/suites", json={"name": "Refunds", "parallelism": 2}).json()
         people = {"agent_id": agent["id"], "persona_id": persona["id"], "suite_id": suite["id"]}
         polite = {**people, "name": "Polite", "scenario": "Refund.", "success_criteria": [REFUND]}

@@ -24,7 +24,7 @@ from service.gateway.appkeys import CLOCK, POOL, SETTINGS
 from service.gateway.handlers.parsing import fields_in, parse_body, parse_query, path_id
 from service.gateway.handlers.responses import json_response, no_content, principal
 from service.webhooks import endpoints
-from service.webhooks.delivery_log import delivery_detail, delivery_view, queue_ping
+from service.webhooks.delivery_log import delivery_detail, delivery_view, queue_ping, queue_resend
 
 
 def _with_secret(registered: endpoints.Registered) -> WebhookEndpointWithSecret:
@@ -120,11 +120,8 @@ async def resend_delivery(request: web.Request) -> web.Response:
     endpoint_id, delivery_id = path_id(request), path_id(request, "delivery_id")
     company_id = principal(request).company_id
     async with transaction(request.app[POOL]) as conn:
-        await webhooks.get_endpoint(conn, company_id, endpoint_id)
-        row = await delivery_log.requeue_delivery(
-            conn, company_id, endpoint_id, delivery_id, request.app[CLOCK].now()
-        )
-    return json_response(delivery_view(row), status=202)
+        delivery = await queue_resend(conn, company_id, endpoint_id, delivery_id, request.app[CLOCK].now())
+    return json_response(delivery, status=202)
 
 
 async def recover_deliveries(request: web.Request) -> web.Response:

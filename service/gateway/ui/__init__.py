@@ -16,13 +16,13 @@ import jinja2
 from aiohttp import web
 
 from service.core.settings import Settings
-from service.gateway.ui import cases, live, runs, signin, suites
+from service.gateway.ui import billing, cases, live, runs, signin, suites, webhooks
 from service.gateway.ui.appkeys import SIGNER
 from service.gateway.ui.sessions import SessionSigner
 from service.gateway.ui.views import money, outcome_of, when
 
 STATIC_DIR = Path(__file__).parent / "static"
-PAGES = (signin, runs, live, cases, suites)  # each module adds its own routes (`add_routes`)
+PAGES = (signin, runs, live, cases, suites, billing, webhooks)  # each module adds its routes (`add_routes`)
 
 
 async def _home(_: web.Request) -> web.StreamResponse:
