@@ -90,6 +90,13 @@ async def test_the_session_cookie_is_signed_http_only_strict_and_holds_no_key(
     assert tenant.key.split("_")[-1] not in cookie.value
 
 
+async def test_behind_an_https_proxy_the_cookie_is_secure(ui: Client, tenant: Tenant) -> None:
+    page = await ui.get("/ui/signin", headers={"X-Forwarded-Proto": "https"})
+    assert page.cookies["agent_eval_session"]["secure"] is True
+    plain = await ui.get("/ui/signin")
+    assert not plain.cookies["agent_eval_session"]["secure"]
+
+
 async def test_a_wrong_key_is_refused_on_the_form_and_signs_nobody_in(ui: Client) -> None:
     status = await sign_in(ui, "ae_live_" + "x" * 32)
     assert status == 401

@@ -37,5 +37,11 @@ def set_session(request: web.Request, response: web.StreamResponse, session: Ses
         path=PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=behind_https(request),
     )
+
+
+def behind_https(request: web.Request) -> bool:
+    """Served over https, here or at a proxy that says so (trusting the header can only make the
+    cookie stricter: a Secure cookie is never sent over plain http)."""
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
