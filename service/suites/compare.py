@@ -10,6 +10,9 @@ from typing import TypeVar
 from uuid import UUID
 
 from schemas.suite_runs import CaseComparison, Comparison, Side
+from service.core.errors import NotFound
+from service.db import suite_runs
+from service.db.postgres import Connection
 from service.db.suite_runs import MemberRun, SuiteRunRow
 from service.domain import statistics
 from service.domain.statistics import Tally
@@ -117,3 +120,22 @@ N = TypeVar("N", int, float)
 
 def _delta(now: N | None, then: N | None) -> N | None:
     return None if now is None or then is None else now - then
+
+
+async def compare_with_baseline(
+    conn: Connection,
+    company_id: UUID,
+    current: tuple[SuiteRunRow, Sequence[MemberRun]],
+    baseline: UUID | str,
+    alpha: float,
+) -> Comparison:
+    """`current` (a suite run and its runs) against `baseline`: a suite run of the same suite, or
+    `"latest"` (the suite's newest other finished run; NotFound when there is none)."""
+    row, members = current
+    if baseline == "latest":
+        found = await suite_runs.latest_done(conn, company_id, row.suite_id, other_than=row.id)
+        if found is None:
+            raise NotFound(f"Suite {row.suite_id} has no other finished run to compare with")
+    else:
+        found = await suite_runs.get_suite_run(conn, company_id, row.suite_id, UUID(str(baseline)))
+    return compare(row, members, found, await suite_runs.list_members(conn, found.id), alpha)

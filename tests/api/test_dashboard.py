@@ -17,7 +17,7 @@ from service.core.settings import Settings
 from service.db.postgres import Pool, connection
 from service.gateway.app import create_app
 from tests.support.api import Client, Json, Tenant, key_for
-from tests.support.dashboard import UI_SECRET, csrf_of, post_form, sign_in
+from tests.support.dashboard import UI_SECRET, csrf_of, get_page, post_form, sign_in
 from tests.support.run_api import (
     MUST_SAY_REFUND,
     cancel,
@@ -51,11 +51,6 @@ async def ui_case(ui: Client, tenant: Tenant) -> Json:
     return await scripted_case(ui, tenant, success_criteria=[MUST_SAY_REFUND])
 
 
-async def _text(ui: Client, path: str) -> tuple[int, str]:
-    response = await ui.get(path, allow_redirects=False)
-    return response.status, await response.text()
-
-
 # --- sessions ------------------------------------------------------------------------------------
 
 
@@ -65,7 +60,7 @@ async def test_a_page_without_a_session_redirects_to_sign_in_and_back(ui: Client
     assert response.headers["Location"] == "/ui/signin?next=%2Fui%2Fruns%3Fstatus%3Dqueued"
 
     assert await sign_in(ui, tenant.key, next_path="/ui/runs?status=queued") == 303
-    status, html = await _text(ui, "/ui/runs?status=queued")
+    status, html = await get_page(ui, "/ui/runs?status=queued")
     assert status == 200
     assert "<h1>Runs</h1>" in html
 
@@ -144,7 +139,7 @@ async def test_without_a_session_secret_the_dashboard_says_it_is_off(
     aiohttp_client: AiohttpClient, api_settings: Settings, pool: Pool
 ) -> None:
     plain = await aiohttp_client(create_app(api_settings, pool=pool))
-    status, html = await _text(plain, "/ui/signin")
+    status, html = await get_page(plain, "/ui/signin")
     assert status == 503
     assert "NOT_CONFIGURED" in html
     assert "AGENT_EVAL_UI_SESSION_SECRET" in html
@@ -202,10 +197,10 @@ async def test_another_companys_run_answers_404(
 ) -> None:
     run = await queued_run(ui, tenant, ui_case["id"])
     await sign_in(ui, stranger.key)
-    status, html = await _text(ui, f"/ui/runs/{run['id']}")
+    status, html = await get_page(ui, f"/ui/runs/{run['id']}")
     assert status == 404
     assert "NOT_FOUND" in html
-    _, listing = await _text(ui, "/ui/runs")
+    _, listing = await get_page(ui, "/ui/runs")
     assert run["id"] not in listing
     assert (await ui.get(f"/ui/runs/{run['id']}/live")).status == 404
 
@@ -216,7 +211,7 @@ async def test_a_read_only_key_reads_but_cannot_cancel(
     run = await queued_run(ui, tenant, ui_case["id"])
     reader = await key_for(pool, tenant, ["agent_eval:read"])
     await sign_in(ui, reader.key)
-    status, html = await _text(ui, f"/ui/runs/{run['id']}")
+    status, html = await get_page(ui, f"/ui/runs/{run['id']}")
     assert status == 200
     assert "Cancel run" not in html
     response = await ui.post(f"/ui/runs/{run['id']}/cancel", data={"csrf_token": csrf_of(html)})
@@ -245,12 +240,12 @@ async def test_runs_are_listed_newest_first_in_keyset_pages(
 ) -> None:
     made = [(await queued_run(ui, tenant, ui_case["id"]))["id"] for _ in range(53)]
     await sign_in(ui, tenant.key)
-    status, first = await _text(ui, "/ui/runs")
+    status, first = await get_page(ui, "/ui/runs")
     assert status == 200
     assert _listed(first) == made[::-1][:50]
     older = re.search(r'id="older" href="([^"]+)"', first)
     assert older
-    _, second = await _text(ui, older.group(1).replace("&amp;", "&"))
+    _, second = await get_page(ui, older.group(1).replace("&amp;", "&"))
     assert _listed(second) == made[::-1][50:]
     assert 'id="older"' not in second
 
@@ -265,12 +260,12 @@ async def test_runs_filter_by_status_label_case_and_day(
     assert (await cancel(ui, tenant, plain)).body["status"] == "cancelled"
     await sign_in(ui, tenant.key)
 
-    assert _listed((await _text(ui, "/ui/runs?label=team%3Dblue"))[1]) == [labelled]
-    assert _listed((await _text(ui, "/ui/runs?status=cancelled"))[1]) == [plain]
-    assert _listed((await _text(ui, f"/ui/runs?case_id={other_case['id']}"))[1]) == [elsewhere]
-    assert _listed((await _text(ui, "/ui/runs?since=2000-01-01&until=2000-01-02"))[1]) == []
+    assert _listed((await get_page(ui, "/ui/runs?label=team%3Dblue"))[1]) == [labelled]
+    assert _listed((await get_page(ui, "/ui/runs?status=cancelled"))[1]) == [plain]
+    assert _listed((await get_page(ui, f"/ui/runs?case_id={other_case['id']}"))[1]) == [elsewhere]
+    assert _listed((await get_page(ui, "/ui/runs?since=2000-01-01&until=2000-01-02"))[1]) == []
     assert (
-        len(_listed((await _text(ui, "/ui/runs?case_id=&status=&since=&label="))[1])) == 3
+        len(_listed((await get_page(ui, "/ui/runs?case_id=&status=&since=&label="))[1])) == 3
     )  # empty = no filter
 
 
@@ -281,7 +276,7 @@ async def test_a_bad_filter_is_a_400_page_naming_the_field(ui: Client, tenant: T
         ("case_id=abc", "query.case_id"),
         ("since=yesterday", "query.since"),
     ):
-        status, html = await _text(ui, f"/ui/runs?{query}")
+        status, html = await get_page(ui, f"/ui/runs?{query}")
         assert status == 400, query
         assert "VALIDATION_ERROR" in html
         assert f"<code>{field}</code>" in html
@@ -290,7 +285,7 @@ async def test_a_bad_filter_is_a_400_page_naming_the_field(ui: Client, tenant: T
 async def test_the_rows_fragment_is_the_table_body_alone(ui: Client, tenant: Tenant, ui_case: Json) -> None:
     run = await queued_run(ui, tenant, ui_case["id"])
     await sign_in(ui, tenant.key)
-    status, html = await _text(ui, "/ui/runs?rows=1")
+    status, html = await get_page(ui, "/ui/runs?rows=1")
     assert status == 200
     assert html.lstrip().startswith('<tbody id="run-rows"')
     assert _listed(html) == [run["id"]]
@@ -307,7 +302,7 @@ async def test_a_done_run_shows_its_conversation_verdicts_linked_to_turns_and_co
         done = await trigger(ui, tenant, ui_case["id"], prefer="wait=30")
     assert done.status == 200, done.body
     await sign_in(ui, tenant.key)
-    status, html = await _text(ui, f"/ui/runs/{done.body['id']}")
+    status, html = await get_page(ui, f"/ui/runs/{done.body['id']}")
     assert status == 200
     bubbles = re.findall(r'<li id="turn-(\d+)" class="bubble (\w+)">', html)
     assert bubbles[:3] == [("1", "agent"), ("2", "persona"), ("3", "agent")]

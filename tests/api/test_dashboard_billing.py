@@ -9,17 +9,15 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
-from pydantic import SecretStr
 from pytest_aiohttp.plugin import AiohttpClient
 
 from service.core.settings import Settings
 from service.db import ledger
 from service.db.postgres import Pool, connection
-from service.gateway.app import create_app
 from service.gateway.ui.charts import BOTTOM, HEIGHT, TOP
 from service.gateway.ui.views import money
 from tests.support.api import ADMIN_HEADERS, Client, Tenant, key_for
-from tests.support.dashboard import UI_SECRET, sign_in
+from tests.support.dashboard import dashboard_client, get_page, sign_in
 from tests.support.run_api import MUST_SAY_REFUND, running_pipeline, scripted_case, trigger
 
 BAR = re.compile(
@@ -34,20 +32,13 @@ ROW = re.compile(
 
 @pytest.fixture
 def ui_settings(api_settings: Settings) -> Settings:
-    """The dashboard on; webhook receivers on loopback allowed, as in local development."""
-    return api_settings.model_copy(
-        update={"ui_session_secret": SecretStr(UI_SECRET), "webhook_allow_private": True}
-    )
+    """Webhook receivers on loopback allowed, as in local development."""
+    return api_settings.model_copy(update={"webhook_allow_private": True})
 
 
 @pytest.fixture
 async def ui(aiohttp_client: AiohttpClient, ui_settings: Settings, pool: Pool) -> Client:
-    return await aiohttp_client(create_app(ui_settings, pool=pool))
-
-
-async def _page(ui: Client, path: str) -> tuple[int, str]:
-    response = await ui.get(path, allow_redirects=False)
-    return response.status, await response.text()
+    return await dashboard_client(aiohttp_client, ui_settings, pool)
 
 
 def _bars(html: str) -> dict[str, tuple[float, str]]:
@@ -96,7 +87,7 @@ async def test_billing_shows_the_balance_and_a_bar_per_day_of_real_charges(
     balance = (await (await ui.get("/billing", headers=tenant.headers())).json())["balance_cents"]
     await sign_in(ui, tenant.key)
 
-    status, html = await _page(ui, "/ui/billing")
+    status, html = await get_page(ui, "/ui/billing")
 
     assert status == 200
     assert charged > 0
@@ -124,22 +115,22 @@ async def test_the_days_choice_sets_the_window(ui: Client, tenant: Tenant, pool:
     await _deduct(ui, tenant, 120, pool, days_ago=10)
     await sign_in(ui, tenant.key)
 
-    week, month, quarter = [_bars((await _page(ui, f"/ui/billing?days={n}"))[1]) for n in (7, 30, 90)]
+    week, month, quarter = [_bars((await get_page(ui, f"/ui/billing?days={n}"))[1]) for n in (7, 30, 90)]
 
     assert (len(week), len(month), len(quarter)) == (7, 30, 90)
     assert {figure for _, figure in week.values()} == {"$0.00"}
     assert (month[_day(10)][1], _day(40) in month) == ("$1.20", False)
     assert (quarter[_day(10)][1], quarter[_day(40)][1]) == ("$1.20", "$7.00")
-    _, html = await _page(ui, "/ui/billing?days=90")
+    _, html = await get_page(ui, "/ui/billing?days=90")
     assert "$8.20 over the last 90 days" in html
     assert '<a href="/ui/billing?days=90" aria-current="page">' in html
-    assert len(_bars((await _page(ui, "/ui/billing?days="))[1])) == 30  # empty: the default
+    assert len(_bars((await get_page(ui, "/ui/billing?days="))[1])) == 30  # empty: the default
 
 
 @pytest.mark.parametrize("days", ["8", "0", "-7", "30.0", "month", "1e2"])
 async def test_a_days_value_outside_7_30_90_is_a_400_page(ui: Client, tenant: Tenant, days: str) -> None:
     await sign_in(ui, tenant.key)
-    status, html = await _page(ui, f"/ui/billing?days={days}")
+    status, html = await get_page(ui, f"/ui/billing?days={days}")
     assert status == 400
     assert "VALIDATION_ERROR" in html
     assert "<code>query.days</code>" in html
@@ -150,7 +141,7 @@ async def test_another_companys_consumption_never_shows(
 ) -> None:
     await _deduct(ui, tenant, 999, pool, days_ago=1)
     await sign_in(ui, stranger.key)
-    _, html = await _page(ui, "/ui/billing")
+    _, html = await get_page(ui, "/ui/billing")
     assert '<span id="balance">$1,000.00</span>' in html
     assert {figure for _, figure in _bars(html).values()} == {"$0.00"}
 
@@ -168,7 +159,7 @@ async def test_a_key_without_the_pages_scope_gets_a_403_page(
 ) -> None:
     narrow = await key_for(pool, tenant, held)
     await sign_in(ui, narrow.key)
-    status, html = await _page(ui, path)
+    status, html = await get_page(ui, path)
     assert status == 403
     assert "INSUFFICIENT_SCOPE" in html
     assert scope in html

@@ -12,18 +12,13 @@ from pytest_aiohttp.plugin import AiohttpClient
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection
 from tests.support.api import Client, Json, Tenant, key_for
-from tests.support.dashboard import dashboard_client, post_form, sign_in
+from tests.support.dashboard import dashboard_client, get_page, post_form, sign_in
 from tests.support.run_api import MUST_SAY_REFUND, get_run, queued_run, scripted_case
 
 
 @pytest.fixture
 async def ui(aiohttp_client: AiohttpClient, api_settings: Settings, pool: Pool) -> Client:
     return await dashboard_client(aiohttp_client, api_settings, pool)
-
-
-async def _page(ui: Client, path: str) -> tuple[int, str]:
-    response = await ui.get(path, allow_redirects=False)
-    return response.status, await response.text()
 
 
 async def _decide(pool: Pool, run_id: str, pass_fail: bool | None) -> None:
@@ -47,12 +42,12 @@ async def test_each_case_shows_its_recent_runs_newest_first(ui: Client, tenant: 
     for run, outcome in zip(runs[:3], (True, False, None), strict=True):
         await _decide(pool, run["id"], outcome)
     await sign_in(ui, tenant.key)
-    status, html = await _page(ui, "/ui/cases")
+    status, html = await get_page(ui, "/ui/cases")
     assert status == 200
     assert f'data-case-id="{case["id"]}"' in html
     expected = [("queued", runs[3]["id"]), ("inconclusive", runs[2]["id"]), ("failed", runs[1]["id"])]
     assert _strip(html) == [*expected, ("passed", runs[0]["id"])]
-    status, page = await _page(ui, f"/ui/cases/{case['id']}")
+    status, page = await get_page(ui, f"/ui/cases/{case['id']}")
     assert status == 200
     assert _strip(page)[:3] == expected
     assert "must say /refund/" in page
@@ -62,7 +57,7 @@ async def test_the_strip_keeps_only_the_newest_twenty(ui: Client, tenant: Tenant
     case = await scripted_case(ui, tenant)
     made = [(await queued_run(ui, tenant, case["id"]))["id"] for _ in range(22)]
     await sign_in(ui, tenant.key)
-    _, html = await _page(ui, f"/ui/cases/{case['id']}")
+    _, html = await get_page(ui, f"/ui/cases/{case['id']}")
     assert [run_id for _, run_id in _strip(html)] == made[::-1][:20]
 
 
@@ -74,7 +69,7 @@ async def test_run_now_starts_a_run_of_the_case_and_opens_it(ui: Client, tenant:
     run_id = location.rsplit("/", 1)[-1]
     run = (await get_run(ui, tenant, run_id)).body
     assert (run["case_id"], run["status"]) == (case["id"], "queued")
-    assert (await _page(ui, location))[0] == 200
+    assert (await get_page(ui, location))[0] == 200
 
 
 async def test_a_read_only_key_sees_no_run_button_and_cannot_run(
@@ -83,7 +78,7 @@ async def test_a_read_only_key_sees_no_run_button_and_cannot_run(
     case = await scripted_case(ui, tenant)
     reader = await key_for(pool, tenant, ["agent_eval:read"])
     await sign_in(ui, reader.key)
-    status, html = await _page(ui, f"/ui/cases/{case['id']}")
+    status, html = await get_page(ui, f"/ui/cases/{case['id']}")
     assert status == 200
     assert "Run now" not in html
     status, _ = await post_form(ui, f"/ui/cases/{case['id']}", f"/ui/cases/{case['id']}/run")
@@ -93,8 +88,8 @@ async def test_a_read_only_key_sees_no_run_button_and_cannot_run(
 async def test_another_companys_case_answers_404(ui: Client, tenant: Tenant, stranger: Tenant) -> None:
     case = await scripted_case(ui, tenant)
     await sign_in(ui, stranger.key)
-    assert (await _page(ui, f"/ui/cases/{case['id']}"))[0] == 404
-    _, listing = await _page(ui, "/ui/cases")
+    assert (await get_page(ui, f"/ui/cases/{case['id']}"))[0] == 404
+    _, listing = await get_page(ui, "/ui/cases")
     assert case["id"] not in listing
     status, _ = await post_form(ui, "/ui/cases", f"/ui/cases/{case['id']}/run")
     assert status == 404

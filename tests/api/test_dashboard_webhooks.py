@@ -8,14 +8,12 @@ import re
 from datetime import datetime
 
 import pytest
-from pydantic import SecretStr
 from pytest_aiohttp.plugin import AiohttpClient
 
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection
-from service.gateway.app import create_app
 from tests.support.api import Client, Json, Tenant, created, key_for
-from tests.support.dashboard import UI_SECRET, csrf_of, post_form, sign_in
+from tests.support.dashboard import csrf_of, dashboard_client, get_page, post_form, sign_in
 from tests.support.receiver import running_receiver
 from tests.support.run_api import running_pipeline
 from tests.support.waiting import eventually
@@ -26,20 +24,13 @@ NOWHERE = "http://127.0.0.1:9/hook"  # loopback is allowed here; nothing listens
 
 @pytest.fixture
 def ui_settings(api_settings: Settings) -> Settings:
-    """The dashboard on; webhook receivers on loopback allowed, as in local development."""
-    return api_settings.model_copy(
-        update={"ui_session_secret": SecretStr(UI_SECRET), "webhook_allow_private": True}
-    )
+    """Webhook receivers on loopback allowed, as in local development."""
+    return api_settings.model_copy(update={"webhook_allow_private": True})
 
 
 @pytest.fixture
 async def ui(aiohttp_client: AiohttpClient, ui_settings: Settings, pool: Pool) -> Client:
-    return await aiohttp_client(create_app(ui_settings, pool=pool))
-
-
-async def _page(ui: Client, path: str) -> tuple[int, str]:
-    response = await ui.get(path, allow_redirects=False)
-    return response.status, await response.text()
+    return await dashboard_client(aiohttp_client, ui_settings, pool)
 
 
 async def _endpoint(ui: Client, tenant: Tenant, **body: object) -> Json:
@@ -92,8 +83,8 @@ async def test_webhooks_lists_the_companys_endpoints_and_never_a_secret(
         sealed = await conn.fetch("SELECT secret_sealed, previous_secret_sealed FROM webhook_endpoints")
     await sign_in(ui, tenant.key)
 
-    status, listing = await _page(ui, "/ui/webhooks")
-    _, detail = await _page(ui, f"/ui/webhooks/{first['id']}")
+    status, listing = await get_page(ui, "/ui/webhooks")
+    _, detail = await get_page(ui, f"/ui/webhooks/{first['id']}")
 
     assert status == 200
     assert _listed(listing, "endpoint") == [second["id"], first["id"]]  # newest first
@@ -121,7 +112,7 @@ async def test_an_endpoints_page_lists_its_deliveries_newest_first(ui: Client, t
     older, newer = [await _ping(ui, tenant, endpoint["id"]) for _ in range(2)]  # no notifier: pending
     await sign_in(ui, tenant.key)
 
-    status, html = await _page(ui, f"/ui/webhooks/{endpoint['id']}")
+    status, html = await get_page(ui, f"/ui/webhooks/{endpoint['id']}")
 
     assert status == 200
     assert _listed(html, "delivery") == [newer["id"], older["id"]]
@@ -156,7 +147,7 @@ async def test_resend_sends_the_delivery_again_as_a_new_attempt(
                 until=lambda d: d["status"] == "succeeded" and d["attempts"] == 2,
                 what="the second attempt",
             )
-        _, html = await _page(ui, page)
+        _, html = await get_page(ui, page)
 
     assert (status, location) == (303, page)
     assert first.webhook_id == again.webhook_id == sent["event_id"]
@@ -200,7 +191,7 @@ async def test_a_read_only_key_sees_no_resend_button_and_cannot_resend(
     await sign_in(ui, reader.key)
     page = f"/ui/webhooks/{endpoint['id']}"
 
-    status, html = await _page(ui, page)
+    status, html = await get_page(ui, page)
     token = csrf_of(html)  # the sign-out form's
     response = await ui.post(_resend_path(endpoint["id"], delivery["id"]), data={"csrf_token": token})
 
@@ -219,8 +210,8 @@ async def test_another_companys_endpoint_and_delivery_answer_404(
     mine = await _endpoint(ui, stranger)
     await sign_in(ui, stranger.key)
 
-    status, html = await _page(ui, f"/ui/webhooks/{endpoint['id']}")
-    _, listing = await _page(ui, "/ui/webhooks")
+    status, html = await get_page(ui, f"/ui/webhooks/{endpoint['id']}")
+    _, listing = await get_page(ui, "/ui/webhooks")
     resent = await post_form(ui, "/ui/webhooks", _resend_path(endpoint["id"], delivery["id"]))
     crossed = await post_form(ui, "/ui/webhooks", _resend_path(mine["id"], delivery["id"]))
 
@@ -228,4 +219,4 @@ async def test_another_companys_endpoint_and_delivery_answer_404(
     assert _listed(listing, "endpoint") == [mine["id"]]
     assert (resent[0], crossed[0]) == (404, 404)
     assert (await _delivery(ui, tenant, endpoint["id"], delivery["id"]))["status"] == "failed"
-    assert (await _page(ui, "/ui/webhooks/not-a-uuid"))[0] == 400
+    assert (await get_page(ui, "/ui/webhooks/not-a-uuid"))[0] == 400

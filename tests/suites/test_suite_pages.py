@@ -13,7 +13,7 @@ from service.core.settings import Settings
 from service.db.postgres import Pool
 from tests.suites.test_suite_run_api import FAIL, PASS, finished_suite_run
 from tests.support.api import Client, Tenant
-from tests.support.dashboard import dashboard_client, post_form, sign_in
+from tests.support.dashboard import dashboard_client, get_page, post_form, sign_in
 from tests.support.suites import scripted_suite
 
 
@@ -22,22 +22,17 @@ async def ui(aiohttp_client: AiohttpClient, suite_settings: Settings, pool: Pool
     return await dashboard_client(aiohttp_client, suite_settings, pool)
 
 
-async def _page(ui: Client, path: str) -> tuple[int, str]:
-    response = await ui.get(path, allow_redirects=False)
-    return response.status, await response.text()
-
-
 async def test_the_suites_page_lists_the_companys_suites_only(
     ui: Client, tenant: Tenant, stranger: Tenant
 ) -> None:
     mine, _ = await scripted_suite(ui, tenant, [True])
     theirs, _ = await scripted_suite(ui, stranger, [True])
     await sign_in(ui, tenant.key)
-    status, html = await _page(ui, "/ui/suites")
+    status, html = await get_page(ui, "/ui/suites")
     assert status == 200
     assert f'data-suite-id="{mine["id"]}"' in html
     assert theirs["id"] not in html
-    assert (await _page(ui, f"/ui/suites/{theirs['id']}"))[0] == 404
+    assert (await get_page(ui, f"/ui/suites/{theirs['id']}"))[0] == 404
 
 
 async def test_a_suite_page_shows_its_runs_pass_rates_costs_and_the_trend(
@@ -47,7 +42,7 @@ async def test_a_suite_page_shows_its_runs_pass_rates_costs_and_the_trend(
     first = await finished_suite_run(ui, tenant, pool, suite["id"], [PASS, PASS], 1, cost=10)
     second = await finished_suite_run(ui, tenant, pool, suite["id"], [PASS, FAIL], 1, cost=30)
     await sign_in(ui, tenant.key)
-    status, html = await _page(ui, f"/ui/suites/{suite['id']}")
+    status, html = await get_page(ui, f"/ui/suites/{suite['id']}")
     assert status == 200
     rows = re.findall(r'data-suite-run-id="([0-9a-f-]+)"', html)
     assert rows == [second["suite_run_id"], first["suite_run_id"]]  # newest first
@@ -74,14 +69,14 @@ async def test_a_suite_run_page_shows_the_diff_with_flips_highlighted(
     await sign_in(ui, tenant.key)
     path = f"/ui/suites/{suite['id']}/runs/{current['suite_run_id']}"
 
-    status, plain = await _page(ui, path)
+    status, plain = await get_page(ui, path)
     assert status == 200
     assert 'id="diff"' not in plain
     assert plain.count("<tr data-run-id=") == 20
     assert "Case 1" in plain
 
     for baseline_id in (baseline["suite_run_id"], "latest"):
-        status, html = await _page(ui, f"{path}?baseline={baseline_id}")
+        status, html = await get_page(ui, f"{path}?baseline={baseline_id}")
         assert status == 200
         flips = {
             case: flip
@@ -107,11 +102,11 @@ async def test_a_bad_or_foreign_baseline_is_refused(
     foreign = await finished_suite_run(ui, stranger, pool, other["id"], [PASS], 1)
     await sign_in(ui, tenant.key)
     path = f"/ui/suites/{suite['id']}/runs/{current['suite_run_id']}"
-    status, html = await _page(ui, f"{path}?baseline=yesterday")
+    status, html = await get_page(ui, f"{path}?baseline=yesterday")
     assert status == 400
     assert "query.baseline" in html
-    assert (await _page(ui, f"{path}?baseline={foreign['suite_run_id']}"))[0] == 404
-    status, html = await _page(ui, f"{path}?baseline=latest")  # no other finished run
+    assert (await get_page(ui, f"{path}?baseline={foreign['suite_run_id']}"))[0] == 404
+    status, html = await get_page(ui, f"{path}?baseline=latest")  # no other finished run
     assert status == 404
     assert "no other finished run" in html
 
@@ -122,7 +117,7 @@ async def test_run_suite_now_starts_a_suite_run_and_shows_it(ui: Client, tenant:
     status, location = await post_form(ui, f"/ui/suites/{suite['id']}", f"/ui/suites/{suite['id']}/run")
     assert status == 303
     assert location.startswith(f"/ui/suites/{suite['id']}/runs/")
-    status, html = await _page(ui, location)
+    status, html = await get_page(ui, location)
     assert status == 200
     assert html.count("<tr data-run-id=") == 2
     assert 'id="suite-run-state">2 in flight' in html

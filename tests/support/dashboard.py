@@ -41,7 +41,16 @@ async def post_form(
     return response.status, response.headers.get("Location", "")
 
 
-async def dashboard_client(aiohttp_client: AiohttpClient, settings: Settings, pool: Pool) -> Client:
-    """The gateway with the dashboard on (a session secret), in aiohttp's test client."""
-    on = settings.model_copy(update={"ui_session_secret": SecretStr(UI_SECRET)})
+async def dashboard_client(
+    aiohttp_client: AiohttpClient, settings: Settings, pool: Pool, **updates: object
+) -> Client:
+    """The gateway with the dashboard on (a session secret, and `updates` to the settings), in
+    aiohttp's test client."""
+    on = settings.model_copy(update={"ui_session_secret": SecretStr(UI_SECRET), **updates})
     return await aiohttp_client(create_app(on, pool=pool))
+
+
+async def get_page(client: Client, path: str) -> tuple[int, str]:
+    """GET `path` without following a redirect: its status and its HTML."""
+    response = await client.get(path, allow_redirects=False)
+    return response.status, await response.text()

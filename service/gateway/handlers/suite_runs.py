@@ -15,7 +15,6 @@ from schemas.suite_runs import (
     SuiteRunTrigger,
     SuiteRunView,
 )
-from service.core.errors import NotFound
 from service.db import suite_runs, suites
 from service.db.postgres import connection
 from service.gateway.appkeys import POOL, SETTINGS
@@ -24,7 +23,7 @@ from service.gateway.handlers.responses import json_response, principal
 from service.gateway.handlers.runs import idempotency_request
 from service.runs.suite_completion import summary
 from service.suites.cancels import cancel_suite_run
-from service.suites.compare import compare
+from service.suites.compare import compare_with_baseline
 from service.suites.triggers import Started, rerun_suite_run, start_suite_run
 from service.suites.views import view
 
@@ -106,17 +105,8 @@ async def compare_suite_runs(request: web.Request) -> web.Response:
     company_id = principal(request).company_id
     async with connection(request.app[POOL]) as conn:
         current = await suite_runs.get_suite_run(conn, company_id, suite_id, suite_run_id)
-        if query.baseline == "latest":
-            baseline = await suite_runs.latest_done(conn, company_id, suite_id, other_than=suite_run_id)
-            if baseline is None:
-                raise NotFound(f"Suite {suite_id} has no other finished run to compare with")
-        else:
-            baseline = await suite_runs.get_suite_run(conn, company_id, suite_id, query.baseline)
-        comparison = compare(
-            current,
-            await suite_runs.list_members(conn, current.id),
-            baseline,
-            await suite_runs.list_members(conn, baseline.id),
-            query.alpha,
+        members = await suite_runs.list_members(conn, current.id)
+        comparison = await compare_with_baseline(
+            conn, company_id, (current, members), query.baseline, query.alpha
         )
     return json_response(comparison)

@@ -18,6 +18,7 @@ from aiohttp import web
 from service.core.settings import Settings
 from service.gateway.ui import billing, cases, live, runs, signin, suites, webhooks
 from service.gateway.ui.appkeys import SIGNER
+from service.gateway.ui.rendering import see_other
 from service.gateway.ui.sessions import SessionSigner
 from service.gateway.ui.views import money, outcome_of, when
 
@@ -26,7 +27,7 @@ PAGES = (signin, runs, live, cases, suites, billing, webhooks)  # each module ad
 
 
 async def _home(_: web.Request) -> web.StreamResponse:
-    return web.Response(status=303, headers={"Location": signin.HOME})
+    return see_other(signin.HOME)
 
 
 def setup_ui(app: web.Application, settings: Settings) -> None:

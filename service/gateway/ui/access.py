@@ -29,7 +29,7 @@ from service.db.postgres import connection
 from service.domain import access
 from service.gateway.appkeys import CLOCK, POOL
 from service.gateway.ui.cookies import session_of, signer
-from service.gateway.ui.rendering import render
+from service.gateway.ui.rendering import render, see_other
 from service.gateway.ui.sessions import CSRF_FIELD
 
 PREFIX = "/ui/"
@@ -96,7 +96,7 @@ async def ui_pages(request: web.Request, handler: Handler) -> web.StreamResponse
         response = await handler(request)
     except SignInRequired:
         if request.method == "GET" and not request.headers.get("HX-Request"):
-            response = web.Response(status=303, headers={"Location": sign_in_location(request)})
+            response = see_other(sign_in_location(request))
         else:
             response = _error_page(request, SignInRequired())
     except ServiceError as exc:

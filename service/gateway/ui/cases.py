@@ -12,7 +12,7 @@ from service.db.postgres import connection
 from service.gateway.appkeys import POOL, SETTINGS
 from service.gateway.handlers.parsing import path_id
 from service.gateway.ui.access import signed_in
-from service.gateway.ui.rendering import render
+from service.gateway.ui.rendering import render, see_other
 from service.gateway.ui.runs import READ, RUN
 from service.gateway.ui.views import describe
 from service.runs.triggers import trigger_case_run
@@ -58,7 +58,7 @@ async def run_now(request: web.Request) -> web.StreamResponse:
         body=RunTrigger(),
         key=None,
     )
-    return web.Response(status=303, headers={"Location": f"/ui/runs/{triggered.run_id}"})
+    return see_other(f"/ui/runs/{triggered.run_id}")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

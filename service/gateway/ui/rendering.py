@@ -1,4 +1,5 @@
-"""Rendering dashboard templates with what every page needs (the CSRF token, the current path)."""
+"""Rendering dashboard templates with what every page needs (the CSRF token, the current path),
+and the other answers a page gives: a 303 to the page a form leads to."""
 
 from __future__ import annotations
 
@@ -27,3 +28,8 @@ def render(
 
 def fragment(request: web.Request, template: str, context: Mapping[str, object]) -> str:
     return aiohttp_jinja2.render_string(template, request, {**common(request), **context})
+
+
+def see_other(location: str) -> web.Response:
+    """303 See Other: after a form, the browser GETs `location`."""
+    return web.Response(status=303, headers={"Location": location})

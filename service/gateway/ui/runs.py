@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import BaseModel
 
 from schemas.api import RunStatus
 from schemas.runs import RunTrigger
@@ -18,10 +18,10 @@ from service.db import cases, run_lists, runs, suites, turns
 from service.db.cases import CaseFilters
 from service.db.postgres import connection, transaction
 from service.gateway.appkeys import POOL, SETTINGS
-from service.gateway.handlers.parsing import path_id
-from service.gateway.middlewares import validation_failed
+from service.gateway.handlers.parsing import parse_query, path_id
 from service.gateway.ui.access import signed_in
-from service.gateway.ui.rendering import render
+from service.gateway.ui.forms import BlankIsNone
+from service.gateway.ui.rendering import render, see_other
 from service.gateway.ui.views import bubble, cost_rows, verdicts
 from service.runs.cancels import cancel_run
 from service.runs.triggers import trigger_case_run
@@ -31,24 +31,17 @@ READ, RUN = "agent_eval:read", "agent_eval:run"
 PAGE = 50
 
 
-def _blank_is_none(value: object) -> object:
-    return None if value == "" else value
-
-
-Optional = BeforeValidator(_blank_is_none)
-
-
 class RunsQuery(BaseModel):
     """The runs page's filters (a GET form: empty fields mean no filter) and its keyset cursor."""
 
-    case_id: Annotated[UUID | None, Optional] = None
-    suite_id: Annotated[UUID | None, Optional] = None
-    suite_run_id: Annotated[UUID | None, Optional] = None
-    status: Annotated[RunStatus | None, Optional] = None
-    label: Annotated[str | None, Optional] = None  # key=value
-    since: Annotated[date | None, Optional] = None  # created on or after this day (UTC)
-    until: Annotated[date | None, Optional] = None  # created on or before this day (UTC)
-    before: Annotated[UUID | None, Optional] = None  # the last run of the previous page
+    case_id: Annotated[UUID | None, BlankIsNone] = None
+    suite_id: Annotated[UUID | None, BlankIsNone] = None
+    suite_run_id: Annotated[UUID | None, BlankIsNone] = None
+    status: Annotated[RunStatus | None, BlankIsNone] = None
+    label: Annotated[str | None, BlankIsNone] = None  # key=value
+    since: Annotated[date | None, BlankIsNone] = None  # created on or after this day (UTC)
+    until: Annotated[date | None, BlankIsNone] = None  # created on or before this day (UTC)
+    before: Annotated[UUID | None, BlankIsNone] = None  # the last run of the previous page
 
     def filters(self) -> run_lists.RunFilters:
         key, _, value = (self.label or "").partition("=")
@@ -69,16 +62,9 @@ class RunsQuery(BaseModel):
         return {name: str(value) for name, value in values.items() if value is not None}
 
 
-def parse_runs_query(request: web.Request) -> RunsQuery:
-    try:
-        return RunsQuery.model_validate({name: request.query.get(name) for name in RunsQuery.model_fields})
-    except ValidationError as exc:
-        raise validation_failed(exc, "query") from exc
-
-
 async def runs_page(request: web.Request) -> web.StreamResponse:
     viewer = await signed_in(request, READ)
-    query = parse_runs_query(request)
+    query = parse_query(request, RunsQuery)
     async with connection(request.app[POOL]) as conn:
         rows = await run_lists.list_runs_before(
             conn, viewer.company_id, query.filters(), before=query.before, limit=PAGE + 1
@@ -125,7 +111,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     run_id = path_id(request)
     settings = request.app[SETTINGS]
     await cancel_run(request.app[POOL], settings, company_id=viewer.company_id, run_id=run_id, key=None)
-    return web.Response(status=303, headers={"Location": f"/ui/runs/{run_id}"})
+    return see_other(f"/ui/runs/{run_id}")
 
 
 async def rerun(request: web.Request) -> web.StreamResponse:
@@ -146,7 +132,7 @@ async def rerun(request: web.Request) -> web.StreamResponse:
         body=body,
         key=None,
     )
-    return web.Response(status=303, headers={"Location": f"/ui/runs/{triggered.run_id}"})
+    return see_other(f"/ui/runs/{triggered.run_id}")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

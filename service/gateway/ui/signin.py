@@ -12,7 +12,7 @@ from service.domain import access
 from service.domain.apikeys import hash_api_key, is_well_formed
 from service.gateway.appkeys import CLOCK, POOL
 from service.gateway.ui.cookies import session_of, set_session
-from service.gateway.ui.rendering import render
+from service.gateway.ui.rendering import render, see_other
 from service.gateway.ui.sessions import new_session
 
 HOME = "/ui/runs"
@@ -48,13 +48,13 @@ async def signin(request: web.Request) -> web.StreamResponse:
     if found is None or status != "ok":
         message = "That key has expired." if status == "expired" else "That is not a valid API key."
         return _form(request, target, error=message, status=401)
-    response = web.Response(status=303, headers={"Location": target})
+    response = see_other(target)
     set_session(request, response, new_session(found.id))
     return response
 
 
 async def signout(request: web.Request) -> web.StreamResponse:
-    response = web.Response(status=303, headers={"Location": "/ui/signin"})
+    response = see_other("/ui/signin")
     set_session(request, response, new_session())
     return response
 

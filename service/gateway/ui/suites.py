@@ -8,26 +8,26 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import BaseModel
 
-from schemas.suite_runs import Comparison, SuiteRunTrigger, SuiteRunView
-from service.core.errors import NotFound
+from schemas.suite_runs import SuiteRunTrigger, SuiteRunView
 from service.db import suite_runs, suites
-from service.db.postgres import Connection, connection
+from service.db.postgres import connection
 from service.gateway.appkeys import POOL, SETTINGS
-from service.gateway.handlers.parsing import path_id
-from service.gateway.middlewares import validation_failed
+from service.gateway.handlers.parsing import parse_query, path_id
 from service.gateway.ui.access import signed_in
-from service.gateway.ui.rendering import render
+from service.gateway.ui.forms import BlankIsNone
+from service.gateway.ui.rendering import render, see_other
 from service.gateway.ui.runs import READ, RUN
 from service.gateway.ui.trends import TrendPoint, trend
 from service.gateway.ui.views import when
-from service.suites.compare import compare
+from service.suites.compare import compare_with_baseline
 from service.suites.triggers import start_suite_run
 from service.suites.views import view
 
 SUITES_SHOWN = 100
 HISTORY = 30  # suite runs on a suite's page and in its trend
+ALPHA = 0.05  # the diff's significance, the API's default
 
 
 async def suites_page(request: web.Request) -> web.StreamResponse:
@@ -59,33 +59,27 @@ async def suite_page(request: web.Request) -> web.StreamResponse:
     return render(request, "suite.html", context)
 
 
-def _blank_is_none(value: object) -> object:
-    return None if value == "" else value
-
-
 class DiffQuery(BaseModel):
     """`?baseline=<suite run id>|latest` (empty: no diff)."""
 
-    baseline: Annotated[UUID | Literal["latest"] | None, BeforeValidator(_blank_is_none)] = None
+    baseline: Annotated[UUID | Literal["latest"] | None, BlankIsNone] = None
 
 
 async def suite_run_page(request: web.Request) -> web.StreamResponse:
     viewer = await signed_in(request, READ)
     suite_id, suite_run_id = path_id(request), path_id(request, "suite_run_id")
-    try:
-        query = DiffQuery.model_validate({"baseline": request.query.get("baseline")})
-    except ValidationError as exc:
-        raise validation_failed(exc, "query") from exc
+    query = parse_query(request, DiffQuery)
     async with connection(request.app[POOL]) as conn:
         row = await suite_runs.get_suite_run(conn, viewer.company_id, suite_id, suite_run_id)
-        current = view(row, await suite_runs.list_members(conn, row.id))
+        members = await suite_runs.list_members(conn, row.id)
+        current = view(row, members)
         others, _ = await suite_runs.list_suite_runs(
             conn, viewer.company_id, suite_id, limit=HISTORY, offset=0
         )
         diff = (
             None
             if query.baseline is None
-            else await _diff(conn, viewer.company_id, suite_id, row, query.baseline)
+            else await compare_with_baseline(conn, viewer.company_id, (row, members), query.baseline, ALPHA)
         )
     context = {
         "suite_id": suite_id,
@@ -96,19 +90,6 @@ async def suite_run_page(request: web.Request) -> web.StreamResponse:
         "case_names": _case_names(current),
     }
     return render(request, "suite_run.html", context)
-
-
-async def _diff(
-    conn: Connection, company_id: UUID, suite_id: UUID, row: suite_runs.SuiteRunRow, baseline: UUID | str
-) -> Comparison:
-    if baseline == "latest":
-        found = await suite_runs.latest_done(conn, company_id, suite_id, other_than=row.id)
-        if found is None:
-            raise NotFound("This suite has no other finished run to compare with")
-    else:
-        found = await suite_runs.get_suite_run(conn, company_id, suite_id, UUID(str(baseline)))
-    members = await suite_runs.list_members(conn, row.id)
-    return compare(row, members, found, await suite_runs.list_members(conn, found.id), 0.05)
 
 
 def _case_names(current: SuiteRunView) -> dict[str, str]:
@@ -126,9 +107,7 @@ async def run_suite(request: web.Request) -> web.StreamResponse:
         body=SuiteRunTrigger(),
         key=None,
     )
-    return web.Response(
-        status=303, headers={"Location": f"/ui/suites/{suite_id}/runs/{started.suite_run_id}"}
-    )
+    return see_other(f"/ui/suites/{suite_id}/runs/{started.suite_run_id}")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -11,7 +11,7 @@ from service.gateway.appkeys import CLOCK, POOL
 from service.gateway.handlers.parsing import path_id
 from service.gateway.routes.webhooks import MANAGE, READ
 from service.gateway.ui.access import signed_in
-from service.gateway.ui.rendering import render
+from service.gateway.ui.rendering import render, see_other
 from service.webhooks.delivery_log import delivery_view, queue_resend
 from service.webhooks.endpoints import endpoint_view
 
@@ -50,7 +50,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
     endpoint_id, delivery_id = path_id(request), path_id(request, "delivery_id")
     async with transaction(request.app[POOL]) as conn:
         await queue_resend(conn, viewer.company_id, endpoint_id, delivery_id, request.app[CLOCK].now())
-    return web.Response(status=303, headers={"Location": f"/ui/webhooks/{endpoint_id}"})
+    return see_other(f"/ui/webhooks/{endpoint_id}")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
