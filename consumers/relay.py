@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC
 
 from cloudevents.core.bindings.kafka import to_binary
@@ -35,6 +36,9 @@ from service.runtime.health import Heartbeat
 log = get_logger("consumers.relay")
 _JSON = JSONFormat()
 
+# Empty busy polls before the relay sleeps: long enough that a steady trickle of events keeps it
+# polling (no NOTIFY), short enough that an idle relay stops polling within half a second.
+POLLS_BEFORE_SLEEP = 25
 MaintenanceFactory = Callable[[asyncio.Event], Coroutine[object, object, None]]
 
 
@@ -83,7 +87,9 @@ class Relay:
         """Contend for the lock, relay while holding it, reconnect after failures, until `stop`."""
         while not stop.is_set():
             try:
-                conn = await connect(self._dsn, application_name=f"agent-eval-{self._name}")
+                # Not durable: a crash may forget that rows were published, and they are then
+                # published again (at least once); a flush per batch would slow every hop.
+                conn = await connect(self._dsn, application_name=f"agent-eval-{self._name}", durable=False)
             except DatabaseError as exc:
                 log.warning("relay_connect_failed", error=str(exc))
                 await _wait(stop, self._settings.relay_lock_poll_s)
@@ -130,15 +136,20 @@ class Relay:
             wake.set()
 
         await listen(conn, outbox.NOTIFY_CHANNEL, on_notify)
-        batch_size = self._settings.relay_batch_size
+        batch_size, busy_poll_s = self._settings.relay_batch_size, self._settings.relay_busy_poll_s
+        sleep = Drowsiness(busy_poll_s * POLLS_BEFORE_SLEEP)
+        await publishing.set_relay_sleeping(conn, True)  # a relay before it may have died awake
         while not stop.is_set():
             self._heartbeat.beat()
             wake.clear()
             published = await self.publish_batch(conn, batch_size)
+            change = sleep.after_poll(published > 0, SYSTEM_CLOCK.monotonic())
+            if change is not None:
+                await publishing.set_relay_sleeping(conn, change)
             if published == batch_size:
                 continue
-            if published:
-                await _wait(stop, self._settings.relay_busy_poll_s)
+            if published or not sleep.sleeping or change:  # asleep only now: one more poll first
+                await _wait(stop, busy_poll_s)
                 continue
             await self._record_backlog(conn)
             await _wait_any(stop, wake, self._settings.relay_idle_poll_s)
@@ -171,6 +182,29 @@ class Relay:
     @property
     def heartbeat(self) -> Heartbeat:
         return self._heartbeat
+
+
+@dataclass
+class Drowsiness:
+    """Whether the relay sleeps (waits to be woken) or polls: it wakes when a poll finds rows,
+    and falls asleep after `after_s` seconds of polls that found none. Writers notify only a
+    sleeping relay (migration 0021), so a busy one costs them no NOTIFY."""
+
+    after_s: float
+    sleeping: bool = True
+    last_found: float = 0.0
+
+    def after_poll(self, found: bool, now: float) -> bool | None:
+        """The new state to announce after a poll, or None when it did not change."""
+        if found:
+            self.last_found = now
+        if self.sleeping and found:
+            self.sleeping = False
+            return False
+        if not self.sleeping and now - self.last_found >= self.after_s:
+            self.sleeping = True
+            return True
+        return None
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

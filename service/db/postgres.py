@@ -129,15 +129,19 @@ async def create_pool(
     return pool
 
 
-async def connect(dsn: str, *, application_name: str = "agent-eval", keepalive_s: int = 5) -> Connection:
+async def connect(
+    dsn: str, *, application_name: str = "agent-eval", keepalive_s: int = 5, durable: bool = True
+) -> Connection:
     """One dedicated connection (the relay's lock holder). TCP keepalives make a dead peer
-    visible to the server within seconds, so its session locks are released promptly."""
+    visible to the server within seconds, so its session locks are released promptly. Not
+    `durable`: its commits do not wait for their WAL flush (for writes a crash may undo)."""
     settings = {
         "timezone": "UTC",
         "application_name": application_name,
         "tcp_keepalives_idle": str(keepalive_s),
         "tcp_keepalives_interval": "1",
         "tcp_keepalives_count": "3",
+        "synchronous_commit": "on" if durable else "off",
     }
     async with translated():
         conn: Connection = await asyncpg.connect(dsn, server_settings=settings)

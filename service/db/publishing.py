@@ -57,6 +57,9 @@ UPDATE outbox AS o SET published_partition = published.part, published_offset = 
 FROM published
 WHERE o.id = published.id AND o.type = '{EventType.RUN_REQUESTED.value}'
 """
+# The flag writers read to decide whether to wake the relay (migration 0021). A crash may undo
+# it: the next relay writes it when it takes the lead.
+_SET_SLEEPING = "UPDATE relay_state SET sleeping = $1"
 _PURGE_SENT = """
 DELETE FROM outbox WHERE id IN (
     SELECT o.id FROM outbox AS o
@@ -85,6 +88,12 @@ async def mark_sent(conn: Connection, ids: Sequence[int], positions: Sequence[tu
     until purged."""
     partitions, offsets = [p for p, _ in positions], [o for _, o in positions]
     await conn.execute(_MARK_SENT, list(ids), partitions, offsets)
+
+
+async def set_relay_sleeping(conn: Connection, sleeping: bool) -> None:
+    """Say whether the active relay waits to be woken (True) or polls (False): writers notify
+    only while it sleeps."""
+    await conn.execute(_SET_SLEEPING, sleeping)
 
 
 async def purge_sent(conn: Connection, older_than_s: float, batch: int = 10_000) -> int:

@@ -7,8 +7,12 @@ from uuid import UUID
 
 from service.db.postgres import Connection
 
+# Committed without waiting for its WAL flush: every request of a key updates the window's one
+# row, so a durable commit would queue the key's requests behind each other's flushes. A crash
+# can forget the last moment's counts, which only lets a key go that far over its limit once.
 _COUNT = """
-INSERT INTO rate_limit_windows (api_key_id, window_start, n) VALUES ($1, $2, 1)
+INSERT INTO rate_limit_windows (api_key_id, window_start, n)
+SELECT $1, $2, 1 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
 ON CONFLICT (api_key_id, window_start) DO UPDATE SET n = rate_limit_windows.n + 1
 RETURNING n
 """

@@ -17,6 +17,7 @@ TABLES = {
     "companies",
     "api_keys",
     "rate_limit_windows",
+    "relay_state",
     "agents",
     "eval_personas",
     "eval_suites",

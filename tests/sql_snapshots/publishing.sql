@@ -23,6 +23,9 @@ FROM (SELECT id FROM outbox_pending ORDER BY id LIMIT $1) AS p
 CROSS JOIN LATERAL (SELECT * FROM outbox WHERE outbox.id = p.id LIMIT 1) AS o
 ORDER BY p.id
 
+-- _SET_SLEEPING
+UPDATE relay_state SET sleeping = $1
+
 -- _UNSENT_STATS
 SELECT count(*) AS n, min(o.created_at) AS oldest FROM outbox_pending AS p
 CROSS JOIN LATERAL (SELECT created_at FROM outbox WHERE outbox.id = p.id LIMIT 1) AS o
