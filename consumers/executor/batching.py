@@ -1,13 +1,16 @@
-"""Group commit (issue 16): writes that conversations hand over while the previous batch is being
-written wait together, and the next transaction writes all of them — one round trip (rounds) or
-one commit and one flush (endings) for many conversations instead of one each. A write handed
-over alone is written at once, so nothing waits for a timer.
+"""Group commit (issue 16): writes that conversations hand over while the batches in flight are
+being written wait together, and the next transaction writes all of them — one round trip
+(rounds) or one commit and one flush (endings) for many conversations instead of one each. A
+write handed over while a lane is free is written at once, so nothing waits for a timer.
 
-`Batcher` is the queue and its one flushing task; what a batch does is its `write_all`, which
-answers each run of the batch with its outcome or its own failure. A failure of `write_all`
-itself fails every write of that batch alike; each conversation then does what it does after any
-failed write (it resumes from the persisted transcript). `RoundBatcher` writes the common rounds
-in one statement (`service.db.rounds.persist_rounds`), so a failed statement wrote nothing of them.
+`Batcher` is the queue and its flushing tasks, at most `LANES` at once: while one batch waits on
+its round trips or its commit, the next can be on its way (batches hold disjoint runs and lock
+rows in one order, so they never wait on each other in a cycle). What a batch does is its
+`write_all`, which answers each run of the batch with its outcome or its own failure. A failure
+of `write_all` itself fails every write of that batch alike; each conversation then does what it
+does after any failed write (it resumes from the persisted transcript). `RoundBatcher` writes
+the common rounds in one statement (`service.db.rounds.persist_rounds`), so a failed statement
+wrote nothing of them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from service.db.claims import Lease
 from service.db.postgres import Pool, connection
 
 MAX_BATCH = 64  # writes per batch: bounds the statement's size and its locks
+LANES = 2  # batches in flight at once: one fills while another waits on a round trip or a commit
 
 
 class Leased(Protocol):
@@ -48,7 +52,7 @@ class _Waiting(Generic[P, R]):
 
 
 class Batcher(Generic[P, R]):
-    """Writes the items handed to it, batched; one batch in flight at a time per process."""
+    """Writes the items handed to it, batched; at most `lanes` batches in flight at once."""
 
     def __init__(
         self,
@@ -57,21 +61,25 @@ class Batcher(Generic[P, R]):
         write_all: Callable[[list[P]], Awaitable[Mapping[UUID, R | Exception]]],
         *,
         max_batch: int = MAX_BATCH,
+        lanes: int = LANES,
         name: str,
     ) -> None:
         self._write_all = write_all
         self._max_batch = max_batch
+        self._lanes = lanes
         self._name = name
         self._waiting: list[_Waiting[P, R]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
 
     async def write(self, item: P) -> R | None:
         """The run's outcome, None when its write was left out, or its failure raised."""
         waiting: _Waiting[P, R] = _Waiting(item)
         self._waiting.append(waiting)
-        if self._flusher is None or self._flusher.done():
+        if len(self._flushers) < self._lanes:
             # A context of its own: log lines of the flush belong to no one conversation.
-            self._flusher = asyncio.create_task(self._flush(), name=self._name, context=contextvars.Context())
+            flusher = asyncio.create_task(self._flush(), name=self._name, context=contextvars.Context())
+            self._flushers.add(flusher)
+            flusher.add_done_callback(self._flushers.discard)
         return await waiting.written  # a conversation cancelled meanwhile is left out, if not yet taken
 
     async def _flush(self) -> None:

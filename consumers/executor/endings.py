@@ -1,5 +1,5 @@
 """The transactions that end runs, group-committed (issue 16): every ending handed over while the
-previous batch commits shares the next transaction — one commit, one WAL flush and one hold of
+batches in flight commit shares the next transaction — one commit, one WAL flush and one hold of
 each company's row for all of them, instead of one each.
 
 A batch takes its locks in the order every writer takes them, so two batches (or a batch and
@@ -9,8 +9,11 @@ companies charged, in id order (DESIGN.md §7: the hottest lock is held shortest
 commit, each company's count of runs out of flight, in the order the runs ended: company order.
 
 For each run, under its lease's fence: the last round's rows (if any), then the end — settled in
-place when no judge is needed (`service.db.results.settle_run`), else only ended for the scorer.
-A cancel requested meanwhile makes it `cancelled`. A run whose lease no longer holds is answered
+place when no judge is needed (`service.db.results.settle_runs`), else only ended for the scorer.
+A cancel requested meanwhile makes it `cancelled`. The batch's statements are set-wise or
+pipelined, so a batch costs a handful of round trips whatever its size: the last rounds (one
+statement), the bills (one query), each company's settlements (one pipelined round trip), the
+charges (one pipelined round trip), the commit. A run whose lease no longer holds is answered
 `LeaseLost` and nothing of it is written; the others go on. Any other failure rolls the batch
 back, and each of its endings is then tried in a transaction of its own, so one run's failure
 is its own.
@@ -94,70 +97,96 @@ async def end_all(pool: Pool, batch: Sequence[PendingEnding]) -> dict[UUID, Clos
 
 async def _end_together(conn: Connection, batch: Sequence[PendingEnding]) -> dict[UUID, Closed | Exception]:
     outcomes: dict[UUID, Closed | Exception] = {}
-    opened: list[_Opened] = []
-    for pending in sorted(batch, key=lambda p: p.lease.run_id):  # the run rows, in id order
-        try:
-            opened.append(await _last_round(conn, pending))
-        except LeaseLost as lost:  # its fenced statement matched no row: nothing of it was written
-            outcomes[pending.lease.run_id] = lost
+    opened = await _last_rounds(conn, batch, outcomes)
+    plans = [(each, _ending_of(each)) for each in opened]
+    reckonings = await settlement.reckon_runs(
+        conn, [each.pending.lease.run_id for each, ending in plans if _settles(each, ending)]
+    )
     settled: list[_Settled] = []
-    # Ended in company order: the commit then counts them out of flight (migration 0018) company
-    # by company, in the order every batch uses.
-    for each in sorted(opened, key=lambda o: (o.company_id, o.pending.lease.run_id)):
-        closed = await _close(conn, each)
-        if isinstance(closed, _Settled):
-            settled.append(closed)
-        else:
-            outcomes[each.pending.lease.run_id] = closed
+    # Ended company by company, in the order every batch uses: the commit then counts them out of
+    # flight (migration 0018) in that order.
+    for company_plans in _by_company(plans):
+        closed, company_settled = await _close_company(conn, company_plans, reckonings)
+        outcomes |= closed
+        settled += company_settled
     in_suites = sorted((s.run for s in settled if s.run.suite_run_id is not None), key=_by_suite_run)
     for run in in_suites:
         await count_run_done(conn, run)  # the last run of a suite run announces the suite run
-    for done in sorted(settled, key=lambda s: (s.run.company_id, s.run.id)):
-        owed = await settlement.charge(conn, done.run, done.total_cents)
-        outcomes[done.run.id] = Closed(done.rows, (done.run, owed))
+    charged = sorted(settled, key=lambda s: (s.run.company_id, s.run.id))
+    owed = await settlement.charge_runs(conn, [(done.run, done.total_cents) for done in charged])
+    for done in charged:
+        outcomes[done.run.id] = Closed(done.rows, (done.run, owed[done.run.id]))
     return outcomes
 
 
-async def _last_round(conn: Connection, pending: PendingEnding) -> _Opened:
-    """Write the round's rows (or only advance the run) under the fence, which locks the run row;
-    whether a cancel was requested. LeaseLost when the fence matched nothing (then nothing was
-    written)."""
-    lease = pending.lease
-    if not pending.new:
-        run = await claims.advance_run(conn, lease, events=0, active_ms=pending.active_ms)
-        if run is None:
-            raise LeaseLost()
-        return _Opened(pending, [], run.cancel_requested_at is not None, run.company_id)
-    round_ = await rounds.persist_round(
-        conn, lease, pending.new, active_ms=pending.active_ms, now=pending.now, unless_cancelled=False
-    )
-    if round_ is None:
-        raise LeaseLost()
-    return _Opened(pending, round_.rows, round_.cancel_requested, round_.company_id)
+async def _last_rounds(
+    conn: Connection, batch: Sequence[PendingEnding], outcomes: dict[UUID, Closed | Exception]
+) -> list[_Opened]:
+    """Write every run's last round (or only advance the run) in one statement under its fence,
+    which locks the run rows in id order; whether a cancel was requested. A run whose fence
+    matched nothing is answered LeaseLost in `outcomes` (nothing of it was written)."""
+    pending_rounds = [rounds.PendingRound(p.lease, p.new, p.active_ms, p.now) for p in batch]
+    written = await rounds.persist_rounds(conn, pending_rounds, unless_cancelled=False)
+    opened: list[_Opened] = []
+    for pending in batch:
+        round_ = written.get(pending.lease.run_id)
+        if round_ is None:
+            outcomes[pending.lease.run_id] = LeaseLost()
+        else:
+            opened.append(_Opened(pending, round_.rows, round_.cancel_requested, round_.company_id))
+    return opened
 
 
-async def _close(conn: Connection, opened: _Opened) -> Closed | _Settled:
-    """End the run (locked by its last round); a settled run's charge is left to the caller,
-    which takes the company rows last."""
-    pending = opened.pending
-    lease, rows = pending.lease, opened.rows
-    ending = Ending("cancelled") if opened.cancelled else pending.ending
-    if ending is None:
-        return Closed(rows, None)
-    verdict = pending.verdict
-    if not settles_in_place(ending.status, verdict is not None):
-        ended = await claims.finish_run(conn, lease, ending, pending.active_ms)  # with its end event
-        if ended is None:
-            raise LeaseLost()
-        return Closed(rows, (ended, None))
-    reckoning = await settlement.reckon(conn, lease.run_id, judge_cost_microcents=0)
-    stored = _stored(verdict) if verdict is not None and needs_scoring(ending.status, False) else None
-    run = await results.settle_run(
-        conn, lease, ending, active_ms=pending.active_ms, verdict=stored, usage=reckoning.billed()
-    )
-    if run is None:
+def _ending_of(opened: _Opened) -> Ending | None:
+    """How the run ends: `cancelled` once a cancel was requested, whatever else it said."""
+    return Ending("cancelled") if opened.cancelled else opened.pending.ending
+
+
+def _settles(opened: _Opened, ending: Ending | None) -> bool:
+    return ending is not None and settles_in_place(ending.status, opened.pending.verdict is not None)
+
+
+_Plan = tuple[_Opened, Ending | None]
+
+
+def _by_company(plans: Sequence[_Plan]) -> list[list[_Plan]]:
+    """The plans grouped by company, companies in id order, runs in id order within each."""
+    groups: dict[UUID, list[_Plan]] = {}
+    for plan in sorted(plans, key=lambda p: (p[0].company_id, p[0].pending.lease.run_id)):
+        groups.setdefault(plan[0].company_id, []).append(plan)
+    return list(groups.values())
+
+
+async def _close_company(
+    conn: Connection, plans: Sequence[_Plan], reckonings: dict[UUID, settlement.Reckoning]
+) -> tuple[dict[UUID, Closed], list[_Settled]]:
+    """End one company's runs (locked by their last rounds): those that settle in place together
+    in one round trip (their charges are left to the caller, which takes the company rows last),
+    the others (left to the scorer) one statement each; a run that goes on is only answered."""
+    closed: dict[UUID, Closed] = {}
+    settling: list[results.Settling] = []
+    rows: dict[UUID, list[turns.TurnRow]] = {}
+    for each, ending in plans:
+        pending = each.pending
+        lease = pending.lease
+        if ending is None:
+            closed[lease.run_id] = Closed(each.rows, None)
+        elif _settles(each, ending):
+            verdict = pending.verdict
+            stored = _stored(verdict) if verdict is not None and needs_scoring(ending.status, False) else None
+            usage = reckonings[lease.run_id].billed()
+            settling.append(results.Settling(lease, ending, pending.active_ms, stored, usage))
+            rows[lease.run_id] = each.rows
+        else:
+            ended = await claims.finish_run(conn, lease, ending, pending.active_ms)  # with its end event
+            if ended is None:
+                raise LeaseLost()
+            closed[lease.run_id] = Closed(each.rows, (ended, None))
+    ran = await results.settle_runs(conn, settling)
+    if len(ran) < len(settling):  # unreachable while their rows are locked: fail the batch
         raise LeaseLost()
-    return _Settled(rows, run, reckoning.bill.total_cost_cents)
+    total = {run_id: reckonings[run_id].bill.total_cost_cents for run_id in ran}
+    return closed, [_Settled(rows[run_id], run, total[run_id]) for run_id, run in ran.items()]
 
 
 def _by_suite_run(run: RunRow) -> tuple[str, UUID]:

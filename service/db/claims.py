@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -54,14 +53,6 @@ _CLAIM = transition_sql(
     f" AND (queue_status = {states.PENDING} OR lease_expires_at < now()) AND attempt - handed_back < $4",
     params=4,
 )
-# No indexed column changes here, so PostgreSQL can update the row in place (HOT) on every
-# turn; leases are renewed for all runs at once by `extend_leases`.
-_ADVANCE = f"""
-UPDATE eval_runs
-SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + $5, updated_at = now()
-WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING}
-RETURNING company_id, last_event_seq - $5 + 1 AS first_sequence, cancel_requested_at, now() AS now
-"""
 # The end of a conversation ($4..$8: `ending_args`), under the lease's fence ($2, $3).
 FINISH_SET = (
     "status = $4, termination_reason = $5, error = $6, error_code = $7, active_ms = greatest(active_ms, $8),"
@@ -105,27 +96,6 @@ async def claim_run(
     None if it is not claimable (or its attempts are used up)."""
     return await transition(
         conn, _CLAIM, run_id, [executor, ttl_s, max_attempts], TRANSITIONS[Step.CLAIMED].events
-    )
-
-
-@dataclass(frozen=True)
-class Advance:
-    """A held run, locked, with `events` sequence numbers allocated from `first_sequence`."""
-
-    company_id: UUID
-    first_sequence: int
-    cancel_requested_at: datetime | None
-    now: datetime  # the transaction's time, for the rows it writes
-
-
-async def advance_run(conn: Connection, lease: Lease, *, events: int, active_ms: int) -> Advance | None:
-    """One statement per round: lock the run if `lease` still holds it, store the time owned
-    and allocate `events` event sequences; None if the lease was lost."""
-    record = await conn.fetchrow(_ADVANCE, lease.run_id, lease.executor, lease.attempt, active_ms, events)
-    if record is None:
-        return None
-    return Advance(
-        record["company_id"], record["first_sequence"], record["cancel_requested_at"], record["now"]
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Literal
@@ -93,6 +94,36 @@ async def charge_run(
     if taken is None:
         raise AlreadyCharged(f"run {run_id} was charged before")
     return int(taken)
+
+
+_CHARGE_RUNS = "SELECT $3::uuid AS run_id, charge_run($1, $2, $3, $4) AS taken"
+
+
+@dataclass(frozen=True)
+class RunCharge:
+    """One run to debit with `charge_runs`: a fresh entry id, the run's company and its total."""
+
+    entry_id: UUID
+    company_id: UUID
+    run_id: UUID
+    total_cents: int
+
+
+async def charge_runs(conn: Connection, charges: Sequence[RunCharge]) -> dict[UUID, int]:
+    """`charge_run` for each run, in the given order (the order the company rows are locked in),
+    in one round trip: the cents taken by run. Raises AlreadyCharged if any run had a charge
+    already (the caller's transaction must then roll back)."""
+    if not charges:
+        return {}
+    records = await conn.fetchmany(
+        _CHARGE_RUNS, [(c.entry_id, c.company_id, c.run_id, c.total_cents) for c in charges]
+    )
+    taken: dict[UUID, int] = {}
+    for record in records:
+        if record["taken"] is None:
+            raise AlreadyCharged(f"run {record['run_id']} was charged before")
+        taken[record["run_id"]] = int(record["taken"])
+    return taken
 
 
 async def list_ledger_entries(conn: Connection, company_id: UUID) -> list[LedgerEntry]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from pydantic import JsonValue
 from service.db import claims, states
 from service.db.postgres import Connection
 from service.db.runs import DONE_CHANNEL, RunRow
-from service.db.transitions import transition, transition_sql
+from service.db.transitions import transition, transition_many, transition_sql
 from service.domain.lifecycle import TRANSITIONS, Ending, Step, settled_events
 from service.domain.pricing import Usage
 
@@ -106,13 +107,47 @@ async def settle_run(
     """End the conversation under `lease`, store its verdict (completed runs; None for the others)
     and its bill, make it done and announce every step at once (`settled_events`), waking its
     waiters; None if the lease was lost. The caller charges the ledger in the same transaction."""
+    args = _settle_args(lease, ending, active_ms, verdict, usage)
+    return await transition(conn, _SETTLE, lease.run_id, args, settled_events(ending.status))
+
+
+def _settle_args(
+    lease: claims.Lease, ending: Ending, active_ms: int, verdict: Verdict | None, usage: BilledUsage
+) -> list[object]:
     scoring = (
         [None, None, None, False]
         if verdict is None
         else [verdict.evaluation, verdict.score, verdict.pass_fail, True]
     )
-    args = [*claims.ending_args(lease, ending, active_ms), *scoring, *_bill_args(usage)]
-    return await transition(conn, _SETTLE, lease.run_id, args, settled_events(ending.status))
+    return [*claims.ending_args(lease, ending, active_ms), *scoring, *_bill_args(usage)]
+
+
+@dataclass(frozen=True)
+class Settling:
+    """One run to settle with `settle_runs`: as `settle_run`'s parameters."""
+
+    lease: claims.Lease
+    ending: Ending
+    active_ms: int
+    verdict: Verdict | None
+    usage: BilledUsage
+
+
+async def settle_runs(conn: Connection, runs: Sequence[Settling]) -> dict[UUID, RunRow]:
+    """`settle_run` for each run, in the given order (the order their rows and counts are
+    locked in), in one round trip; a run whose lease was lost is absent."""
+    return await transition_many(
+        conn,
+        _SETTLE,
+        [
+            (
+                r.lease.run_id,
+                _settle_args(r.lease, r.ending, r.active_ms, r.verdict, r.usage),
+                settled_events(r.ending.status),
+            )
+            for r in runs
+        ],
+    )
 
 
 async def record_bill(conn: Connection, run_id: UUID, usage: BilledUsage) -> RunRow | None:

@@ -1,14 +1,11 @@
-"""One round of a conversation persisted in one statement (one round trip): the run row
-advanced under the lease's fence, the transcript rows, and their `run.turn` events.
+"""Rounds of conversations persisted in one statement (one round trip): each run row advanced
+under its lease's fence, the transcript rows, and their `run.turn` events.
 
-`persist_rounds` writes the common rounds of several runs in one statement (the executor's group
-commit: one round trip and one commit for every conversation that finished a round meanwhile).
-
-On its own (autocommit) it serves the common round: the lease still holds, no cancel was
-requested, and the conversation goes on; otherwise it writes nothing and returns None. Inside a
-transaction, without the cancel condition, it starts the round that ends the run: the caller
-reads whether a cancel was requested and ends the run before committing
-(`consumers.executor.persistence`).
+`persist_rounds` writes the rounds of several runs at once: on its own (autocommit), the
+common rounds, for the runs whose lease still holds and that have no cancel requested (the
+executor's group commit: one round trip and one commit for every conversation that finished a
+round meanwhile); inside a transaction, without the cancel condition, the rounds that end runs,
+whose rows stay locked while the caller ends them (`consumers.executor.endings`).
 """
 
 from __future__ import annotations
@@ -44,63 +41,11 @@ def _insert_turns(first: int) -> str:
 """
 
 
-def _round_sql(guard: str) -> str:
-    """The round statement; `guard` adds to the fence (the cancel condition, or nothing)."""
-    return f"""
-WITH run AS (
-    UPDATE eval_runs
-    SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + {outbox.event_count(5)},
-        updated_at = now()
-    WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = {states.RUNNING} {guard}
-    RETURNING id, company_id, last_event_seq, cancel_requested_at
-), written AS (
-    {_insert_turns(11)}    WHERE EXISTS (SELECT 1 FROM run)
-)
-{outbox.events_for_run_sql(5)}
-RETURNING sequence, (SELECT cancel_requested_at IS NOT NULL FROM run) AS cancel_requested,
-          (SELECT company_id FROM run) AS company_id
-"""
-
-
-_ROUND_UNLESS_CANCELLED = _round_sql("AND cancel_requested_at IS NULL")
-_ROUND = _round_sql("")
-
-
 @dataclass(frozen=True)
 class Round:
     rows: list[turns.TurnRow]
     cancel_requested: bool
     company_id: UUID  # the run's
-
-
-async def persist_round(
-    conn: Connection,
-    lease: Lease,
-    new: Sequence[turns.NewTurn],
-    *,
-    active_ms: int,
-    now: datetime,
-    unless_cancelled: bool = True,
-) -> Round | None:
-    """Write the round's rows and events if the lease holds (and, with `unless_cancelled`, no
-    cancel was requested); None when nothing was written. Inside a transaction, the run row
-    stays locked until the caller commits, so it can end the run in the same transaction."""
-    rows = turns.stamped(new, now)
-    events = outbox.unnumbered_run_events(
-        lease.run_id, [(event, r.to_api()) for r in rows for event in TRANSITIONS[Step.TURN].events], now=now
-    )
-    written = await conn.fetch(
-        _ROUND_UNLESS_CANCELLED if unless_cancelled else _ROUND,
-        lease.run_id,
-        lease.executor,
-        lease.attempt,
-        active_ms,
-        *outbox.run_event_columns(events),
-        *turns.turn_columns(rows),
-    )
-    if not written:
-        return None
-    return Round(rows, bool(written[0]["cancel_requested"]), written[0]["company_id"])
 
 
 @dataclass(frozen=True)
@@ -117,8 +62,12 @@ class PendingRound:
 # another batch or with the keeper: `persist_rounds` passes the runs sorted, and each is looked up
 # and locked by its key in that order (the `LIMIT` keeps the look-up a subquery; as a join, the
 # planner could read every running run, or the whole table, to find the batch's). A run whose
-# fence fails (lease lost, cancel requested, ended) is skipped and its rows are not written.
-_ROUNDS = f"""
+# fence fails (lease lost, ended, or with the cancel condition a cancel requested) is skipped and
+# its rows are not written.
+def _rounds_sql(guard: str) -> str:
+    """The batched round statement; `guard` adds to each run's fence (the cancel condition, or
+    nothing)."""
+    return f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[])
         AS i (run_id, executor, attempt, active_ms, events)
@@ -127,7 +76,7 @@ WITH input AS (
     CROSS JOIN LATERAL (
         SELECT id FROM eval_runs
         WHERE id = i.run_id AND claimed_by = i.executor AND attempt = i.attempt
-          AND status = {states.RUNNING} AND cancel_requested_at IS NULL
+          AND status = {states.RUNNING} {guard}
         LIMIT 1 FOR NO KEY UPDATE
     ) AS r
 ), run AS (
@@ -136,7 +85,7 @@ WITH input AS (
         updated_at = now()
     FROM input AS i, locked AS l
     WHERE r.id = i.run_id AND l.id = r.id  -- locked under the fence in this statement: it still holds
-    RETURNING r.id, r.company_id, r.last_event_seq, i.events
+    RETURNING r.id, r.company_id, r.last_event_seq, i.events, r.cancel_requested_at
 ), written AS (
     {_insert_turns(14)}    WHERE t.run_id IN (SELECT id FROM run)
 ), events AS (
@@ -152,14 +101,23 @@ WITH input AS (
          AS e (run_id, ord, event_id, topic, type, payload, traceparent, created_at)
     JOIN run ON run.id = e.run_id
 )
-SELECT id, company_id FROM run
+SELECT id, company_id, cancel_requested_at IS NOT NULL AS cancel_requested FROM run
 """
 
 
-async def persist_rounds(conn: Connection, pending: Sequence[PendingRound]) -> dict[UUID, Round]:
-    """Write several runs' common rounds in one statement (autocommit: one commit for all); the
-    result has a Round for each run whose lease held and had no cancel requested, none for the
-    others (nothing of theirs was written). Each run appears at most once in `pending`."""
+_ROUNDS_UNLESS_CANCELLED = _rounds_sql("AND cancel_requested_at IS NULL")
+_ROUNDS = _rounds_sql("")
+
+
+async def persist_rounds(
+    conn: Connection, pending: Sequence[PendingRound], *, unless_cancelled: bool = True
+) -> dict[UUID, Round]:
+    """Write several runs' rounds in one statement (autocommit: one commit for all); the result
+    has a Round for each run whose lease held (and, with `unless_cancelled`, had no cancel
+    requested), none for the others (nothing of theirs was written). Without
+    `unless_cancelled`, inside a transaction, it starts the rounds that end runs: each Round says
+    whether a cancel was requested, and the run rows stay locked until the caller commits. Each
+    run appears at most once in `pending`; one without rows is only advanced (and locked)."""
     pending = sorted(pending, key=lambda p: p.lease.run_id)  # the order its rows are locked in
     rows = {p.lease.run_id: turns.stamped(p.new, p.now) for p in pending}
     events = {p.lease.run_id: _turn_events(p.lease.run_id, rows[p.lease.run_id], p.now) for p in pending}
@@ -175,14 +133,14 @@ async def persist_rounds(conn: Connection, pending: Sequence[PendingRound]) -> d
     ords = [i + 1 for run_events in events.values() for i in range(len(run_events))]
     every_row = [r for run_rows in rows.values() for r in run_rows]
     written = await conn.fetch(
-        _ROUNDS,
+        _ROUNDS_UNLESS_CANCELLED if unless_cancelled else _ROUNDS,
         *runs,
         owners,
         ords,
         *outbox.run_event_columns(every_event),
         *turns.turn_columns(every_row),
     )
-    return {r["id"]: Round(rows[r["id"]], False, r["company_id"]) for r in written}
+    return {r["id"]: Round(rows[r["id"]], r["cancel_requested"], r["company_id"]) for r in written}
 
 
 def _turn_events(run_id: UUID, rows: Sequence[turns.TurnRow], now: datetime) -> list[Event]:

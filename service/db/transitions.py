@@ -60,3 +60,19 @@ async def transition(
     built = outbox.unnumbered_run_events(run_id, [(type, placeholder) for type in events])
     record = await conn.fetchrow(sql, run_id, *args, *outbox.run_event_columns(built))
     return None if record is None else run_from_record(record, extra=("notified",))
+
+
+async def transition_many(
+    conn: Connection, sql: str, changes: Sequence[tuple[UUID, Sequence[object], Sequence[EventType]]]
+) -> dict[UUID, RunRow]:
+    """Run a `transition_sql` statement for each (run id, args, events), in the given order, in one
+    round trip (pipelined): the updated runs by id; a run whose guard matched nothing is absent."""
+    if not changes:
+        return {}
+    arguments = []
+    for run_id, args, events in changes:
+        placeholder = queued_summary(run_id)
+        built = outbox.unnumbered_run_events(run_id, [(type, placeholder) for type in events])
+        arguments.append((run_id, *args, *outbox.run_event_columns(built)))
+    records = await conn.fetchmany(sql, arguments)
+    return {row.id: row for row in (run_from_record(r, extra=("notified",)) for r in records)}

@@ -194,6 +194,27 @@ async def usage_by_role(conn: Connection, run_id: UUID) -> dict[str, RoleUsage]:
     }
 
 
+_USAGE_OF_RUNS = """
+SELECT run_id, CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cost_microcents)::bigint AS cost_microcents
+FROM eval_run_turns WHERE run_id = ANY($1::uuid[]) GROUP BY 1, 2
+"""
+
+
+async def usage_by_role_of_runs(
+    conn: Connection, run_ids: Sequence[UUID]
+) -> dict[UUID, dict[str, RoleUsage]]:
+    """`usage_by_role` of several runs in one query; a run without turns has an empty mapping."""
+    usage: dict[UUID, dict[str, RoleUsage]] = {run_id: {} for run_id in run_ids}
+    if run_ids:
+        for r in await conn.fetch(_USAGE_OF_RUNS, list(run_ids)):
+            usage[r["run_id"]][r["role"]] = RoleUsage(
+                int(r["input_tokens"]), int(r["output_tokens"]), int(r["cost_microcents"])
+            )
+    return usage
+
+
 def transcript_of(rows: Sequence[TurnRow]) -> list[TranscriptTurn]:
     """Stored rows as the pure transcript scoring and the turn loop reason about."""
     return [

@@ -8,6 +8,7 @@ company row, the hottest lock, is held only until the commit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -49,7 +50,16 @@ class Reckoning:
 
 async def reckon(conn: Connection, run_id: UUID, judge_cost_microcents: int) -> Reckoning:
     """The bill of the run's persisted turns (this transaction's own included) and judge calls."""
-    usage = await turns.usage_by_role(conn, run_id)
+    return _reckoning(await turns.usage_by_role(conn, run_id), judge_cost_microcents)
+
+
+async def reckon_runs(conn: Connection, run_ids: Sequence[UUID]) -> dict[UUID, Reckoning]:
+    """`reckon` for several runs without judge calls, in one query."""
+    usage = await turns.usage_by_role_of_runs(conn, run_ids)
+    return {run_id: _reckoning(usage[run_id], 0) for run_id in run_ids}
+
+
+def _reckoning(usage: dict[str, turns.RoleUsage], judge_cost_microcents: int) -> Reckoning:
     bill = pricing.bill(
         usage.get("agent", turns.RoleUsage()).cost_microcents,
         usage.get("persona", turns.RoleUsage()).cost_microcents,
@@ -68,6 +78,19 @@ async def charge(conn: Connection, run: RunRow, total_cents: int) -> Debit:
     owed = Debit(taken, total_cents - taken)
     if owed.uncollected_cents:
         await results.record_uncollected(conn, run.id, owed.uncollected_cents)
+    return owed
+
+
+async def charge_runs(conn: Connection, runs: Sequence[tuple[RunRow, int]]) -> dict[UUID, Debit]:
+    """`charge` for each (run, total cents), in the given order (company rows are locked in it),
+    in one round trip plus one statement per run the balance fell short for."""
+    taken = await ledger.charge_runs(
+        conn, [ledger.RunCharge(new_id(), run.company_id, run.id, total) for run, total in runs]
+    )
+    owed = {run.id: Debit(taken[run.id], total - taken[run.id]) for run, total in runs}
+    for run_id, debit in owed.items():
+        if debit.uncollected_cents:
+            await results.record_uncollected(conn, run_id, debit.uncollected_cents)
     return owed
 
 

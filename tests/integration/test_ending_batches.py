@@ -1,7 +1,8 @@
 """Group commit of run endings (issue 16), against real PostgreSQL: endings handed over together
 commit in one transaction, each run settled and charged once as if it ended alone; a run whose
 lease was lost is answered LeaseLost and left unwritten without stopping the others; a cancel
-requested meanwhile ends its run cancelled; one run's failure rolls the batch back and each
+requested meanwhile ends its run cancelled; each company's balance covers what it can and a run
+needing the judge is only ended, in the same batch; one run's failure rolls the batch back and each
 ending is then tried alone, so only that run fails; the slots a batch frees go to held runs, and
 the last runs of a suite run ended together announce it done once."""
 
@@ -18,13 +19,14 @@ from schemas.evaluation import Evaluation
 from service.core.errors import DatabaseError, LeaseLost
 from service.core.ids import new_id
 from service.core.settings import Settings
-from service.db import runs, turns
+from service.db import ledger, runs, turns
 from service.db.claims import Lease
 from service.db.postgres import Pool, connection
+from service.domain.ledger import Debit
 from service.domain.lifecycle import Ending
 from tests.support.executor_runs import claimed_by, new_run
 from tests.support.factories import make_company
-from tests.support.scenarios import event_types, make_case, read_run, trigger, turn_rows
+from tests.support.scenarios import charges, event_types, make_case, read_run, trigger, turn_rows
 from tests.support.suites import make_suite, start_in_process
 
 PASSED = Evaluation(score=100.0, pass_fail=True, inconclusive=False, results=[])
@@ -114,6 +116,39 @@ async def test_a_lost_lease_is_answered_alone_and_a_cancel_ends_its_run_cancelle
         *("queued", "started", "turn", "turn"),
         *("cancelled", "billed", "done"),
     ]
+
+
+async def test_a_batch_takes_what_each_balance_covers_and_leaves_a_judged_run_to_the_scorer(
+    pool: Pool, settings: Settings
+) -> None:
+    short, judged, paid = [await claimed(pool, settings) for _ in range(3)]  # three companies
+    async with connection(pool) as conn:
+        company_id = (await runs.get_run(conn, short.run_id)).company_id
+        await ledger.post_ledger_entry(  # 1 cent left of 10,000: the run costs 3
+            conn, entry_id=new_id(), company_id=company_id, kind="deduction", amount_cents=-9_999
+        )
+    batch = [last_round(short, DONE), last_round(judged, DONE, verdict=None), last_round(paid, DONE)]
+    outcomes = await end_all(pool, batch)
+
+    owed: dict[UUID, Debit | None] = {}
+    for lease in (short, paid):
+        closed = outcomes[lease.run_id]
+        assert isinstance(closed, Closed)
+        assert closed.ended is not None
+        owed[lease.run_id] = closed.ended[1]
+    assert owed == {short.run_id: Debit(1, 2), paid.run_id: Debit(3, 0)}
+    assert await charges(pool, short.run_id) == [-1]
+    assert len(set(await charge_transactions(pool, [short.run_id, paid.run_id]))) == 1
+    assert (await read_run(pool, short.run_id)).uncollected_cents == 2
+    left = outcomes[judged.run_id]
+    assert isinstance(left, Closed)
+    assert left.ended is not None
+    assert left.ended[1] is None  # ended, not settled: the scorer judges it, the biller bills it
+    async with connection(pool) as conn:
+        stored = await runs.get_run(conn, judged.run_id)
+    assert (stored.status, stored.queue_status, stored.scored_at) == ("completed", "claimed", None)
+    assert await charges(pool, judged.run_id) == []
+    assert (await event_types(pool, judged.run_id))[-1] == "completed"
 
 
 async def test_one_failing_ending_rolls_the_batch_back_and_the_others_end_alone(

@@ -106,17 +106,17 @@ async def test_renewing_while_waiting_on_the_ending_statement_reports_nothing(
     executor = Executor(pool, settings, engine, name="first")
     run_id = await new_run(pool, settings, persona=SHORT_TALK)
     renewals: list[asyncio.Task[None]] = []
-    settle_run = results.settle_run  # the run needs no judge: its end settles it
+    settle_runs = results.settle_runs  # the run needs no judge: its end settles it
 
     async def finish_then_renew(conn: Connection, *args: Any, **kwargs: Any) -> Any:
-        ended = await settle_run(conn, *args, **kwargs)
+        ended = await settle_runs(conn, *args, **kwargs)
         # The renewal starts before the end commits and waits on the run's row lock, so the row
         # it reads when the lock is granted is no longer the one its statement started with.
         renewals.append(asyncio.create_task(executor.extend_leases()))
         await eventually(lambda: lock_waiters(pool), what="the renewal waiting on the run's row lock")
         return ended
 
-    monkeypatch.setattr(results, "settle_run", finish_then_renew)
+    monkeypatch.setattr(results, "settle_runs", finish_then_renew)
     with captured_logs() as logs:
         await played_to_the_end(executor, pool, run_id)
         await asyncio.gather(*renewals)

@@ -1,9 +1,3 @@
--- _ADVANCE
-UPDATE eval_runs
-SET active_ms = greatest(active_ms, $4), last_event_seq = last_event_seq + $5, updated_at = now()
-WHERE id = $1 AND claimed_by = $2 AND attempt = $3 AND status = 'running'
-RETURNING company_id, last_event_seq - $5 + 1 AS first_sequence, cancel_requested_at, now() AS now
-
 -- _CHECK
 SELECT CASE WHEN r.status = 'running' THEN 'held'
             WHEN r.error_code = 'EXECUTOR_LOST' THEN 'lost'

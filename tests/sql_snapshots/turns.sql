@@ -25,3 +25,9 @@ SELECT CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
        sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
        sum(cost_microcents)::bigint AS cost_microcents
 FROM eval_run_turns WHERE run_id = $1 GROUP BY 1
+
+-- _USAGE_OF_RUNS
+SELECT run_id, CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cost_microcents)::bigint AS cost_microcents
+FROM eval_run_turns WHERE run_id = ANY($1::uuid[]) GROUP BY 1, 2
