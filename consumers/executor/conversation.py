@@ -113,7 +113,8 @@ class Conversation:
                 await writer.end(self._lease, ending, self._active_ms(), self._verdict(ending, transcript))
                 return
             if drafts:
-                persisted = await self._persist(transcript, self._folded(transcript, drafts), ending)
+                drafts, ending = await self._folded(transcript, drafts, ending)
+                persisted = await self._persist(transcript, drafts, ending)
                 if persisted is None:
                     return
                 transcript = persisted
@@ -140,17 +141,27 @@ class Conversation:
             drafts += more
         return ending, drafts, passed
 
-    def _folded(self, transcript: Sequence[TranscriptTurn], drafts: list[Draft]) -> list[Draft]:
+    async def _folded(
+        self, transcript: Sequence[TranscriptTurn], drafts: list[Draft], ending: Ending | None
+    ) -> tuple[list[Draft], Ending | None]:
         """The round's rows plus those of the steps after it that need no I/O (entering a flow
-        node, a literal line): one commit instead of one per row."""
+        node, a literal line, a line of the `scripted` model when it simulates no latency): one
+        commit instead of one per row. The ending, if one of those steps ended the run."""
         drafts = list(drafts)
-        for _ in range(MAX_FOLDED):
-            step = self._setup.decide(_extended(transcript, drafts), self._active_ms())
+        for _ in range(MAX_FOLDED if ending is None else 0):
+            extended = _extended(transcript, drafts)
+            step = self._setup.decide(extended, self._active_ms())
             draft = self._setup.said_without_io(step)
-            if draft is None:
+            if draft is not None:
+                drafts.append(draft)
+                continue
+            if not self._setup.answers_at_once(step, self._engine.settings.scripted_latency_s):
                 break
-            drafts.append(draft)
-        return drafts
+            ending, more = await self._attempt(step, extended)
+            drafts += more
+            if ending is not None or not more:
+                break
+        return drafts, ending
 
     async def _attempt(
         self, step: FlowStep, transcript: Sequence[TranscriptTurn]

@@ -11,7 +11,7 @@ from schemas.runs import RunConfig
 from service.core.errors import FlowUnreadable
 from service.core.settings import Settings
 from service.db.runs import RunRow
-from service.domain.conversation import Greet, Rules, next_step, time_budget_ms
+from service.domain.conversation import Greet, Rules, Speak, next_step, time_budget_ms
 from service.domain.flow_runtime import Enter, FlowStep, entered_event, next_flow_step
 from service.domain.flows import FlowGraph, read_flow
 from service.domain.transcript import TranscriptTurn
@@ -37,6 +37,15 @@ class Setup:
         if self.graph is not None:
             return next_flow_step(transcript, self.graph, self.rules, elapsed_ms, agent_passed=agent_passed)
         return next_step(transcript, self.rules, elapsed_ms, agent_passed=agent_passed)
+
+    def answers_at_once(self, step: FlowStep, scripted_latency_s: float) -> bool:
+        """True when the step is a line of the `scripted` model simulating no latency: computed,
+        not fetched, so it may join the round before it like a step without I/O."""
+        if not isinstance(step, Speak) or step.after_tools or scripted_latency_s > 0:
+            return False
+        if step.who == "persona":
+            return self.persona_model == "scripted"
+        return self.agent_model == "scripted" and self.config.case.agent.type != "http"
 
     def said_without_io(self, step: FlowStep) -> Draft | None:
         """The row of a step that needs no model or tool (entering a node, a literal line), so it

@@ -14,6 +14,7 @@ from uuid import UUID
 import pytest
 
 from consumers.biller import Biller
+from consumers.executor.batching import LANES
 from consumers.executor.conversation import Engine
 from consumers.executor.worker import Executor
 from consumers.judge import Judge
@@ -155,20 +156,64 @@ async def test_a_run_needing_the_judge_is_only_ended_and_left_to_the_scorer_and_
     assert await charges(pool, run_id) == []
 
 
-async def test_a_run_cancelled_mid_conversation_is_settled_unscored_for_the_turns_it_used(
-    pool: Pool, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+async def transactions_of_turns(pool: Pool, run_id: UUID) -> int:
+    """How many transactions wrote the run's transcript rows."""
+    async with connection(pool) as conn:
+        return int(
+            await conn.fetchval(
+                "SELECT count(DISTINCT xmin::text) FROM eval_run_turns WHERE run_id = $1", run_id
+            )
+        )
+
+
+def said(rows: list[dict[str, Any]]) -> list[tuple[object, ...]]:
+    keys = ("turn_number", "role", "text", "input_tokens", "output_tokens", "cost_microcents")
+    return [tuple(row[key] for key in keys) for row in rows]
+
+
+async def test_a_scripted_conversation_without_latency_is_written_with_its_end_in_one_transaction(
+    pool: Pool, settings: Settings, engine: Engine
 ) -> None:
+    at_once = await run_of(pool, settings, success_criteria=NO_JUDGE)
+    run = await played(pool, settings, engine, at_once)
+    # The same conversation with a scripted model that takes a moment: a commit per round.
+    slow_settings = settings.model_copy(update={"scripted_latency_s": 0.001})
+    slow = await run_of(pool, slow_settings, success_criteria=NO_JUDGE)
+    async with engine_of(slow_settings, pool) as slow_engine:
+        slow_run = await played(pool, slow_settings, slow_engine, slow)
+
+    rows, slow_rows = await turn_rows(pool, at_once), await turn_rows(pool, slow)
+    assert said(rows) == said(slow_rows)
+    assert len(rows) == 7  # three lines and three answers, then the persona's end_conversation call
+    assert await transactions_of_turns(pool, at_once) == 1
+    assert await transactions_of_turns(pool, slow) == 7
+    assert await event_types(pool, at_once) == await event_types(pool, slow)
+    assert (run.status, run.queue_status, run.total_cost_cents, run.score) == (
+        slow_run.status,
+        slow_run.queue_status,
+        slow_run.total_cost_cents,
+        slow_run.score,
+    )
+
+
+async def test_a_run_cancelled_mid_conversation_is_settled_unscored_for_the_turns_it_used(
+    pool: Pool, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scripted model that takes a moment commits turn by turn (without it, the whole
+    # conversation is computed at once and written with its end).
+    settings = settings.model_copy(update={"scripted_latency_s": 0.001})
     run_id = await run_of(pool, settings, success_criteria=NO_JUDGE)
     persist_rounds = rounds.persist_rounds
 
-    async def write_then_cancel(conn: Connection, pending: Any) -> Any:
-        written = await persist_rounds(conn, pending)
+    async def write_then_cancel(conn: Connection, pending: Any, **kwargs: Any) -> Any:
+        written = await persist_rounds(conn, pending, **kwargs)
         async with connection(pool) as other:
             await dispatch.request_cancel(other, run_id)
         return written
 
     monkeypatch.setattr(rounds, "persist_rounds", write_then_cancel)
-    run = await played(pool, settings, engine, run_id)
+    async with engine_of(settings, pool) as engine:
+        run = await played(pool, settings, engine, run_id)
     rows = await turn_rows(pool, run_id)
     assert (run.status, run.termination_reason, run.queue_status) == ("cancelled", "cancelled", "done")
     assert (run.evaluation, run.score, run.scored_at) == (None, None, None)
@@ -244,16 +289,18 @@ async def test_endings_ready_together_wait_in_the_process_and_commit_as_one_tran
         await holder.execute("SELECT 1 FROM companies WHERE id = $1 FOR NO KEY UPDATE", company.id)
         for run_id in run_ids:
             await executor.handle(await run_request(pool, run_id))
-        await eventually(lambda: waiting_to_charge(pool), until=lambda n: n == 1, what="an ending")
+        # Each lane's batch waits on the company's row.
+        await eventually(lambda: waiting_to_charge(pool), until=lambda n: n == LANES, what="the endings")
         await asyncio.sleep(0.5)  # the other endings are ready by now, and wait in the process
-        assert await waiting_to_charge(pool) == 1
+        assert await waiting_to_charge(pool) == LANES
     await eventually(lambda: asyncio.sleep(0, executor.playing()), until=lambda p: not p, what="the ends")
     await executor.close()
     async with connection(pool) as conn:
         transactions = await conn.fetchval(
             "SELECT count(DISTINCT xmin::text) FROM credit_ledger WHERE run_id = ANY($1::uuid[])", run_ids
         )
-    assert transactions == 2  # the first ending alone, then the five that waited meanwhile together
+    # The first batch of each lane, then the endings that waited meanwhile together (one each: 6).
+    assert transactions == LANES + 1
     for run_id in run_ids:
         async with connection(pool) as conn:
             assert (await runs.get_run(conn, run_id)).queue_status == "done"
