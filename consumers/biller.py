@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from consumers.role import SETTLING_FETCH, BuiltRole, Role, RoleContext
+from consumers.role import BATCHED_FETCH, BuiltRole, Role, RoleContext
 from schemas.events import Event, Topic
 from service.core.logging import get_logger
 from service.db import results, runs
@@ -64,5 +64,5 @@ ROLE = Role(
     (Topic.RUN_EVENTS,),
     BILLING_EVENTS,
     build,
-    fetch=SETTLING_FETCH,
+    fetch=BATCHED_FETCH,
 )

@@ -16,7 +16,7 @@ from uuid import UUID
 from consumers.judge import Judge
 from consumers.llm.openai_compat import providers_from_settings
 from consumers.llm.providers import Providers
-from consumers.role import SETTLING_FETCH, BuiltRole, Role, RoleContext
+from consumers.role import BATCHED_FETCH, BuiltRole, Role, RoleContext
 from schemas.assertions import CustomLlmJudge
 from schemas.events import Event, Topic
 from schemas.runs import RunConfig
@@ -89,4 +89,4 @@ def build(context: RoleContext) -> BuiltRole:
     return BuiltRole(handler=scorer.handle, close=providers.close)
 
 
-ROLE = Role("scorer", (Topic.RUN_EVENTS,), SCORING_EVENTS, build, fetch=SETTLING_FETCH)
+ROLE = Role("scorer", (Topic.RUN_EVENTS,), SCORING_EVENTS, build, fetch=BATCHED_FETCH)

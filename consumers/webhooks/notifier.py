@@ -16,12 +16,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import get_args
 
-from consumers.role import BuiltRole, Role, RoleContext
+from consumers.role import BATCHED_FETCH, BuiltRole, Role, RoleContext
 from consumers.webhooks.batching import Batcher
 from consumers.webhooks.sender import Sender
 from schemas.events import Event, EventType, Topic
 from schemas.webhooks import SubscribableEvent
-from service.bus.interface import FetchPolicy
 from service.core.clock import Clock
 from service.core.ids import new_id
 from service.core.logging import get_logger
@@ -106,9 +105,5 @@ def build(context: RoleContext) -> BuiltRole:
 
 
 # Deliveries do not depend on the order of events (receivers order by `sequence`), so a partition's
-# records are fanned out up to 64 at a time. The notifier reads every run event but no caller waits
-# on it (a webhook follows run.done, which the gateway has already answered), so it lets the broker
-# gather up to 64 KiB or 100 ms per fetch: fewer, bigger batches cost less per record (about a
-# millisecond of CPU per conversation at c=500, between the notifier and the broker).
-NOTIFIER_FETCH = FetchPolicy(min_bytes=64 * 1024, max_wait_ms=100)
-ROLE = Role("notifier", (Topic.RUN_EVENTS, Topic.OPS_EVENTS), NOTIFIED, build, chunk=64, fetch=NOTIFIER_FETCH)
+# records are fanned out up to 64 at a time.
+ROLE = Role("notifier", (Topic.RUN_EVENTS, Topic.OPS_EVENTS), NOTIFIED, build, chunk=64, fetch=BATCHED_FETCH)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from consumers.webhooks.notifier import NOTIFIER_FETCH
+from consumers.role import BATCHED_FETCH
 from service.bus.kafka import KafkaBus
 from service.core.ids import new_id
 from tests.integration.test_bus_conformance import Collector, committed_total, make_topic, start
@@ -24,7 +24,7 @@ async def batching(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[Kaf
         client_id="tests",
         session_timeout_ms=6000,
         heartbeat_interval_ms=500,
-        fetch=NOTIFIER_FETCH,
+        fetch=BATCHED_FETCH,
     )
     await bus.start()
     yield bus

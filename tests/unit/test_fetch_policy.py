@@ -6,7 +6,10 @@ import os
 
 import pytest
 
+from consumers.biller import ROLE as BILLER
 from consumers.executor.worker import ROLE as EXECUTOR
+from consumers.role import Role
+from consumers.scorer import ROLE as SCORER
 from consumers.webhooks.notifier import ROLE as NOTIFIER
 from service.bus.interface import FetchPolicy
 from service.core.settings import Settings
@@ -20,14 +23,15 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def test_the_notifier_batches_its_fetches_by_default() -> None:
-    policy = fetch_policy(Settings(), NOTIFIER.fetch)
+@pytest.mark.parametrize("role", [NOTIFIER, SCORER, BILLER], ids=lambda role: role.name)
+def test_the_roles_no_caller_waits_on_batch_their_fetches_by_default(role: Role) -> None:
+    policy = fetch_policy(Settings(), role.fetch)
 
     assert policy == FetchPolicy(min_bytes=64 * 1024, max_wait_ms=100)
 
 
 def test_a_role_on_the_critical_path_gets_answered_at_once() -> None:
-    """The executor (and the scorer and biller) sit between a trigger and its answer: no batching wait."""
+    """The executor sits between a trigger and its answer: no batching wait."""
     policy = fetch_policy(Settings(), EXECUTOR.fetch)
 
     assert policy == FetchPolicy(min_bytes=1, max_wait_ms=500)
