@@ -10,7 +10,7 @@ with the other conversations' rounds that are ready at the same moment
 (`consumers.executor.batching`: group commit).
 
 A run whose verdict needs no judge is *settled* in the transaction that ends it: ended, scored,
-billed and done in one statement (`service.db.results.settle_run`), then charged, with the
+billed and done in one statement (`service.db.results.settle_runs`), then charged, with the
 company row locked last as the biller does. That spares the run the scorer's and the biller's
 reads, writes and commits; the events are the same, in the same order, and each says the run is
 done, so those roles skip them unread. A run whose verdict needs the judge only ends here, and

@@ -82,20 +82,6 @@ async def post_ledger_entry(
     return None if balance is None else int(balance)
 
 
-_CHARGE_RUN = "SELECT charge_run($1, $2, $3, $4)"
-
-
-async def charge_run(
-    conn: Connection, *, entry_id: UUID, company_id: UUID, run_id: UUID, total_cents: int
-) -> int:
-    """Debit a run: take LEAST(balance, total) in one statement (DESIGN.md §7). Returns the cents
-    taken (0: no ledger row), or raises AlreadyCharged when the run has a charge already."""
-    taken = await conn.fetchval(_CHARGE_RUN, entry_id, company_id, run_id, total_cents)
-    if taken is None:
-        raise AlreadyCharged(f"run {run_id} was charged before")
-    return int(taken)
-
-
 _CHARGE_RUNS = "SELECT $3::uuid AS run_id, charge_run($1, $2, $3, $4) AS taken"
 
 
@@ -124,6 +110,15 @@ async def charge_runs(conn: Connection, charges: Sequence[RunCharge]) -> dict[UU
             raise AlreadyCharged(f"run {record['run_id']} was charged before")
         taken[record["run_id"]] = int(record["taken"])
     return taken
+
+
+async def charge_run(
+    conn: Connection, *, entry_id: UUID, company_id: UUID, run_id: UUID, total_cents: int
+) -> int:
+    """Debit a run: take LEAST(balance, total) in one statement (DESIGN.md §7). Returns the cents
+    taken (0: no ledger row), or raises AlreadyCharged when the run has a charge already."""
+    taken = await charge_runs(conn, [RunCharge(entry_id, company_id, run_id, total_cents)])
+    return taken[run_id]
 
 
 async def list_ledger_entries(conn: Connection, company_id: UUID) -> list[LedgerEntry]:

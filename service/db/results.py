@@ -95,22 +95,6 @@ class Verdict:
     pass_fail: bool | None
 
 
-async def settle_run(
-    conn: Connection,
-    lease: claims.Lease,
-    ending: Ending,
-    *,
-    active_ms: int,
-    verdict: Verdict | None,
-    usage: BilledUsage,
-) -> RunRow | None:
-    """End the conversation under `lease`, store its verdict (completed runs; None for the others)
-    and its bill, make it done and announce every step at once (`settled_events`), waking its
-    waiters; None if the lease was lost. The caller charges the ledger in the same transaction."""
-    args = _settle_args(lease, ending, active_ms, verdict, usage)
-    return await transition(conn, _SETTLE, lease.run_id, args, settled_events(ending.status))
-
-
 def _settle_args(
     lease: claims.Lease, ending: Ending, active_ms: int, verdict: Verdict | None, usage: BilledUsage
 ) -> list[object]:
@@ -124,7 +108,8 @@ def _settle_args(
 
 @dataclass(frozen=True)
 class Settling:
-    """One run to settle with `settle_runs`: as `settle_run`'s parameters."""
+    """One run to settle with `settle_runs`: its lease and ending, the time it was owned, its
+    verdict (completed runs; None for the others) and its bill."""
 
     lease: claims.Lease
     ending: Ending
@@ -134,8 +119,10 @@ class Settling:
 
 
 async def settle_runs(conn: Connection, runs: Sequence[Settling]) -> dict[UUID, RunRow]:
-    """`settle_run` for each run, in the given order (the order their rows and counts are
-    locked in), in one round trip; a run whose lease was lost is absent."""
+    """End each conversation under its lease, store its verdict and its bill, make it done and
+    announce every step at once (`settled_events`), waking its waiters: in the given order (the
+    order their rows and counts are locked in), in one round trip. The settled runs by id; a run
+    whose lease was lost is absent. The caller charges the ledger in the same transaction."""
     return await transition_many(
         conn,
         _SETTLE,

@@ -56,9 +56,7 @@ async def transition(
 ) -> RunRow | None:
     """RunRow a `transition_sql` statement: the updated run, or None when its guard matched nothing
     (nothing changed, nothing announced)."""
-    placeholder = queued_summary(run_id)  # stands in for `data`: the statement puts the row's summary there
-    built = outbox.unnumbered_run_events(run_id, [(type, placeholder) for type in events])
-    record = await conn.fetchrow(sql, run_id, *args, *outbox.run_event_columns(built))
+    record = await conn.fetchrow(sql, *_arguments(run_id, args, events))
     return None if record is None else run_from_record(record, extra=("notified",))
 
 
@@ -69,10 +67,12 @@ async def transition_many(
     round trip (pipelined): the updated runs by id; a run whose guard matched nothing is absent."""
     if not changes:
         return {}
-    arguments = []
-    for run_id, args, events in changes:
-        placeholder = queued_summary(run_id)
-        built = outbox.unnumbered_run_events(run_id, [(type, placeholder) for type in events])
-        arguments.append((run_id, *args, *outbox.run_event_columns(built)))
-    records = await conn.fetchmany(sql, arguments)
+    records = await conn.fetchmany(sql, [_arguments(*change) for change in changes])
     return {row.id: row for row in (run_from_record(r, extra=("notified",)) for r in records)}
+
+
+def _arguments(run_id: UUID, args: Sequence[object], events: Sequence[EventType]) -> tuple[object, ...]:
+    """A transition statement's parameters: the run, its own, then its events' columns."""
+    placeholder = queued_summary(run_id)  # stands in for `data`: the statement puts the row's summary there
+    built = outbox.unnumbered_run_events(run_id, [(type, placeholder) for type in events])
+    return (run_id, *args, *outbox.run_event_columns(built))

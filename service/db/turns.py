@@ -177,23 +177,6 @@ class RoleUsage:
     cost_microcents: int = 0
 
 
-_USAGE = """
-SELECT CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
-       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
-       sum(cost_microcents)::bigint AS cost_microcents
-FROM eval_run_turns WHERE run_id = $1 GROUP BY 1
-"""
-
-
-async def usage_by_role(conn: Connection, run_id: UUID) -> dict[str, RoleUsage]:
-    """Tokens and exact cost of the run's persisted turns, by role (roles without turns absent);
-    a flow's model calls (evaluation steps, recorded as flow events) are the agent's."""
-    return {
-        r["role"]: RoleUsage(int(r["input_tokens"]), int(r["output_tokens"]), int(r["cost_microcents"]))
-        for r in await conn.fetch(_USAGE, run_id)
-    }
-
-
 _USAGE_OF_RUNS = """
 SELECT run_id, CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
        sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
@@ -205,7 +188,9 @@ FROM eval_run_turns WHERE run_id = ANY($1::uuid[]) GROUP BY 1, 2
 async def usage_by_role_of_runs(
     conn: Connection, run_ids: Sequence[UUID]
 ) -> dict[UUID, dict[str, RoleUsage]]:
-    """`usage_by_role` of several runs in one query; a run without turns has an empty mapping."""
+    """Tokens and exact cost of each run's persisted turns, by role (roles without turns absent, a
+    run without turns an empty mapping), in one query; a flow's model calls (evaluation steps,
+    recorded as flow events) are the agent's."""
     usage: dict[UUID, dict[str, RoleUsage]] = {run_id: {} for run_id in run_ids}
     if run_ids:
         for r in await conn.fetch(_USAGE_OF_RUNS, list(run_ids)):

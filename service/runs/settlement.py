@@ -50,7 +50,8 @@ class Reckoning:
 
 async def reckon(conn: Connection, run_id: UUID, judge_cost_microcents: int) -> Reckoning:
     """The bill of the run's persisted turns (this transaction's own included) and judge calls."""
-    return _reckoning(await turns.usage_by_role(conn, run_id), judge_cost_microcents)
+    usage = (await turns.usage_by_role_of_runs(conn, [run_id]))[run_id]
+    return _reckoning(usage, judge_cost_microcents)
 
 
 async def reckon_runs(conn: Connection, run_ids: Sequence[UUID]) -> dict[UUID, Reckoning]:
@@ -72,13 +73,7 @@ async def charge(conn: Connection, run: RunRow, total_cents: int) -> Debit:
     """Take what the balance covers and record the rest on the run as `uncollected_cents`. A run
     charged before (unreachable while its row is locked) raises AlreadyCharged, which rolls the
     whole transaction back."""
-    taken = await ledger.charge_run(
-        conn, entry_id=new_id(), company_id=run.company_id, run_id=run.id, total_cents=total_cents
-    )
-    owed = Debit(taken, total_cents - taken)
-    if owed.uncollected_cents:
-        await results.record_uncollected(conn, run.id, owed.uncollected_cents)
-    return owed
+    return (await charge_runs(conn, [(run, total_cents)]))[run.id]
 
 
 async def charge_runs(conn: Connection, runs: Sequence[tuple[RunRow, int]]) -> dict[UUID, Debit]:

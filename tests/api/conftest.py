@@ -11,6 +11,7 @@ from service.core.settings import Settings
 from service.db.postgres import Pool
 from service.gateway.app import create_app
 from tests.support.api import Client, Json, Tenant
+from tests.support.dashboard import dashboard_client
 from tests.support.live import ADMIN_TOKEN
 from tests.support.run_api import MUST_SAY_REFUND, scripted_case
 
@@ -23,6 +24,19 @@ def api_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient, api_settings: Settings, pool: Pool) -> Client:
     return await aiohttp_client(create_app(api_settings, pool=pool))
+
+
+@pytest.fixture
+def ui_settings(api_settings: Settings) -> Settings:
+    """The dashboard's settings: webhook receivers on loopback allowed, as in local development
+    (a module may define its own)."""
+    return api_settings.model_copy(update={"webhook_allow_private": True})
+
+
+@pytest.fixture
+async def ui(aiohttp_client: AiohttpClient, ui_settings: Settings, pool: Pool) -> Client:
+    """The gateway with the dashboard on, in the test client (a module may define its own)."""
+    return await dashboard_client(aiohttp_client, ui_settings, pool)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
-from pytest_aiohttp.plugin import AiohttpClient
 
 from service.core.settings import Settings
 from service.db import ledger
@@ -17,7 +16,7 @@ from service.db.postgres import Pool, connection
 from service.gateway.ui.charts import BOTTOM, HEIGHT, TOP
 from service.gateway.ui.views import money
 from tests.support.api import ADMIN_HEADERS, Client, Tenant, key_for
-from tests.support.dashboard import dashboard_client, get_page, sign_in
+from tests.support.dashboard import get_page, sign_in
 from tests.support.run_api import MUST_SAY_REFUND, running_pipeline, scripted_case, trigger
 
 BAR = re.compile(
@@ -28,17 +27,6 @@ FULL_BAR = HEIGHT - BOTTOM - TOP
 ROW = re.compile(
     r'<tr data-day="([0-9-]+)"><th scope="row"><time datetime="\1">\1</time></th><td>([^<]+)</td>'
 )
-
-
-@pytest.fixture
-def ui_settings(api_settings: Settings) -> Settings:
-    """Webhook receivers on loopback allowed, as in local development."""
-    return api_settings.model_copy(update={"webhook_allow_private": True})
-
-
-@pytest.fixture
-async def ui(aiohttp_client: AiohttpClient, ui_settings: Settings, pool: Pool) -> Client:
-    return await dashboard_client(aiohttp_client, ui_settings, pool)
 
 
 def _bars(html: str) -> dict[str, tuple[float, str]]:

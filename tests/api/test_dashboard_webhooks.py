@@ -7,30 +7,16 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-import pytest
-from pytest_aiohttp.plugin import AiohttpClient
-
 from service.core.settings import Settings
 from service.db.postgres import Pool, connection
 from tests.support.api import Client, Json, Tenant, created, key_for
-from tests.support.dashboard import csrf_of, dashboard_client, get_page, post_form, sign_in
+from tests.support.dashboard import csrf_of, get_page, post_form, sign_in
 from tests.support.receiver import running_receiver
 from tests.support.run_api import running_pipeline
 from tests.support.waiting import eventually
 
 WEBHOOKS = "/webhooks"
 NOWHERE = "http://127.0.0.1:9/hook"  # loopback is allowed here; nothing listens (nothing is sent)
-
-
-@pytest.fixture
-def ui_settings(api_settings: Settings) -> Settings:
-    """Webhook receivers on loopback allowed, as in local development."""
-    return api_settings.model_copy(update={"webhook_allow_private": True})
-
-
-@pytest.fixture
-async def ui(aiohttp_client: AiohttpClient, ui_settings: Settings, pool: Pool) -> Client:
-    return await dashboard_client(aiohttp_client, ui_settings, pool)
 
 
 async def _endpoint(ui: Client, tenant: Tenant, **body: object) -> Json:

@@ -1,6 +1,3 @@
--- _CHARGE_RUN
-SELECT charge_run($1, $2, $3, $4)
-
 -- _CHARGE_RUNS
 SELECT $3::uuid AS run_id, charge_run($1, $2, $3, $4) AS taken
 

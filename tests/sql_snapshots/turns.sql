@@ -20,12 +20,6 @@ FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[
 -- _SELECT_TURNS
 SELECT id, run_id, turn_number, role, text, tool_calls, tool_result, flow_event, model, input_tokens, output_tokens, cost_microcents, rate_card_version, latency_ms, attempt, created_at FROM eval_run_turns WHERE run_id = $1 ORDER BY turn_number
 
--- _USAGE
-SELECT CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
-       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
-       sum(cost_microcents)::bigint AS cost_microcents
-FROM eval_run_turns WHERE run_id = $1 GROUP BY 1
-
 -- _USAGE_OF_RUNS
 SELECT run_id, CASE WHEN role = 'flow_event' THEN 'agent' ELSE role END AS role,
        sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
